@@ -1,0 +1,2 @@
+#include <stdio.h>
+int main(void) { puts("deep3d: under construction"); return 1; }

@@ -1,0 +1,74 @@
+/* The CPU backend: host memory (64-byte aligned), OpenMP loops, OpenBLAS products.
+ * The kernels themselves live next to their ops in layers/ and nn/optim.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../layers/batchnorm2d.h"
+#include "../layers/conv2d.h"
+#include "../layers/dropout.h"
+#include "../layers/elementwise.h"
+#include "../layers/l1_loss.h"
+#include "../layers/linear.h"
+#include "../layers/maxpool2d.h"
+#include "../layers/selection.h"
+#include "../layers/softmax.h"
+#include "backend.h"
+#include "optim.h"
+#include "status.h"
+
+static void *cpu_alloc(size_t bytes) {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) nn_fail("out of host memory: %zu bytes requested", bytes);
+    return p;
+}
+
+static void cpu_release(void *p) { free(p); }
+
+static int cpu_copy(void *dst, const void *src, size_t bytes) {
+    if (dst != src) memcpy(dst, src, bytes);
+    return 0;
+}
+
+static int cpu_synchronize(void) { return 0; }
+
+static const nn_backend cpu_backend = {
+    .name = "cpu",
+    .device = NN_CPU,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .synchronize = cpu_synchronize,
+    .fill = fill_cpu,
+    .axpy = axpy_cpu,
+    .add = add_cpu,
+    .relu_forward = relu_forward_cpu,
+    .relu_backward = relu_backward_cpu,
+    .channel_affine = channel_affine_cpu,
+    .channel_affine_backward = channel_affine_backward_cpu,
+    .conv2d_forward = conv2d_forward_cpu,
+    .conv2d_backward_data = conv2d_backward_data_cpu,
+    .conv2d_backward_weight = conv2d_backward_weight_cpu,
+    .bias_forward = bias_forward_cpu,
+    .bias_backward = bias_backward_cpu,
+    .maxpool2d_forward = maxpool2d_forward_cpu,
+    .maxpool2d_backward = maxpool2d_backward_cpu,
+    .linear_forward = linear_forward_cpu,
+    .linear_backward = linear_backward_cpu,
+    .dropout_forward = dropout_forward_cpu,
+    .dropout_backward = dropout_backward_cpu,
+    .batchnorm_forward_train = batchnorm_forward_train_cpu,
+    .batchnorm_backward = batchnorm_backward_cpu,
+    .softmax_forward = softmax_forward_cpu,
+    .softmax_backward = softmax_backward_cpu,
+    .selection_forward = selection_forward_cpu,
+    .selection_backward = selection_backward_cpu,
+    .l1_loss_forward = l1_loss_forward_cpu,
+    .l1_loss_backward = l1_loss_backward_cpu,
+    .sgd_step = sgd_step_cpu,
+    .adam_step = adam_step_cpu,
+};
+
+const nn_backend *nn_backend_cpu(void) { return &cpu_backend; }

@@ -1,0 +1,59 @@
+/* Element-wise ops and the tape: forward against naive loops, memory freed. */
+#include "testutil.h"
+
+Test(elementwise, relu_add_mean_match_naive_loops) {
+    nn_tensor *a = tu_uniform4(2, 3, 4, 5, -1, 1, 1), *b = tu_uniform4(2, 3, 4, 5, -1, 1, 2);
+    const nn_real mean[3] = {123.68f, 116.78f, 103.94f};
+    nn_tensor *r = nn_relu(NULL, a), *s = nn_add(NULL, a, b), *m = nn_sub_channel_mean(NULL, a, mean);
+    cr_assert(r && s && m, "%s", nn_last_error());
+    nn_real *want_r = malloc(a->numel * sizeof(nn_real)), *want_s = malloc(a->numel * sizeof(nn_real)),
+            *want_m = malloc(a->numel * sizeof(nn_real));
+    for (size_t i = 0; i < a->numel; i++) {
+        want_r[i] = a->data[i] > 0 ? a->data[i] : 0;
+        want_s[i] = a->data[i] + b->data[i];
+        want_m[i] = a->data[i] - mean[(i / 20) % 3];
+    }
+    tu_assert_close(r->data, want_r, a->numel, 0, 0, "relu");
+    tu_assert_close(s->data, want_s, a->numel, 0, 0, "add");
+    tu_assert_close(m->data, want_m, a->numel, 0, 0, "sub_channel_mean");
+    free(want_r), free(want_s), free(want_m);
+    nn_tensor_unref(r), nn_tensor_unref(s), nn_tensor_unref(m), nn_tensor_unref(a), nn_tensor_unref(b);
+    cr_assert_eq(nn_tensor_live_count(), 0, "%ld tensors leaked", nn_tensor_live_count());
+}
+
+Test(elementwise, add_rejects_shape_mismatch) {
+    nn_tensor *a = tu_uniform4(2, 3, 0, 0, 0, 1, 1), *b = tu_uniform4(3, 2, 0, 0, 0, 1, 2);
+    cr_assert_null(nn_add(NULL, a, b));
+    cr_assert(strstr(nn_last_error(), "add: shapes (2, 3) and (3, 2)"), "message: %s", nn_last_error());
+    nn_tensor_unref(a), nn_tensor_unref(b);
+}
+
+Test(graph, inference_mode_records_nothing_and_frees_dead_activations) {
+    nn_tensor *x = tu_uniform4(1, 2, 3, 3, -1, 1, 3);
+    x->requires_grad = 1;
+    nn_graph g;
+    nn_graph_init(&g, 0);
+    nn_tensor *y = nn_relu(&g, x);
+    y = nn_then(y, nn_relu(&g, y));
+    cr_assert_eq(g.n_nodes, 0);
+    cr_assert_eq(nn_tensor_live_count(), 2, "x and y only, got %ld", nn_tensor_live_count());
+    nn_tensor_unref(y), nn_tensor_unref(x);
+    nn_graph_free(&g);
+    cr_assert_eq(nn_tensor_live_count(), 0);
+}
+
+Test(graph, backward_accumulates_over_fan_out) {
+    /* loss = sum(relu(x) + relu(x)) -> dx = 2 where x > 0 */
+    nn_tensor *x = tu_uniform4(4, 0, 0, 0, -1, 1, 5);
+    x->requires_grad = 1;
+    nn_graph g;
+    nn_graph_init(&g, 1);
+    nn_tensor *r = nn_relu(&g, x);
+    nn_tensor *s = nn_add(&g, r, r);
+    cr_assert_eq(nn_graph_backward_from(&g, s, NULL), 0, "%s", nn_last_error());
+    for (int i = 0; i < 4; i++) cr_assert_eq(x->grad->data[i], x->data[i] > 0 ? 2 : 0);
+    nn_tensor_unref(r), nn_tensor_unref(s);
+    nn_graph_free(&g);
+    nn_tensor_unref(x);
+    cr_assert_eq(nn_tensor_live_count(), 0);
+}

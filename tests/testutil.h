@@ -1,0 +1,45 @@
+/* Test helpers shared by the float32 suite (tests/test_*.c) and the float64
+ * gradient checks (tests/grad_*.c). */
+#ifndef TESTS_TESTUTIL_H
+#define TESTS_TESTUTIL_H
+
+#include <criterion/criterion.h>
+
+#include "../nn/nn.h"
+
+/* A CPU tensor of the given shape filled with uniform values in [lo, hi) from a
+ * deterministic seed (nn_hash_uniform). */
+nn_tensor *tu_uniform(int ndim, const int *shape, double lo, double hi, uint64_t seed);
+
+/* Same for a shape given inline: tu_uniform4(N, C, H, W, lo, hi, seed); 0s drop. */
+nn_tensor *tu_uniform4(int d0, int d1, int d2, int d3, double lo, double hi, uint64_t seed);
+
+/* A host copy of a tensor (malloc'd; free it). */
+nn_real *tu_host(const nn_tensor *t);
+
+/* Asserts |a - b| <= atol + rtol*|b| element-wise (b is the reference); on failure
+ * reports the worst element with its index and both values. Returns the max abs error. */
+double tu_assert_close(const nn_real *a, const nn_real *b, size_t n, double atol, double rtol,
+                       const char *what);
+
+/* Same for two tensors (any devices; shapes must match). */
+double tu_assert_tensors_close(const nn_tensor *a, const nn_tensor *b, double atol, double rtol,
+                               const char *what);
+
+/* A function under gradient check: builds the output from the inputs, recording on g. */
+typedef nn_tensor *(*tu_forward_fn)(nn_graph *g, nn_tensor **inputs, void *ctx);
+
+/* Finite-difference gradient check (central differences) of every input marked
+ * requires_grad, against the analytic vector-Jacobian product with a fixed random
+ * upstream gradient R (loss = sum(out * R), accumulated in double).
+ * Kinks (ReLU at 0, max-pool ties): an element whose one-sided differences
+ * (f(x+h)-f(x))/h and (f(x)-f(x-h))/h disagree by more than the tolerance
+ * straddles a kink inside the step and is skipped; at most `max_skip_frac` of the
+ * checked elements may be skipped. Up to `max_per_input` elements of each input
+ * are checked (a fixed spread-out sample when the input is larger).
+ * Layers that read g->training run in training mode; g->dropout_seed is reset before
+ * every evaluation so the dropout mask is fixed. Intended for the float64 build. */
+void tu_gradcheck(const char *name, tu_forward_fn fn, nn_tensor **inputs, int n_inputs, void *ctx,
+                  double h, double atol, double rtol, int max_per_input, double max_skip_frac);
+
+#endif
