@@ -1,10 +1,12 @@
 # deep3d: one binary (./deep3d) and two test programs.
 #   make            build build/deep3d (CUDA backend when nvcc is found; CUDA=0 turns it off)
-#   make test       build and run the test suite (float32 tests + float64 gradient checks)
+#   make demo       install what is missing, build, convert the bundled sample into out/
+#   make test       install what is missing, build and run the test suite (float32 tests + float64 gradient checks)
 #   make clean
 # The float64 build (build/f64) compiles nn/ and layers/ with -DNN_REAL_DOUBLE for the
-# finite-difference gradient checks; the product is float32 (build/f32).
+# finite-difference gradient checks; the product is float32 (build/f32). BUILD=dir moves build/.
 
+BUILD    ?= build
 CC       ?= cc
 NVCC     ?= nvcc
 CUDA     ?= $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
@@ -27,62 +29,74 @@ LIB_SRC  := $(filter-out $(MAIN_SRC) nn/backend_cuda_none.c, $(CORE_SRC) $(APP_S
 ifeq ($(CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
   CU_SRC    := $(wildcard nn/*.cu) $(wildcard layers/*.cu)
-  CU_OBJ    := $(CU_SRC:%.cu=build/f32/%.o)
+  CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/f32/%.o)
   NVFLAGS   := -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra -MMD -MP
   LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++ -Wl,-rpath,$(CUDA_HOME)/lib64
   CFLAGS    += -DNN_WITH_CUDA -I$(CUDA_HOME)/include
 else
-  CU_OBJ    := build/f32/nn/backend_cuda_none.o
+  CU_OBJ    := $(BUILD)/f32/nn/backend_cuda_none.o
 endif
 
-LIB_OBJ  := $(LIB_SRC:%.c=build/f32/%.o) $(CU_OBJ)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/f32/%.o) $(CU_OBJ)
 F64_SRC  := $(filter-out nn/backend_cuda_none.c, $(CORE_SRC))
-F64_OBJ  := $(F64_SRC:%.c=build/f64/%.o) build/f64/nn/backend_cuda_none.o
+F64_OBJ  := $(F64_SRC:%.c=$(BUILD)/f64/%.o) $(BUILD)/f64/nn/backend_cuda_none.o
 
 TEST_SRC   := $(wildcard tests/test_*.c) tests/testutil.c
 GRAD_SRC   := $(wildcard tests/grad_*.c) tests/testutil.c
-TEST_OBJ   := $(TEST_SRC:%.c=build/f32/%.o)
-GRAD_OBJ   := $(GRAD_SRC:%.c=build/f64/%.o)
+TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/f32/%.o)
+GRAD_OBJ   := $(GRAD_SRC:%.c=$(BUILD)/f64/%.o)
 TEST_LIBS  := -lcriterion
 
-.PHONY: all test clean info
-all: info build/deep3d
+.PHONY: all test clean info deps test-deps demo
+all: info $(BUILD)/deep3d
+
+# Installs the Debian packages the build needs (as root), or says which are missing.
+deps:
+	@bash .ci/install-deps
+test-deps:
+	@bash .ci/install-deps --test
+
+# The main job on the bundled sample: writes out/sample_{right,sbs,anaglyph,depth}.png
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/deep3d infer --out out weights/sample.jpg
 
 info:
 	@echo "deep3d build: CC=$(CC) CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), (nvcc $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), cuDNN, cuBLAS),) OpenBLAS, stb, OpenMP"
 
-build/deep3d: build/f32/$(MAIN_SRC:.c=.o) build/libdeep3d.a
+$(BUILD)/deep3d: $(BUILD)/f32/$(MAIN_SRC:.c=.o) $(BUILD)/libdeep3d.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-build/libdeep3d.a: $(LIB_OBJ)
+$(BUILD)/libdeep3d.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-build/f32/%.o: %.c
+$(BUILD)/f32/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-build/f64/%.o: %.c
+$(BUILD)/f64/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DNN_REAL_DOUBLE -UNN_WITH_CUDA -c -o $@ $<
 
-build/f32/%.o: %.cu
+$(BUILD)/f32/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -DNN_WITH_CUDA -c -o $@ $<
 
-build/test_nn: $(TEST_OBJ) build/libdeep3d.a
+$(BUILD)/test_nn: $(TEST_OBJ) $(BUILD)/libdeep3d.a
 	$(CC) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
 
-build/test_grad64: $(GRAD_OBJ) $(F64_OBJ)
+$(BUILD)/test_grad64: $(GRAD_OBJ) $(F64_OBJ)
 	$(CC) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
 
 # Criterion runs each test in its own process, 2 at a time (this machine has 2 cores);
 # OpenBLAS/OpenMP get 1 thread each so the two do not oversubscribe.
 TEST_JOBS ?= 2
-test: build/deep3d build/test_nn build/test_grad64
-	@bash tests/run.sh $(TEST_JOBS)
+test: test-deps
+	@$(MAKE) --no-print-directory $(BUILD)/deep3d $(BUILD)/test_nn $(BUILD)/test_grad64
+	@bash tests/run.sh $(TEST_JOBS) $(BUILD)
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -6,10 +6,11 @@
 #   build/test_grad64  float64 build of nn/ and layers/: finite-difference gradient checks
 set -u
 jobs=${1:-2}
+build=${2:-build}
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 passed=0 failed=0 skipped=0 rc=0
-for prog in build/test_nn build/test_grad64; do
+for prog in "$build/test_nn" "$build/test_grad64"; do
     echo "== $prog"
     out=$("$prog" --jobs "$jobs" --verbose=0 2>&1); r=$?
     printf '%s\n' "$out" | grep -vE '^\[----\] *$'
