@@ -3,6 +3,8 @@
 #ifndef DEEP3D_BASELINES_H
 #define DEEP3D_BASELINES_H
 
+#include <stddef.h>
+
 #include "../nn/real.h"
 
 /* Sum over all elements of |L(n, c, y, clamp(x - d, 0, W-1)) - R(n, c, y, x)|: the

@@ -4,6 +4,9 @@
 #define TESTS_TESTUTIL_H
 
 #include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../nn/nn.h"
 
