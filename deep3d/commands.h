@@ -10,8 +10,5 @@ int cmd_infer(int argc, char **argv);   /* infer/infer.c */
 int cmd_eval(int argc, char **argv);    /* deep3d/eval.c */
 int cmd_bench(int argc, char **argv);   /* deep3d/bench.c */
 
-/* The bundled model, found next to the binary (build/deep3d -> ../weights/) or in the
- * current folder's weights/. Returns the path, or NULL when none exists. */
-const char *deep3d_bundled_model(void);
 
 #endif

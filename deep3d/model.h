@@ -92,4 +92,8 @@ int deep3d_model_save(const deep3d_model *m, const char *path, int half);
  * missing or mis-shaped tensors. */
 int deep3d_model_load(deep3d_model *m, const char *path, nn_device device);
 
+/* Same as deep3d_model_load, from a weights file already open (checkpoints). */
+struct nn_weights_file;
+int deep3d_model_read(deep3d_model *m, const struct nn_weights_file *f, nn_device device);
+
 #endif
