@@ -1,31 +1,298 @@
+/* 2-D convolution (NCHW): CPU kernels (im2col + GEMM) and the autograd op.
+ *
+ * Per image n the input patches are unrolled into a column matrix
+ *   col (C_in*KH*KW, H_out*W_out),
+ *   col[(c*KH + ki)*KW + kj][oy*W_out + ox] = in[c][oy*stride - pad + ki*dilation]
+ *                                              [ox*stride - pad + kj*dilation]   (0 outside),
+ * so that the convolution is one matrix product (Chellapilla, Puri, Simard 2006;
+ * Caffe's im2col):
+ *   forward          out_n (C_out, HWo)   = W (C_out, CKK) . col (CKK, HWo)      + bias
+ *   backward data    dcol  (CKK, HWo)     = W^T (CKK, C_out) . dout_n (C_out, HWo),
+ *                    din_n += col2im(dcol)  (the adjoint of im2col: scatter-add)
+ *   backward weight  dW (C_out, CKK)     += dout_n (C_out, HWo) . col^T (HWo, CKK)
+ *                    dbias[c]            += sum over n, y, x of dout[n, c, y, x]
+ * The products are nn_cblas_gemm (OpenBLAS, itself multi-threaded); im2col and col2im
+ * are OpenMP loops. A 1x1 kernel with stride 1 and no padding needs no im2col: the
+ * image (C_in, H*W) already is the column matrix.
+ *
+ * The column matrix lives in one workspace per calling thread, grown to the largest
+ * need seen so far and reused by every later call (never freed before exit), as
+ * darknet's shared scratch buffer.
+ */
 #include "conv2d.h"
+
+#include <cblas.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../nn/status.h"
 
-nn_tensor *nn_conv2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias, int stride, int pad, int dilation) {
-    (void)g; (void)x; (void)weight; (void)bias; (void)stride; (void)pad; (void)dilation; nn_fail("nn_conv2d: not implemented"); return NULL;
+/* ---- workspace ------------------------------------------------------------- */
+
+static _Thread_local nn_real *ws_data;
+static _Thread_local size_t ws_cap;  /* elements */
+
+/* The thread's workspace with room for n elements, or NULL + nn_fail. */
+static nn_real *workspace(size_t n, const char *who) {
+    if (n <= ws_cap) return ws_data;
+    size_t bytes = (n * sizeof(nn_real) + 63) / 64 * 64;
+    nn_real *p = aligned_alloc(64, bytes);
+    if (!p) {
+        nn_fail("%s: out of host memory for the im2col workspace (%zu bytes)", who, bytes);
+        return NULL;
+    }
+    free(ws_data);
+    ws_data = p;
+    ws_cap = n;
+    return p;
 }
 
-int nn_conv_shape_make(nn_conv_shape *s, const nn_tensor *x, const nn_tensor *weight, int stride, int pad, int dilation) {
-    (void)s; (void)x; (void)weight; (void)stride; (void)pad; (void)dilation; return nn_fail("nn_conv_shape_make: not implemented");
+/* ---- im2col / col2im ---------------------------------------------------------- */
+
+/* The output columns ox whose input column ox*stride + off lies in [0, w): [*lo, *hi). */
+static void valid_range(int off, int stride, int w, int w_out, int *lo, int *hi) {
+    int a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int b = w - 1 - off >= 0 ? (w - 1 - off) / stride + 1 : 0;
+    if (a > w_out) a = w_out;
+    if (b > w_out) b = w_out;
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
 }
 
-int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight, const nn_real *bias, const nn_conv_shape *s) {
-    (void)out; (void)in; (void)weight; (void)bias; (void)s; return nn_fail("conv2d_forward_cpu: not implemented");
+/* col (C_in*KH*KW, H_out*W_out) from one image im (C_in, H_in, W_in). */
+static void im2col(nn_real *col, const nn_real *im, const nn_conv_shape *s) {
+    const int kk = s->kh * s->kw, rows = s->c_in * kk;
+    const size_t hwo = (size_t)s->h_out * s->w_out;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const int c = r / kk, ki = (r % kk) / s->kw, kj = r % s->kw;
+        const nn_real *plane = im + (size_t)c * s->h_in * s->w_in;
+        nn_real *dst = col + (size_t)r * hwo;
+        const int xoff = kj * s->dilation - s->pad;
+        int lo, hi;
+        valid_range(xoff, s->stride, s->w_in, s->w_out, &lo, &hi);
+        for (int oy = 0; oy < s->h_out; oy++, dst += s->w_out) {
+            const int iy = oy * s->stride - s->pad + ki * s->dilation;
+            if (iy < 0 || iy >= s->h_in) {
+                memset(dst, 0, (size_t)s->w_out * sizeof *dst);
+                continue;
+            }
+            const nn_real *src = plane + (size_t)iy * s->w_in + xoff;
+            for (int ox = 0; ox < lo; ox++) dst[ox] = 0;
+            if (s->stride == 1)
+                memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
+            else
+                for (int ox = lo; ox < hi; ox++) dst[ox] = src[(size_t)ox * s->stride];
+            for (int ox = hi; ox < s->w_out; ox++) dst[ox] = 0;
+        }
+    }
 }
 
-int conv2d_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *weight, const nn_conv_shape *s) {
-    (void)din; (void)dout; (void)weight; (void)s; return nn_fail("conv2d_backward_data_cpu: not implemented");
+/* im (C_in, H_in, W_in) += col2im(col): every column entry is added back to the input
+ * pixel it was copied from. Parallel over channels (rows of different channels touch
+ * different planes), so no two threads write the same pixel. */
+static void col2im_add(nn_real *im, const nn_real *col, const nn_conv_shape *s) {
+    const size_t hwo = (size_t)s->h_out * s->w_out;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < s->c_in; c++) {
+        nn_real *plane = im + (size_t)c * s->h_in * s->w_in;
+        for (int ki = 0; ki < s->kh; ki++)
+            for (int kj = 0; kj < s->kw; kj++) {
+                const nn_real *src = col + ((size_t)(c * s->kh + ki) * s->kw + kj) * hwo;
+                const int xoff = kj * s->dilation - s->pad;
+                int lo, hi;
+                valid_range(xoff, s->stride, s->w_in, s->w_out, &lo, &hi);
+                for (int oy = 0; oy < s->h_out; oy++, src += s->w_out) {
+                    const int iy = oy * s->stride - s->pad + ki * s->dilation;
+                    if (iy < 0 || iy >= s->h_in) continue;
+                    nn_real *dst = plane + (size_t)iy * s->w_in + xoff;
+                    for (int ox = lo; ox < hi; ox++) dst[(size_t)ox * s->stride] += src[ox];
+                }
+            }
+    }
 }
 
-int conv2d_backward_weight_cpu(nn_real *dweight, nn_real *dbias, const nn_real *dout, const nn_real *in, const nn_conv_shape *s) {
-    (void)dweight; (void)dbias; (void)dout; (void)in; (void)s; return nn_fail("conv2d_backward_weight_cpu: not implemented");
+static int is_pointwise(const nn_conv_shape *s) {
+    return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
+}
+
+/* ---- CPU kernels ------------------------------------------------------------ */
+
+int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
+                       const nn_real *bias, const nn_conv_shape *s) {
+    const int ckk = s->c_in * s->kh * s->kw, hwo = s->h_out * s->w_out;
+    const size_t in_sz = (size_t)s->c_in * s->h_in * s->w_in, out_sz = (size_t)s->c_out * hwo;
+    const int pointwise = is_pointwise(s);
+    nn_real *col = pointwise ? NULL : workspace((size_t)ckk * hwo, "conv2d forward");
+    if (!pointwise && !col) return -1;
+    for (int n = 0; n < s->n; n++) {
+        const nn_real *im = in + n * in_sz;
+        nn_real *o = out + n * out_sz;
+        if (!pointwise) im2col(col, im, s);
+        nn_cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->c_out, hwo, ckk, 1, weight, ckk,
+                      pointwise ? im : col, hwo, 0, o, hwo);
+        if (bias) bias_forward_cpu(o, bias, 1, s->c_out, hwo);
+    }
+    return 0;
+}
+
+int conv2d_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *weight,
+                             const nn_conv_shape *s) {
+    const int ckk = s->c_in * s->kh * s->kw, hwo = s->h_out * s->w_out;
+    const size_t in_sz = (size_t)s->c_in * s->h_in * s->w_in, out_sz = (size_t)s->c_out * hwo;
+    if (is_pointwise(s)) {  /* din_n (C_in, HW) += W^T . dout_n */
+        for (int n = 0; n < s->n; n++)
+            nn_cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hwo, s->c_out, 1, weight, ckk,
+                          dout + n * out_sz, hwo, 1, din + n * in_sz, hwo);
+        return 0;
+    }
+    nn_real *col = workspace((size_t)ckk * hwo, "conv2d backward data");
+    if (!col) return -1;
+    for (int n = 0; n < s->n; n++) {
+        nn_cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hwo, s->c_out, 1, weight, ckk,
+                      dout + n * out_sz, hwo, 0, col, hwo);
+        col2im_add(din + n * in_sz, col, s);
+    }
+    return 0;
+}
+
+int conv2d_backward_weight_cpu(nn_real *dweight, nn_real *dbias, const nn_real *dout,
+                               const nn_real *in, const nn_conv_shape *s) {
+    const int ckk = s->c_in * s->kh * s->kw, hwo = s->h_out * s->w_out;
+    const size_t in_sz = (size_t)s->c_in * s->h_in * s->w_in, out_sz = (size_t)s->c_out * hwo;
+    if (dweight) {
+        const int pointwise = is_pointwise(s);
+        nn_real *col = pointwise ? NULL : workspace((size_t)ckk * hwo, "conv2d backward weight");
+        if (!pointwise && !col) return -1;
+        for (int n = 0; n < s->n; n++) {
+            const nn_real *im = in + n * in_sz;
+            if (!pointwise) im2col(col, im, s);
+            nn_cblas_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->c_out, ckk, hwo, 1,
+                          dout + n * out_sz, hwo, pointwise ? im : col, hwo, 1, dweight, ckk);
+        }
+    }
+    if (dbias) bias_backward_cpu(dbias, dout, s->n, s->c_out, hwo);
+    return 0;
 }
 
 int bias_forward_cpu(nn_real *out, const nn_real *bias, int n, int c, int hw) {
-    (void)out; (void)bias; (void)n; (void)c; (void)hw; return nn_fail("bias_forward_cpu: not implemented");
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw > 65536)
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < c; j++) {
+            nn_real *o = out + ((size_t)i * c + j) * hw;
+            const nn_real b = bias[j];
+            for (int k = 0; k < hw; k++) o[k] += b;
+        }
+    return 0;
 }
 
 int bias_backward_cpu(nn_real *dbias, const nn_real *dout, int n, int c, int hw) {
-    (void)dbias; (void)dout; (void)n; (void)c; (void)hw; return nn_fail("bias_backward_cpu: not implemented");
+#pragma omp parallel for schedule(static) if ((size_t)n * c * hw > 65536)
+    for (int j = 0; j < c; j++) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            const nn_real *d = dout + ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) sum += d[k];
+        }
+        dbias[j] += (nn_real)sum;
+    }
+    return 0;
+}
+
+/* ---- op ------------------------------------------------------------------------ */
+
+int nn_conv_shape_make(nn_conv_shape *s, const nn_tensor *x, const nn_tensor *weight,
+                       int stride, int pad, int dilation) {
+    char sx[64], sw[64];
+    if (x->ndim != 4 || weight->ndim != 4)
+        return nn_fail("conv2d: input %s and weight %s must both be 4-D (N, C_in, H, W) and "
+                       "(C_out, C_in, KH, KW)",
+                       nn_shape_str(x, sx, sizeof sx), nn_shape_str(weight, sw, sizeof sw));
+    if (x->shape[1] != weight->shape[1])
+        return nn_fail("conv2d: input %s has %d channels, weight %s expects %d",
+                       nn_shape_str(x, sx, sizeof sx), x->shape[1], nn_shape_str(weight, sw, sizeof sw),
+                       weight->shape[1]);
+    if (stride < 1 || pad < 0 || dilation < 1)
+        return nn_fail("conv2d: stride %d, padding %d, dilation %d (need stride >= 1, padding >= 0, "
+                       "dilation >= 1)", stride, pad, dilation);
+    memset(s, 0, sizeof *s);
+    s->n = x->shape[0];
+    s->c_in = x->shape[1];
+    s->h_in = x->shape[2];
+    s->w_in = x->shape[3];
+    s->c_out = weight->shape[0];
+    s->kh = weight->shape[2];
+    s->kw = weight->shape[3];
+    s->stride = stride;
+    s->pad = pad;
+    s->dilation = dilation;
+    long eh = (long)s->h_in + 2L * pad - (long)dilation * (s->kh - 1) - 1;
+    long ew = (long)s->w_in + 2L * pad - (long)dilation * (s->kw - 1) - 1;
+    if (eh < 0 || ew < 0)
+        return nn_fail("conv2d: input %s, kernel %dx%d, padding %d, dilation %d gives an empty output",
+                       nn_shape_str(x, sx, sizeof sx), s->kh, s->kw, pad, dilation);
+    s->h_out = (int)(eh / stride + 1);
+    s->w_out = (int)(ew / stride + 1);
+    if ((long long)s->h_out * s->w_out > INT32_MAX ||
+        (long long)s->c_in * s->kh * s->kw > INT32_MAX)
+        return nn_fail("conv2d: input %s with kernel %dx%d is too large for one matrix product",
+                       nn_shape_str(x, sx, sizeof sx), s->kh, s->kw);
+    return 0;
+}
+
+static int conv2d_backward(nn_node *node) {
+    nn_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
+    const nn_backend *be = nn_backend_of(y->device);
+    nn_conv_shape s;
+    if (!be || nn_conv_shape_make(&s, x, w, node->iarg[0], node->iarg[1], node->iarg[2])) return -1;
+    const nn_real *dy = y->grad->data;
+    if (x->requires_grad) {
+        nn_tensor *dx = nn_tensor_grad(x);
+        if (!dx || be->conv2d_backward_data(dx->data, dy, w->data, &s)) return -1;
+    }
+    nn_tensor *db = NULL;
+    if (b && b->requires_grad && !(db = nn_tensor_grad(b))) return -1;
+    if (w->requires_grad) {
+        nn_tensor *dw = nn_tensor_grad(w);
+        if (!dw || be->conv2d_backward_weight(dw->data, db ? db->data : NULL, dy, x->data, &s)) return -1;
+    } else if (db) {
+        if (be->bias_backward(db->data, dy, s.n, s.c_out, s.h_out * s.w_out)) return -1;
+    }
+    return 0;
+}
+
+nn_tensor *nn_conv2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
+                     int stride, int pad, int dilation) {
+    if (!x || !weight) return NULL;
+    char sx[64], sb[64];
+    nn_conv_shape s;
+    if (nn_conv_shape_make(&s, x, weight, stride, pad, dilation)) return NULL;
+    if (bias && (bias->numel != (size_t)s.c_out || bias->ndim != 1)) {
+        nn_fail("conv2d: bias %s does not match the %d output channels of weight %s",
+                nn_shape_str(bias, sb, sizeof sb), s.c_out, nn_shape_str(weight, sx, sizeof sx));
+        return NULL;
+    }
+    if (weight->device != x->device || (bias && bias->device != x->device)) {
+        nn_fail("conv2d: input on %s, weight on %s%s%s", nn_device_name(x->device),
+                nn_device_name(weight->device), bias ? ", bias on " : "",
+                bias ? nn_device_name(bias->device) : "");
+        return NULL;
+    }
+    const nn_backend *be = nn_op_backend(x, "conv2d", offsetof(nn_backend, conv2d_forward));
+    if (!be) return NULL;
+    nn_tensor *y = nn_tensor_new4(x->device, s.n, s.c_out, s.h_out, s.w_out);
+    if (!y || be->conv2d_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &s)) goto fail;
+    if (nn_graph_wants(g, x, weight, bias, NULL)) {
+        nn_node *node = nn_graph_record(g, "conv2d", conv2d_backward, y, x, weight, bias, NULL);
+        if (!node) goto fail;
+        node->iarg[0] = stride;
+        node->iarg[1] = pad;
+        node->iarg[2] = dilation;
+    }
+    return y;
+fail:
+    nn_tensor_unref(y);
+    return NULL;
 }

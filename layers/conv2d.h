@@ -1,18 +1,41 @@
+/* 2-D convolution, NCHW (torch.nn.functional.conv2d without groups). */
 #ifndef LAYERS_CONV2D_H
 #define LAYERS_CONV2D_H
 
 #include "../nn/graph.h"
 
-/* 2-D convolution, NCHW: x (N, C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out)
- * or NULL -> (N, C_out, H_out, W_out), H_out = (H + 2*pad - dilation*(KH-1) - 1)/stride + 1.
- * CPU: im2col + sgemm (OpenBLAS). Errors: shape mismatch, empty output. */
+/* out[n,o,y,x] = bias[o] + sum over c, i, j of
+ *     weight[o,c,i,j] * in[n, c, y*stride - pad + i*dilation, x*stride - pad + j*dilation]
+ * (zero outside the image). x (N, C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out)
+ * or NULL -> (N, C_out, H_out, W_out), H_out = (H + 2*pad - dilation*(KH-1) - 1)/stride + 1
+ * (floor), W_out likewise. Any kernel size, stride >= 1, padding >= 0, dilation >= 1.
+ * Records a node when the graph records and x, weight or bias requires a gradient;
+ * backward computes only the gradients of the tensors that require one.
+ * CPU: im2col + GEMM per image (layers/conv2d.c). Source: LeCun et al. 1998; the
+ * im2col formulation of Chellapilla, Puri & Simard 2006 (Caffe).
+ * Errors (NULL + nn_fail): input/weight not 4-D, channel mismatch ("conv2d: input
+ * (2, 3, 8, 8) has 3 channels, weight (4, 5, 3, 3) expects 5"), bias not (C_out),
+ * tensors on different devices, empty output, bad stride/padding/dilation. */
 nn_tensor *nn_conv2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
                      int stride, int pad, int dilation);
 
-/* Fills an nn_conv_shape for input x and weight (C_out, C_in, KH, KW); -1 + nn_fail on mismatch. */
+/* Fills an nn_conv_shape for input x (N, C_in, H, W) and weight (C_out, C_in, KH, KW);
+ * returns 0, or -1 + nn_fail on the shape errors listed for nn_conv2d. */
 int nn_conv_shape_make(nn_conv_shape *s, const nn_tensor *x, const nn_tensor *weight,
                        int stride, int pad, int dilation);
 
+/* CPU kernels (nn/backend.h: outputs first, backward ones accumulate). All use one
+ * per-thread im2col workspace of C_in*KH*KW*H_out*W_out values, grown on demand and
+ * kept for reuse (-1 + nn_fail when it cannot be allocated); a 1x1 kernel with
+ * stride 1 and padding 0 needs none.
+ *   conv2d_forward_cpu:        out (N, C_out, H_out, W_out) = conv(in, weight) + bias
+ *                              (bias may be NULL)
+ *   conv2d_backward_data_cpu:  din (N, C_in, H_in, W_in) += col2im(W^T . dout)
+ *   conv2d_backward_weight_cpu: dweight (C_out, C_in, KH, KW) += dout . im2col(in)^T,
+ *                              dbias (C_out) += per-channel sums of dout; either may be
+ *                              NULL (skipped)
+ *   bias_forward_cpu:          out[i,j,:] += bias[j] for out (n, c, hw)
+ *   bias_backward_cpu:         dbias[j] += sum over i and hw of dout[i,j,:] */
 int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
                        const nn_real *bias, const nn_conv_shape *s);
 int conv2d_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *weight,

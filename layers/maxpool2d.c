@@ -1,15 +1,113 @@
+/* 2-D max pooling (NCHW, k x k window, stride, no padding, floor mode), as
+ * torch.nn.MaxPool2d(k, stride) and the VGG16 2x2/2 pooling (Simonyan & Zisserman 2015).
+ *   out[n,c,oy,ox] = max over 0 <= i, j < k of in[n,c,oy*stride + i, ox*stride + j]
+ *   argmax[n,c,oy,ox] = (oy*stride + i*) * W + (ox*stride + j*), the first maximum in
+ *                       row-major window order, as an nn_real (exact below 2^24 in float)
+ *   din[n,c,argmax] += dout[n,c,oy,ox]
+ */
 #include "maxpool2d.h"
 
 #include "../nn/status.h"
 
-nn_tensor *nn_maxpool2d(nn_graph *g, nn_tensor *x, int k, int stride) {
-    (void)g; (void)x; (void)k; (void)stride; nn_fail("nn_maxpool2d: not implemented"); return NULL;
-}
+/* ---- CPU kernels ------------------------------------------------------------ */
 
 int maxpool2d_forward_cpu(nn_real *out, nn_real *argmax, const nn_real *in, const nn_pool_shape *s) {
-    (void)out; (void)argmax; (void)in; (void)s; return nn_fail("maxpool2d_forward_cpu: not implemented");
+    const int planes = s->n * s->c;
+    const size_t in_sz = (size_t)s->h_in * s->w_in, out_sz = (size_t)s->h_out * s->w_out;
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < planes; p++) {
+        const nn_real *im = in + p * in_sz;
+        nn_real *o = out + p * out_sz, *a = argmax + p * out_sz;
+        for (int oy = 0; oy < s->h_out; oy++)
+            for (int ox = 0; ox < s->w_out; ox++) {
+                size_t best = (size_t)oy * s->stride * s->w_in + (size_t)ox * s->stride;
+                nn_real m = im[best];
+                for (int i = 0; i < s->k; i++) {
+                    const size_t row = (size_t)(oy * s->stride + i) * s->w_in;
+                    for (int j = 0; j < s->k; j++) {
+                        const size_t idx = row + (size_t)ox * s->stride + j;
+                        if (im[idx] > m) {
+                            m = im[idx];
+                            best = idx;
+                        }
+                    }
+                }
+                o[(size_t)oy * s->w_out + ox] = m;
+                a[(size_t)oy * s->w_out + ox] = (nn_real)best;
+            }
+    }
+    return 0;
 }
 
-int maxpool2d_backward_cpu(nn_real *din, const nn_real *dout, const nn_real *argmax, const nn_pool_shape *s) {
-    (void)din; (void)dout; (void)argmax; (void)s; return nn_fail("maxpool2d_backward_cpu: not implemented");
+int maxpool2d_backward_cpu(nn_real *din, const nn_real *dout, const nn_real *argmax,
+                           const nn_pool_shape *s) {
+    const int planes = s->n * s->c;
+    const size_t in_sz = (size_t)s->h_in * s->w_in, out_sz = (size_t)s->h_out * s->w_out;
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < planes; p++) {  /* overlapping windows stay inside one thread */
+        nn_real *d = din + p * in_sz;
+        const nn_real *g = dout + p * out_sz, *a = argmax + p * out_sz;
+        for (size_t i = 0; i < out_sz; i++) d[(size_t)a[i]] += g[i];
+    }
+    return 0;
+}
+
+/* ---- op ------------------------------------------------------------------------ */
+
+static int pool_shape(nn_pool_shape *s, const nn_tensor *x, int k, int stride) {
+    char sx[64];
+    if (x->ndim != 4)
+        return nn_fail("maxpool2d: input %s must be 4-D (N, C, H, W)", nn_shape_str(x, sx, sizeof sx));
+    if (k < 1 || stride < 1)
+        return nn_fail("maxpool2d: window %d, stride %d (both must be >= 1)", k, stride);
+    if (x->shape[2] < k || x->shape[3] < k)
+        return nn_fail("maxpool2d: input %s is smaller than the %dx%d window",
+                       nn_shape_str(x, sx, sizeof sx), k, k);
+    if (sizeof(nn_real) == 4 && (double)x->shape[2] * x->shape[3] > 16777216.0)
+        return nn_fail("maxpool2d: input %s has planes over 2^24 pixels (argmax is stored as float)",
+                       nn_shape_str(x, sx, sizeof sx));
+    s->n = x->shape[0];
+    s->c = x->shape[1];
+    s->h_in = x->shape[2];
+    s->w_in = x->shape[3];
+    s->k = k;
+    s->stride = stride;
+    s->h_out = (s->h_in - k) / stride + 1;
+    s->w_out = (s->w_in - k) / stride + 1;
+    return 0;
+}
+
+static int maxpool2d_backward(nn_node *node) {
+    nn_tensor *x = node->in[0], *y = node->out;
+    if (!x->requires_grad) return 0;
+    nn_pool_shape s;
+    if (pool_shape(&s, x, node->iarg[0], node->iarg[1])) return -1;
+    nn_tensor *dx = nn_tensor_grad(x);
+    if (!dx) return -1;
+    return nn_backend_of(y->device)->maxpool2d_backward(dx->data, y->grad->data, node->aux[0]->data, &s);
+}
+
+nn_tensor *nn_maxpool2d(nn_graph *g, nn_tensor *x, int k, int stride) {
+    if (!x) return NULL;
+    nn_pool_shape s;
+    if (pool_shape(&s, x, k, stride)) return NULL;
+    const nn_backend *be = nn_op_backend(x, "maxpool2d", offsetof(nn_backend, maxpool2d_forward));
+    if (!be) return NULL;
+    nn_tensor *y = nn_tensor_new4(x->device, s.n, s.c, s.h_out, s.w_out);
+    nn_tensor *argmax = nn_tensor_new4(x->device, s.n, s.c, s.h_out, s.w_out);
+    if (!y || !argmax || be->maxpool2d_forward(y->data, argmax->data, x->data, &s)) goto fail;
+    if (nn_graph_wants(g, x, NULL, NULL, NULL)) {
+        nn_node *node = nn_graph_record(g, "maxpool2d", maxpool2d_backward, y, x, NULL, NULL, NULL);
+        if (!node) goto fail;
+        node->aux[0] = argmax;  /* the node owns it now */
+        node->iarg[0] = k;
+        node->iarg[1] = stride;
+        return y;
+    }
+    nn_tensor_unref(argmax);
+    return y;
+fail:
+    nn_tensor_unref(argmax);
+    nn_tensor_unref(y);
+    return NULL;
 }
