@@ -9,6 +9,8 @@
  * device memory of the backend; *_backward kernels ACCUMULATE (+=) into the input
  * gradients, so a tensor used twice needs no special case. Kernels return 0, or -1
  * with nn_fail() for a failed library call (cuBLAS/cuDNN/CUDA), naming call/file/line.
+ * A gradient output pointer may be NULL when that gradient is not wanted (the tensor
+ * does not require it): the kernel skips it. A NULL bias means no bias.
  */
 #ifndef NN_BACKEND_H
 #define NN_BACKEND_H
