@@ -14,29 +14,20 @@ static int reshape_backward(nn_node *node) {
 
 nn_tensor *nn_reshape(nn_graph *g, nn_tensor *x, int ndim, const int *shape) {
     if (!x) return NULL;
-    char sx[64];
-    if (ndim < 1 || ndim > NN_MAX_DIMS) {
-        nn_fail("reshape: %d dimensions requested for %s, 1..%d supported", ndim,
-                nn_shape_str(x, sx, sizeof sx), NN_MAX_DIMS);
-        return NULL;
-    }
-    size_t numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] <= 0) {
-            nn_fail("reshape: dimension %d of the new shape is %d, must be positive", i, shape[i]);
-            return NULL;
-        }
-        numel *= (size_t)shape[i];
-    }
-    if (numel != x->numel) {
-        nn_fail("reshape: %s has %zu elements, the new shape %zu", nn_shape_str(x, sx, sizeof sx), x->numel,
-                numel);
-        return NULL;
-    }
     const nn_backend *be = nn_op_backend(x, "reshape", offsetof(nn_backend, copy));
     if (!be) return NULL;
-    nn_tensor *y = nn_tensor_new(x->device, ndim, shape);
-    if (!y || be->copy(y->data, x->data, x->numel * sizeof(nn_real))) goto fail;
+    char sx[64];
+    nn_tensor *y = nn_tensor_new(x->device, ndim, shape);  /* checks ndim and the dimensions */
+    if (!y) {
+        nn_fail_context("reshape of %s", nn_shape_str(x, sx, sizeof sx));
+        return NULL;
+    }
+    if (y->numel != x->numel) {
+        nn_fail("reshape: %s has %zu elements, the new shape %zu", nn_shape_str(x, sx, sizeof sx), x->numel,
+                y->numel);
+        goto fail;
+    }
+    if (be->copy(y->data, x->data, x->numel * sizeof(nn_real))) goto fail;
     if (nn_graph_wants(g, x, NULL, NULL, NULL) &&
         !nn_graph_record(g, "reshape", reshape_backward, y, x, NULL, NULL, NULL))
         goto fail;

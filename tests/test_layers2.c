@@ -624,7 +624,10 @@ Test(reshape, rejects_count_mismatch) {
     cr_assert(strstr(nn_last_error(), "reshape: (2, 3) has 6 elements, the new shape 8"), "message: %s",
               nn_last_error());
     cr_assert_null(nn_reshape(NULL, x, 2, zero));
+    cr_assert(strstr(nn_last_error(), "reshape of (2, 3): tensor: dimension 1 is 0"), "message: %s",
+              nn_last_error());
     cr_assert_null(nn_reshape(NULL, x, 6, shape));
+    cr_assert_eq(nn_tensor_live_count(), 1, "nothing left allocated");
     nn_tensor_unref(x);
 }
 
