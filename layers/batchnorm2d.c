@@ -1,15 +1,213 @@
 #include "batchnorm2d.h"
 
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+
 #include "../nn/status.h"
 
-nn_tensor *nn_batchnorm2d(nn_graph *g, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *running_mean, nn_tensor *running_var, nn_real momentum, nn_real eps) {
-    (void)g; (void)x; (void)gamma; (void)beta; (void)running_mean; (void)running_var; (void)momentum; (void)eps; nn_fail("nn_batchnorm2d: not implemented"); return NULL;
+/* ---- CPU kernels ------------------------------------------------------------ */
+
+int batchnorm_forward_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_invstd,
+                                nn_real *running_mean, nn_real *running_var, const nn_real *in,
+                                const nn_real *gamma, const nn_real *beta, int n, int c, int hw,
+                                nn_real momentum, nn_real eps) {
+    const double m = (double)n * hw;
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < c; j++) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            const nn_real *p = in + ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) sum += p[k];
+        }
+        const double mean = sum / m;
+        double ss = 0;
+        for (int i = 0; i < n; i++) {
+            const nn_real *p = in + ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) {
+                double e = p[k] - mean;
+                ss += e * e;
+            }
+        }
+        const double invstd = 1.0 / sqrt(ss / m + (double)eps);
+        save_mean[j] = (nn_real)mean;
+        save_invstd[j] = (nn_real)invstd;
+        running_mean[j] = (nn_real)((1 - (double)momentum) * running_mean[j] + (double)momentum * mean);
+        running_var[j] = (nn_real)((1 - (double)momentum) * running_var[j] +
+                                   (double)momentum * (m > 1 ? ss / (m - 1) : ss / m));
+        const nn_real a = (nn_real)(gamma[j] * invstd), mu = (nn_real)mean, b = beta[j];
+        for (int i = 0; i < n; i++) {
+            size_t base = ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) out[base + k] = (in[base + k] - mu) * a + b;
+        }
+    }
+    return 0;
 }
 
-int batchnorm_forward_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_invstd, nn_real *running_mean, nn_real *running_var, const nn_real *in, const nn_real *gamma, const nn_real *beta, int n, int c, int hw, nn_real momentum, nn_real eps) {
-    (void)out; (void)save_mean; (void)save_invstd; (void)running_mean; (void)running_var; (void)in; (void)gamma; (void)beta; (void)n; (void)c; (void)hw; (void)momentum; (void)eps; return nn_fail("batchnorm_forward_train_cpu: not implemented");
+int batchnorm_backward_cpu(nn_real *din, nn_real *dgamma, nn_real *dbeta, const nn_real *dout,
+                           const nn_real *in, const nn_real *gamma, const nn_real *save_mean,
+                           const nn_real *save_invstd, int n, int c, int hw) {
+    const double m = (double)n * hw;
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < c; j++) {
+        const nn_real mu = save_mean[j], is = save_invstd[j];
+        double sdy = 0, sdyx = 0;
+        for (int i = 0; i < n; i++) {
+            size_t base = ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) {
+                sdy += dout[base + k];
+                sdyx += (double)dout[base + k] * ((in[base + k] - mu) * is);
+            }
+        }
+        dbeta[j] += (nn_real)sdy;
+        dgamma[j] += (nn_real)sdyx;
+        /* din += a*dy + b*xhat + c0 with the sums folded into the coefficients */
+        const double k0 = (double)gamma[j] * is;
+        const nn_real a = (nn_real)k0, b = (nn_real)(-k0 * sdyx / m), c0 = (nn_real)(-k0 * sdy / m);
+        for (int i = 0; i < n; i++) {
+            size_t base = ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) din[base + k] += a * dout[base + k] + b * ((in[base + k] - mu) * is) + c0;
+        }
+    }
+    return 0;
 }
 
-int batchnorm_backward_cpu(nn_real *din, nn_real *dgamma, nn_real *dbeta, const nn_real *dout, const nn_real *in, const nn_real *gamma, const nn_real *save_mean, const nn_real *save_invstd, int n, int c, int hw) {
-    (void)din; (void)dgamma; (void)dbeta; (void)dout; (void)in; (void)gamma; (void)save_mean; (void)save_invstd; (void)n; (void)c; (void)hw; return nn_fail("batchnorm_backward_cpu: not implemented");
+/* ---- op ----------------------------------------------------------------------- */
+
+/* The gradient of t when it requires one, else a zero-filled scratch tensor of t's
+ * shape stored in *scratch (the caller unrefs it): kernels always get an output. */
+static nn_tensor *grad_or_scratch(nn_tensor *t, nn_tensor **scratch) {
+    if (t->requires_grad) return nn_tensor_grad(t);
+    *scratch = nn_tensor_zeros(t->device, t->ndim, t->shape);
+    return *scratch;
+}
+
+/* iarg: n, c, hw, training (1) or inference (0).
+ * Training: aux[0] = batch mean (C), aux[1] = batch inverse std (C).
+ * Inference: aux[0] = (2, C) [running_mean; 1/sqrt(running_var + eps)], aux[1] = scale (C). */
+static int batchnorm_backward(nn_node *node) {
+    nn_tensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2], *y = node->out;
+    const nn_backend *be = nn_backend_of(y->device);
+    int n = node->iarg[0], c = node->iarg[1], hw = node->iarg[2], training = node->iarg[3];
+    const nn_real *mean = node->aux[0]->data;
+    const nn_real *invstd = training ? node->aux[1]->data : node->aux[0]->data + c;
+    int need_params = gamma->requires_grad || beta->requires_grad;
+    if (!training && x->requires_grad) {
+        nn_tensor *dx = nn_tensor_grad(x);
+        if (!dx || be->channel_affine_backward(dx->data, y->grad->data, node->aux[1]->data, n, c, hw))
+            return -1;
+        if (!need_params) return 0;
+    }
+    /* training: dx, dgamma, dbeta together; inference: dgamma and dbeta only (the dx
+     * of the batch-statistics formula goes to a scratch tensor and is dropped) */
+    nn_tensor *sx = NULL, *sg = NULL, *sb = NULL;
+    nn_tensor *dx = training ? grad_or_scratch(x, &sx) : (sx = nn_tensor_zeros(x->device, x->ndim, x->shape));
+    nn_tensor *dg = grad_or_scratch(gamma, &sg), *db = grad_or_scratch(beta, &sb);
+    int err = !dx || !dg || !db ||
+              be->batchnorm_backward(dx->data, dg->data, db->data, y->grad->data, x->data, gamma->data,
+                                     mean, invstd, n, c, hw);
+    nn_tensor_unref(sx);
+    nn_tensor_unref(sg);
+    nn_tensor_unref(sb);
+    return err ? -1 : 0;
+}
+
+/* scale = gamma / sqrt(var + eps), shift = beta - mean * scale, computed in double on
+ * the host from the C-element parameters; when stats is not NULL it receives
+ * [running_mean; 1/sqrt(running_var + eps)] (2, C) for the backward pass. */
+static int inference_affine(nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean, nn_tensor *rvar,
+                            nn_real eps, nn_tensor *scale, nn_tensor *shift, nn_tensor *stats) {
+    size_t c = gamma->numel;
+    nn_real *h = malloc(c * 6 * sizeof *h);
+    if (!h) return nn_fail("batchnorm2d: out of host memory");
+    nn_real *hg = h, *hb = h + c, *hm = h + 2 * c, *hv = h + 3 * c, *hs = h + 4 * c, *ht = h + 5 * c;
+    int err = nn_tensor_download(gamma, hg) || nn_tensor_download(beta, hb) ||
+              nn_tensor_download(rmean, hm) || nn_tensor_download(rvar, hv);
+    if (!err) {
+        for (size_t j = 0; j < c; j++) {
+            double is = 1.0 / sqrt((double)hv[j] + (double)eps);
+            hs[j] = (nn_real)(hg[j] * is);
+            ht[j] = (nn_real)(hb[j] - hm[j] * (double)hg[j] * is);
+            hv[j] = (nn_real)is; /* hm, hv now hold the (2, C) stats */
+        }
+        err = nn_tensor_upload(scale, hs) || nn_tensor_upload(shift, ht) ||
+              (stats && nn_tensor_upload(stats, hm));
+    }
+    free(h);
+    return err ? -1 : 0;
+}
+
+nn_tensor *nn_batchnorm2d(nn_graph *g, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
+                          nn_tensor *running_mean, nn_tensor *running_var,
+                          nn_real momentum, nn_real eps) {
+    if (!x) return NULL;
+    if (!gamma || !beta || !running_mean || !running_var) {
+        nn_fail("batchnorm2d: gamma, beta, running_mean and running_var are all required");
+        return NULL;
+    }
+    char sx[64];
+    if (x->ndim < 2) {
+        nn_fail("batchnorm2d: input %s needs a channel dimension (N, C, H, W)", nn_shape_str(x, sx, sizeof sx));
+        return NULL;
+    }
+    int n = x->shape[0], c = x->shape[1];
+    int hw = (int)(x->numel / ((size_t)n * c));
+    nn_tensor *params[4] = {gamma, beta, running_mean, running_var};
+    static const char *names[4] = {"gamma", "beta", "running_mean", "running_var"};
+    for (int i = 0; i < 4; i++) {
+        if (params[i]->numel != (size_t)c || params[i]->device != x->device) {
+            char sp[64];
+            nn_fail("batchnorm2d: %s is %s on %s, expected (%d) on %s like the input %s", names[i],
+                    nn_shape_str(params[i], sp, sizeof sp), nn_device_name(params[i]->device), c,
+                    nn_device_name(x->device), nn_shape_str(x, sx, sizeof sx));
+            return NULL;
+        }
+    }
+    int training = g && g->training;
+    if (training && (size_t)n * hw < 2) {
+        nn_fail("batchnorm2d: training needs more than 1 value per channel, input is %s",
+                nn_shape_str(x, sx, sizeof sx));
+        return NULL;
+    }
+    const nn_backend *be = training
+        ? nn_op_backend(x, "batchnorm2d", offsetof(nn_backend, batchnorm_forward_train))
+        : nn_op_backend(x, "batchnorm2d", offsetof(nn_backend, channel_affine));
+    if (!be) return NULL;
+    int wants = nn_graph_wants(g, x, gamma, beta, NULL);
+    nn_tensor *y = nn_tensor_new_like(x), *aux0 = NULL, *aux1 = NULL, *shift = NULL;
+    int err = !y;
+    if (!err && training) {
+        aux0 = nn_tensor_new(x->device, 1, &c);
+        aux1 = nn_tensor_new(x->device, 1, &c);
+        err = !aux0 || !aux1 ||
+              be->batchnorm_forward_train(y->data, aux0->data, aux1->data, running_mean->data,
+                                          running_var->data, x->data, gamma->data, beta->data, n, c,
+                                          hw, momentum, eps);
+    } else if (!err) {
+        int two_c[2] = {2, c};
+        aux1 = nn_tensor_new(x->device, 1, &c); /* scale */
+        shift = nn_tensor_new(x->device, 1, &c);
+        if (wants) aux0 = nn_tensor_new(x->device, 2, two_c);
+        err = !aux1 || !shift || (wants && !aux0) ||
+              inference_affine(gamma, beta, running_mean, running_var, eps, aux1, shift, aux0) ||
+              be->channel_affine(y->data, x->data, aux1->data, shift->data, n, c, hw);
+        nn_tensor_unref(shift);
+    }
+    if (!err && wants) {
+        nn_node *node = nn_graph_record(g, "batchnorm2d", batchnorm_backward, y, x, gamma, beta, NULL);
+        if (node) {
+            node->aux[0] = aux0;
+            node->aux[1] = aux1;
+            node->iarg[0] = n, node->iarg[1] = c, node->iarg[2] = hw, node->iarg[3] = training;
+            return y;
+        }
+        err = 1;
+    }
+    nn_tensor_unref(aux0);
+    nn_tensor_unref(aux1);
+    if (err) {
+        nn_tensor_unref(y);
+        return NULL;
+    }
+    return y;
 }

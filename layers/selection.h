@@ -5,11 +5,21 @@
 
 /* The Deep3D selection layer (DEEP3D.md "Selection layer"; Xie et al. 2016 sec. 3.2,
  * "differentiable DIBR"): prob (N, D, H, W) over D disparities d_k = dmin + k (pixels),
- * left (N, C, H, W) raw 0..255 -> right (N, C, H, W):
+ * left (N, C, H, W) raw 0..255 -> right (N, C, H, W), same device:
  *   right(n,c,y,x) = sum_k prob(n,k,y,x) * left(n,c,y,clamp(x - d_k, 0, W-1)).
- * Gradients for both prob and left. Errors: N/H/W mismatch. */
+ * All D channels are used (not the released kernel's 1..D-1) and out-of-range columns
+ * repeat the edge pixel, exactly as the PyTorch peer's `selection` (replicate padding).
+ * Backward, for whichever of prob and left requires a gradient:
+ *   dprob(n,k,y,x)  += sum_c dright(n,c,y,x) * left(n,c,y,clamp(x - d_k))
+ *   dleft(n,c,y,x') += sum over (k, x) with clamp(x - d_k) = x' of dright(n,c,y,x) * prob(n,k,y,x)
+ * Errors: prob or left not 4-D, N/H/W mismatch, devices differ. */
 nn_tensor *nn_selection(nn_graph *g, nn_tensor *prob, nn_tensor *left, int dmin);
 
+/* CPU kernels of the formulas above, shapes as above (d = D). OpenMP over the (n, y)
+ * rows; each row's x loop is split into the clamped-left, in-range and clamped-right
+ * runs so the inner loops are contiguous. The backward is race-free: a row (n, y) owns
+ * its dprob rows (n, :, y, :) and dleft rows (n, :, y, :). Both backward outputs are
+ * accumulated (+=) and must be non-NULL. */
 int selection_forward_cpu(nn_real *right, const nn_real *prob, const nn_real *left,
                           int n, int c, int h, int w, int d, int dmin);
 int selection_backward_cpu(nn_real *dprob, nn_real *dleft, const nn_real *dright,

@@ -26,17 +26,24 @@ typedef struct nn_optimizer {
     nn_tensor **state2;          /* Adam second moment (NULL entries for SGD) */
 } nn_optimizer;
 
-/* Creates the state (zeros) for n parameters. Defaults: momentum 0.9, beta1 0.9,
- * beta2 0.999, eps 1e-8, weight decay 0. Errors: out of memory. */
+/* Creates the state (zeros, on each parameter's device, of its shape) for n
+ * parameters and takes a reference to each. Defaults: momentum 0.9, beta1 0.9,
+ * beta2 0.999, eps 1e-8, weight decay 0 (set the fields after init to change them).
+ * Errors: unknown kind, n < 0, a NULL parameter, out of memory (o is left freed). */
 int nn_optimizer_init(nn_optimizer *o, nn_optim_kind kind, nn_tensor **params, int n);
 
-/* One update of every parameter that has a gradient, with learning rate lr;
- * increments o->step. */
+/* One update of every parameter that has a gradient (p->grad != NULL; the others are
+ * skipped, their state untouched), with learning rate lr, through the backend's
+ * sgd_step/adam_step kernels. Increments o->step first, so Adam's bias correction uses
+ * t = 1 on the first step. The step count is shared by all parameters (PyTorch keeps
+ * one per parameter; they agree whenever every parameter has a gradient every step).
+ * Errors: the kernel is missing on a parameter's backend, or fails. */
 int nn_optimizer_step(nn_optimizer *o, nn_real lr);
 
-/* Sets every parameter gradient to zero. */
+/* Sets every existing parameter gradient to zero (gradients are not created). */
 int nn_optimizer_zero_grad(nn_optimizer *o);
 
+/* Drops the parameter references and the state; o is zeroed (safe to call twice). */
 void nn_optimizer_free(nn_optimizer *o);
 
 /* Learning rate at a step (0-based). */
@@ -50,9 +57,16 @@ typedef struct nn_lr_schedule {
     double min_factor;  /* NN_LR_COSINE: floor as a fraction of base */
 } nn_lr_schedule;
 
+/* The learning rate at `step` (0-based; negative counts as 0):
+ *   NN_LR_CONSTANT: base
+ *   NN_LR_STEP:     base * gamma^floor(step / step_size)  (torch StepLR; step_size <= 0: base)
+ *   NN_LR_COSINE:   base * (min + (1-min) * (1 + cos(pi * t / T)) / 2), t = min(step, T),
+ *                   T = total_steps (torch CosineAnnealingLR with eta_min = min*base;
+ *                   stays at the floor after T; T <= 0: base) */
 double nn_lr_at(const nn_lr_schedule *s, long step);
 
-/* CPU kernels (nn/backend.h). */
+/* CPU kernels (nn/backend.h): one update of n parameters by the formulas at the top
+ * of this file; step is Adam's t (1 on the first update). */
 int sgd_step_cpu(nn_real *w, nn_real *velocity, const nn_real *grad, size_t n, nn_real lr,
                  nn_real momentum, nn_real weight_decay);
 int adam_step_cpu(nn_real *w, nn_real *m, nn_real *v, const nn_real *grad, size_t n, nn_real lr,
