@@ -1,0 +1,129 @@
+/* deep3d bench: times training steps or inference passes of the real model after a
+ * warm-up, and measures the machine's sgemm rate on the network's own conv shapes in
+ * the same run, for scale. JSON keys follow the PyTorch peer's `bench` output
+ * (img_per_s, median_s, min_s, tflop_per_s). A training step counts 3x the forward
+ * FLOPs, as the peer does. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "model.h"
+#include "runtime.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* sgemm GFLOP/s on the im2col products of the backbone's convs at this resolution:
+ * M x N x K = C_out x (H W) x (9 C_in), one image; best of 3 per shape, total flops
+ * over total time. */
+static double sgemm_rate(const deep3d_model *m) {
+    double flops = 0, secs = 0;
+    int h = m->cfg.height, w = m->cfg.width;
+    for (int i = 0; i < m->n_convs; i++) {
+        int M = m->conv_w[i]->shape[0], K = m->conv_w[i]->shape[1] * 9, N = h * w;
+        float *a = calloc((size_t)M * K, 4), *b = calloc((size_t)K * N, 4), *c = calloc((size_t)M * N, 4);
+        double best = 1e30;
+        for (int r = 0; r < 3 && a && b && c; r++) {
+            double t0 = deep3d_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, a, K, b, N, 0, c, N);
+            double t = deep3d_now() - t0;
+            best = t < best ? t : best;
+        }
+        flops += 2.0 * M * N * K;
+        secs += best;
+        free(a), free(b), free(c);
+        if (m->pool_after[i]) h /= 2, w /= 2;
+    }
+    return flops / secs / 1e9;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *mode = "train", *device_name = "cpu", *variant = "released";
+    long batch = 4, threads = 0, iters = 5, warmup = 2, width = 384, height = 160, width_div = 1;
+    int json = 0;
+    const cli_option opts[] = {
+        {"device", CLI_STRING, &device_name, "DEV", "cpu, cuda or auto (default: cpu)", 0, 0, "cpu|cuda|auto"},
+        {"mode", CLI_STRING, &mode, "MODE", "train (forward, backward, SGD step) or infer (default: train)", 0, 0, "train|infer"},
+        {"batch", CLI_INT, &batch, "N", "images per step (default: 4)", 1, 4096, NULL},
+        {"threads", CLI_INT, &threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
+        {"iters", CLI_INT, &iters, "N", "timed steps (default: 5)", 1, 100000, NULL},
+        {"warmup", CLI_INT, &warmup, "N", "untimed steps first (default: 2)", 0, 100000, NULL},
+        {"variant", CLI_STRING, &variant, "NAME", "released or vgg16 (default: released)", 0, 0, "released|vgg16"},
+        {"width", CLI_INT, &width, "PX", "network width, multiple of 32 (default: 384)", 32, 8192, NULL},
+        {"height", CLI_INT, &height, "PX", "network height, multiple of 32 (default: 160)", 32, 8192, NULL},
+        {"width-div", CLI_INT, &width_div, "N", "divide conv/fc widths by N (default: 1)", 1, 64, NULL},
+        {"json", CLI_FLAG, &json, NULL, "print one JSON object", 0, 0, NULL},
+        {0},
+    };
+    const char *pos[1];
+    int n_pos;
+    int rc = cli_parse("bench", "[options]", opts, argc, argv, pos, 0, &n_pos);
+    if (rc) return rc > 0 ? 0 : 2;
+    nn_device device;
+    if (nn_device_parse(device_name, &device)) return cli_error("bench", "%s", nn_last_error());
+    deep3d_set_threads(threads);
+    deep3d_config cfg = deep3d_default_config();
+    snprintf(cfg.variant, sizeof cfg.variant, "%s", variant);
+    cfg.width = (int)width, cfg.height = (int)height, cfg.width_div = (int)width_div;
+    deep3d_model m;
+    if (deep3d_model_init(&m, &cfg, device, 0)) return cli_error("bench", "%s", nn_last_error());
+    const int train = !strcmp(mode, "train");
+    nn_tensor *left = nn_tensor_new4(device, (int)batch, 3, cfg.height, cfg.width), *right = nn_tensor_new_like(left);
+    nn_optimizer opt;
+    nn_tensor *params[DEEP3D_MAX_TENSORS];
+    int n_params = 0;
+    for (int i = 0; i < m.n_tensors; i++)
+        if (m.trainable[i]) params[n_params++] = m.tensors[i];
+    if (!left || !right || nn_optimizer_init(&opt, NN_OPTIM_SGD, params, n_params))
+        return cli_error("bench", "%s", nn_last_error());
+    nn_real *host = malloc(left->numel * sizeof *host);
+    for (size_t i = 0; i < left->numel; i++) host[i] = (nn_real)(255 * nn_hash_uniform(1, i));
+    nn_tensor_upload(left, host);
+    for (size_t i = 0; i < left->numel; i++) host[i] = (nn_real)(255 * nn_hash_uniform(2, i));
+    nn_tensor_upload(right, host);
+    free(host);
+    double *times = malloc((size_t)iters * sizeof *times);
+    for (long it = 0; it < warmup + iters; it++) {
+        double t0 = deep3d_now();
+        nn_graph g;
+        nn_graph_init(&g, train);
+        nn_tensor *pred = NULL, *prob = NULL, *loss = NULL;
+        int err = deep3d_forward(&m, &g, left, &pred, &prob);
+        if (!err && train) {
+            loss = nn_l1_loss(&g, pred, right);
+            err = !loss || nn_graph_backward(&g, loss) || nn_optimizer_step(&opt, (nn_real)1e-6) ||
+                  nn_optimizer_zero_grad(&opt);
+        }
+        err = err || nn_backend_of(device)->synchronize();
+        nn_tensor_unref(pred), nn_tensor_unref(prob), nn_tensor_unref(loss);
+        nn_graph_free(&g);
+        if (err) return cli_error("bench", "%s", nn_last_error());
+        if (it >= warmup) times[it - warmup] = deep3d_now() - t0;
+        if (!json) fprintf(stderr, "\r%s step %ld/%ld: %.3f s   ", mode, it + 1, warmup + iters, deep3d_now() - t0);
+    }
+    if (!json) fputc('\n', stderr);
+    qsort(times, (size_t)iters, sizeof *times, cmp_double);
+    const double med = times[iters / 2], fl = deep3d_model_flops(&m) * (train ? 3 : 1) * (double)batch;
+    const double sgemm = device == NN_CPU ? sgemm_rate(&m) : 0;
+    if (json)
+        printf("{\"impl\": \"deep3d-c\", \"device\": \"%s\", \"variant\": \"%s\", \"mode\": \"%s\", \"batch\": %ld, "
+               "\"height\": %d, \"width\": %d, \"width_div\": %ld, \"threads\": %ld, \"median_s\": %.6f, \"min_s\": %.6f, "
+               "\"img_per_s\": %.4f, \"gflop_per_img_fwd\": %.4f, \"tflop_per_s\": %.6f, \"gflop_per_s\": %.3f, "
+               "\"sgemm_gflop_per_s\": %.3f}\n",
+               nn_device_name(device), variant, mode, batch, cfg.height, cfg.width, width_div, threads, med, times[0],
+               (double)batch / med, deep3d_model_flops(&m) / 1e9, fl / med / 1e12, fl / med / 1e9, sgemm);
+    else
+        printf("%s %s batch %ld at %dx%d: median %.3f s, min %.3f s, %.2f images/s, %.1f GFLOP/s "
+               "(machine sgemm on the network's conv shapes: %.1f GFLOP/s)\n",
+               variant, mode, batch, cfg.width, cfg.height, med, times[0], (double)batch / med, fl / med / 1e9, sgemm);
+    free(times);
+    nn_optimizer_free(&opt);
+    nn_tensor_unref(left), nn_tensor_unref(right);
+    deep3d_model_free(&m);
+    return 0;
+}
