@@ -128,34 +128,50 @@ int render_upsample_prob(nn_real *prob_src, const nn_real *prob, int D, int h, i
 
 /* ---------------------------------------------------------------- rendering */
 
+/* The source column read for shift k at output column x is u = x + off[k] + frac[k]
+ * (off = floor(-s d_k), 0 <= frac < 1), before clamping to 0..W-1. */
+typedef struct {
+    int *off;
+    nn_real *frac;
+} shift_table;
+
+static int shift_table_init(shift_table *t, int D, int dmin, double s) {
+    t->off = malloc((size_t)D * sizeof *t->off);
+    t->frac = malloc((size_t)D * sizeof *t->frac);
+    if (!t->off || !t->frac) return free(t->off), free(t->frac), -1;
+    for (int k = 0; k < D; k++) {
+        double u = -s * (dmin + k), f = floor(u);
+        t->off[k] = (int)f, t->frac[k] = (nn_real)(u - f);
+    }
+    return 0;
+}
+
+static void shift_table_free(shift_table *t) { free(t->off), free(t->frac); }
+
 /* One output pixel (y, x): p (D values, stride pstride) -> right(:, y, x), disparity. */
 static inline void render_pixel(nn_real *right, nn_real *disparity, const nn_real *left, int H, int W,
                                 int y, int x, const nn_real *p, size_t pstride, int D, int dmin,
-                                const double *shift, double s) {
+                                const shift_table *st, double s) {
     size_t plane = (size_t)H * W, row = (size_t)y * W;
     const nn_real *l0 = left + row, *l1 = l0 + plane, *l2 = l1 + plane;
     nn_real r0 = 0, r1 = 0, r2 = 0, e = 0;
     for (int k = 0; k < D; k++) {
         nn_real pk = p[k * pstride];
-        double u = x - shift[k];
-        if (u < 0) u = 0;
-        if (u > W - 1) u = W - 1;
-        int i0 = (int)u, i1 = i0 + 1 < W ? i0 + 1 : W - 1;
-        nn_real f = (nn_real)(u - i0);
-        r0 += pk * (l0[i0] + f * (l0[i1] - l0[i0]));
-        r1 += pk * (l1[i0] + f * (l1[i1] - l1[i0]));
-        r2 += pk * (l2[i0] + f * (l2[i1] - l2[i0]));
+        int i0 = x + st->off[k];
+        if (i0 < 0) { /* u < 0: the first column */
+            r0 += pk * l0[0], r1 += pk * l1[0], r2 += pk * l2[0];
+        } else if (i0 >= W - 1) { /* u >= W - 1: the last column */
+            r0 += pk * l0[W - 1], r1 += pk * l1[W - 1], r2 += pk * l2[W - 1];
+        } else {
+            nn_real f = st->frac[k];
+            r0 += pk * (l0[i0] + f * (l0[i0 + 1] - l0[i0]));
+            r1 += pk * (l1[i0] + f * (l1[i0 + 1] - l1[i0]));
+            r2 += pk * (l2[i0] + f * (l2[i0 + 1] - l2[i0]));
+        }
         e += pk * (nn_real)(dmin + k);
     }
     right[row + x] = r0, right[plane + row + x] = r1, right[2 * plane + row + x] = r2;
     if (disparity) disparity[row + x] = (nn_real)(s * e);
-}
-
-static double *shift_table(int D, int dmin, double s) {
-    double *shift = malloc((size_t)D * sizeof *shift);
-    if (shift)
-        for (int k = 0; k < D; k++) shift[k] = s * (dmin + k);
-    return shift;
 }
 
 int render_right_view(nn_real *right, nn_real *disparity, const nn_real *left, const nn_real *prob_src,
@@ -163,15 +179,15 @@ int render_right_view(nn_real *right, nn_real *disparity, const nn_real *left, c
     if (!right || !left || !prob_src) return nn_fail("render_right_view: NULL array");
     if (D < 1 || H < 1 || W < 1) return nn_fail("render_right_view: bad sizes D %d, %d x %d", D, H, W);
     if (!(s > 0) || !isfinite(s)) return nn_fail("render_right_view: shift scale %g is not positive", s);
-    double *shift = shift_table(D, dmin, s);
-    if (!shift) return nn_fail("render_right_view: out of memory");
+    shift_table st;
+    if (shift_table_init(&st, D, dmin, s)) return nn_fail("render_right_view: out of memory");
     size_t plane = (size_t)H * W;
 #pragma omp parallel for schedule(static)
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++)
             render_pixel(right, disparity, left, H, W, y, x, prob_src + (size_t)y * W + x, plane, D, dmin,
-                         shift, s);
-    free(shift);
+                         &st, s);
+    shift_table_free(&st);
     return 0;
 }
 
@@ -197,9 +213,9 @@ static int blend_render(nn_real *right, nn_real *disparity, const nn_real *left,
     int nt = omp_get_max_threads();
     size_t per = (size_t)w * D + (size_t)D + (size_t)W * D;
     nn_real *scratch = malloc((size_t)nt * per * sizeof *scratch);
-    double *shift = shift_table(D, dmin, s);
-    if (!scratch || !shift) {
-        free(scratch), free(shift);
+    shift_table st = {NULL, NULL};
+    if (!scratch || shift_table_init(&st, D, dmin, s)) {
+        free(scratch);
         return nn_fail("%s: out of memory for %d threads x %zu row values", what, nt, per);
     }
     int bad = 0, bad_y = 0, bad_x = 0, bad_win = -1;
@@ -239,7 +255,9 @@ static int blend_render(nn_real *right, nn_real *disparity, const nn_real *left,
                 for (int k = 0; k < D; k++) sum += hp[k];
                 if (!(sum > 0) || !isfinite(sum)) {
 #pragma omp critical(render_bad)
-                    if (!bad) bad = 1, bad_y = y, bad_x = r->x0 + tx, bad_win = i;
+                    if (bad_win < 0 || y < bad_y) bad_y = y, bad_x = r->x0 + tx, bad_win = i;
+#pragma omp atomic write
+                    bad = 1;
                     failed = 1;
                     break;
                 }
@@ -254,10 +272,10 @@ static int blend_render(nn_real *right, nn_real *disparity, const nn_real *left,
             for (int k = 0; k < D; k++) tot += p[k];
             /* every pixel lies in a window with a positive weight, so tot > 0 */
             for (int k = 0; k < D; k++) p[k] /= tot;
-            render_pixel(right, disparity, left, H, W, y, x, p, 1, D, dmin, shift, s);
+            render_pixel(right, disparity, left, H, W, y, x, p, 1, D, dmin, &st, s);
         }
     }
-    free(scratch), free(shift);
+    free(scratch), shift_table_free(&st);
     if (bad)
         return nn_fail("%s: probabilities of window %d at (y %d, x %d) do not sum to a positive finite "
                        "number", what, bad_win, bad_y, bad_x);

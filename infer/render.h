@@ -62,7 +62,8 @@ void render_config_default(render_config *cfg);
  *   w(x, y) = ramp(x - x0, w, ramp_left, ramp_right) * ramp(y - y0, h, ramp_top, ramp_bottom)
  *   ramp(t, n, a, b) = min(1, (t + 0.5) / a, (n - t - 0.5) / b)   (a term is dropped when 0)
  * i.e. a linear ramp across each overlap with a neighbour, flat elsewhere and at frame
- * edges; in an overlap of two windows the two ramps sum to 1. */
+ * edges. Where just two windows overlap by at most half a window the two ramps sum to
+ * 1; the blend divides by the sum of the weights in any case. */
 typedef struct {
     int x0, y0, w, h;
     int ramp_left, ramp_right, ramp_top, ramp_bottom;  /* pixels; 0 = no ramp */

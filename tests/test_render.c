@@ -299,12 +299,12 @@ Test(render, near_network_aspect_takes_one_window) {
     fake_free(&f);
 }
 
-Test(render, feathered_blend_ramps_linearly_across_overlaps) {
-    /* window i answers a one-hot at k = i, so E[d] = s * sum_i w_i d_i / sum_i w_i with
-     * the documented weights w_i(x) = min(1, (t + 0.5) / a_i, (n - t - 0.5) / b_i),
-     * t = x - x0_i, restated here. Where one window covers x, E = s * d_i exactly. */
+/* Window i answers a one-hot at k = i, so E[d] = s * sum_i w_i d_i / sum_i w_i with
+ * the documented weights w_i = min(1, (t + 0.5) / a_i, (n - t - 0.5) / b_i), t the
+ * position inside window i along the sliding axis, restated here. Where one window
+ * covers a pixel, E = s * d_i exactly. */
+static void check_feathering(int H, int W, int along_x) {
     render_config cfg = small_config();
-    const int H = 20, W = 130;
     fake_net f = {.D = cfg.D, .h = cfg.net_h, .w = cfg.net_w, .fail_at = -1, .mode = 1};
     nn_real *L = uniform((size_t)3 * H * W, 0, 255, 10);
     nn_real *R = malloc(sizeof(nn_real) * 3 * H * W), *E = malloc(sizeof(nn_real) * H * W);
@@ -313,25 +313,33 @@ Test(render, feathered_blend_ramps_linearly_across_overlaps) {
     double s;
     int n = render_plan_windows(win, MAX_CALLS, &s, &cfg, H, W), single = 0, mixed = 0;
     cr_assert(n >= 3 && n < cfg.D, "n %d", n);
-    for (int x = 0; x < W; x++) {
+    int total = along_x ? W : H, len = along_x ? win[0].w : win[0].h;
+    for (int x = 0; x < total; x++) {
         double num = 0, den = 0;
         int covering = 0;
         for (int i = 0; i < n; i++) {
-            int t = x - win[i].x0;
-            if (t < 0 || t >= win[i].w) continue;
+            int t = x - (along_x ? win[i].x0 : win[i].y0);
+            int a = along_x ? win[i].ramp_left : win[i].ramp_top, b = along_x ? win[i].ramp_right : win[i].ramp_bottom;
+            if (t < 0 || t >= len) continue;
             double wt = 1;
-            if (win[i].ramp_left) wt = fmin(wt, (t + 0.5) / win[i].ramp_left);
-            if (win[i].ramp_right) wt = fmin(wt, (win[i].w - t - 0.5) / win[i].ramp_right);
+            if (a) wt = fmin(wt, (t + 0.5) / a);
+            if (b) wt = fmin(wt, (len - t - 0.5) / b);
             num += wt * (cfg.dmin + i), den += wt, covering++;
         }
         single += covering == 1, mixed += covering > 1;
-        for (int y = 0; y < H; y += 7)
-            cr_assert_float_eq(E[(size_t)y * W + x], s * num / den, 1e-4, "E at (%d, %d)", y, x);
+        for (int y = 0; y < (along_x ? H : W); y += 7) {
+            size_t at = along_x ? (size_t)y * W + x : (size_t)x * W + y;
+            cr_assert_float_eq(E[at], s * num / den, 1e-4, "E at %zu", at);
+        }
     }
     cr_assert(single > 0 && mixed > 0, "single %d, mixed %d", single, mixed);
     free(L), free(R), free(E);
     fake_free(&f);
 }
+
+Test(render, feathered_blend_ramps_linearly_across_overlaps_along_x) { check_feathering(20, 130, 1); }
+
+Test(render, feathered_blend_ramps_linearly_across_overlaps_along_y) { check_feathering(45, 24, 0); }
 
 /* ------------------------------------------------------------ compositions */
 
