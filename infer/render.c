@@ -1,0 +1,475 @@
+/* Inference rendering: see render.h for the formulas, layouts and conventions. */
+#include "render.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/status.h"
+
+/* ---------------------------------------------------------------- resampling */
+
+/* Separable resampling along one axis: output i reads input first[i] .. first[i] +
+ * count[i] - 1 with weights w[i * max_taps + j] (normalised to sum 1). Tent filter of
+ * half-width max(1, n_in / n_out) input pixels around the centre (i + 0.5) * n_in /
+ * n_out (pixel-area convention; PIL's BILINEAR filter). */
+typedef struct {
+    int n_in, n_out, max_taps;
+    int *first, *count;
+    nn_real *w;
+} axis_filter;
+
+static void axis_filter_free(axis_filter *f) {
+    free(f->first), free(f->count), free(f->w);
+    memset(f, 0, sizeof *f);
+}
+
+static int axis_filter_init(axis_filter *f, int n_in, int n_out) {
+    memset(f, 0, sizeof *f);
+    double scale = (double)n_in / n_out, support = scale > 1 ? scale : 1.0;
+    f->n_in = n_in, f->n_out = n_out, f->max_taps = (int)ceil(2 * support) + 3;
+    f->first = malloc((size_t)n_out * sizeof *f->first);
+    f->count = malloc((size_t)n_out * sizeof *f->count);
+    f->w = malloc((size_t)n_out * (size_t)f->max_taps * sizeof *f->w);
+    double *tw = malloc((size_t)f->max_taps * sizeof *tw);
+    if (!f->first || !f->count || !f->w || !tw) {
+        free(tw), axis_filter_free(f);
+        return nn_fail("render: out of memory for a %d -> %d resampling table", n_in, n_out);
+    }
+    for (int i = 0; i < n_out; i++) {
+        double centre = (i + 0.5) * scale;
+        int lo = (int)floor(centre - support - 0.5), hi = (int)ceil(centre + support - 0.5);
+        if (lo < 0) lo = 0;
+        if (hi > n_in - 1) hi = n_in - 1;
+        int first = -1, count = 0;
+        double total = 0;
+        for (int j = lo; j <= hi; j++) {
+            double t = 1.0 - fabs((j + 0.5 - centre) / support);
+            if (t <= 0) {
+                if (first >= 0) break;
+                continue;
+            }
+            if (first < 0) first = j;
+            tw[count++] = t, total += t;
+        }
+        /* the nearest input pixel is within 0.5 of the centre, so total >= 0.5 */
+        f->first[i] = first, f->count[i] = count;
+        for (int j = 0; j < count; j++) f->w[(size_t)i * f->max_taps + j] = (nn_real)(tw[j] / total);
+    }
+    free(tw);
+    return 0;
+}
+
+/* out (C, fy.n_out, fx.n_out) from a (C, fy.n_in, fx.n_in) region of `in` whose planes
+ * are plane_stride apart and rows row_stride apart. Vertical pass into a per-thread
+ * row, then horizontal. */
+static int resample(nn_real *out, const nn_real *in, size_t plane_stride, size_t row_stride, int C,
+                    const axis_filter *fy, const axis_filter *fx) {
+    int H2 = fy->n_out, W = fx->n_in, W2 = fx->n_out, nt = omp_get_max_threads();
+    nn_real *rows = malloc((size_t)nt * (size_t)W * sizeof *rows);
+    if (!rows) return nn_fail("render: out of memory resampling %d planes to %d x %d", C, H2, W2);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H2; y++) {
+            nn_real *t = rows + (size_t)omp_get_thread_num() * W;
+            const nn_real *wy = fy->w + (size_t)y * fy->max_taps;
+            const nn_real *src = in + (size_t)c * plane_stride + (size_t)fy->first[y] * row_stride;
+            for (int x = 0; x < W; x++) t[x] = wy[0] * src[x];
+            for (int j = 1; j < fy->count[y]; j++)
+                for (int x = 0; x < W; x++) t[x] += wy[j] * src[(size_t)j * row_stride + x];
+            nn_real *o = out + ((size_t)c * H2 + y) * W2;
+            for (int x = 0; x < W2; x++) {
+                const nn_real *wx = fx->w + (size_t)x * fx->max_taps, *tt = t + fx->first[x];
+                nn_real acc = 0;
+                for (int j = 0; j < fx->count[x]; j++) acc += wx[j] * tt[j];
+                o[x] = acc;
+            }
+        }
+    free(rows);
+    return 0;
+}
+
+int render_resize(nn_real *out, const nn_real *in, int C, int H, int W, int H2, int W2) {
+    if (!out || !in) return nn_fail("render_resize: NULL array");
+    if (C < 1 || H < 1 || W < 1 || H2 < 1 || W2 < 1)
+        return nn_fail("render_resize: bad sizes (%d, %d, %d) -> (%d, %d)", C, H, W, H2, W2);
+    axis_filter fy, fx;
+    if (axis_filter_init(&fy, H, H2)) return -1;
+    if (axis_filter_init(&fx, W, W2)) return axis_filter_free(&fy), -1;
+    int rc = resample(out, in, (size_t)H * W, (size_t)W, C, &fy, &fx);
+    axis_filter_free(&fy), axis_filter_free(&fx);
+    return rc;
+}
+
+int render_upsample_prob(nn_real *prob_src, const nn_real *prob, int D, int h, int w, int H, int W) {
+    if (!prob_src || !prob) return nn_fail("render_upsample_prob: NULL array");
+    if (D < 1 || h < 1 || w < 1 || H < 1 || W < 1)
+        return nn_fail("render_upsample_prob: bad sizes D %d, %d x %d -> %d x %d", D, h, w, H, W);
+    if (render_resize(prob_src, prob, D, h, w, H, W)) return nn_fail_context("render_upsample_prob");
+    size_t plane = (size_t)H * W;
+    long bad = -1;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < plane; i++) {
+        nn_real sum = 0;
+        for (int k = 0; k < D; k++) sum += prob_src[k * plane + i];
+        if (!(sum > 0) || !isfinite(sum)) {
+#pragma omp critical(render_bad)
+            if (bad < 0 || (long)i < bad) bad = (long)i;
+            continue;
+        }
+        for (int k = 0; k < D; k++) prob_src[k * plane + i] /= sum;
+    }
+    if (bad >= 0)
+        return nn_fail("render_upsample_prob: probabilities at (y %ld, x %ld) do not sum to a positive "
+                       "finite number", bad / W, bad % W);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- rendering */
+
+/* The source column read for shift k at output column x is u = x + off[k] + frac[k]
+ * (off = floor(-s d_k), 0 <= frac < 1), before clamping to 0..W-1. */
+typedef struct {
+    int *off;
+    nn_real *frac;
+} shift_table;
+
+static int shift_table_init(shift_table *t, int D, int dmin, double s) {
+    t->off = malloc((size_t)D * sizeof *t->off);
+    t->frac = malloc((size_t)D * sizeof *t->frac);
+    if (!t->off || !t->frac) return free(t->off), free(t->frac), -1;
+    for (int k = 0; k < D; k++) {
+        double u = -s * (dmin + k), f = floor(u);
+        t->off[k] = (int)f, t->frac[k] = (nn_real)(u - f);
+    }
+    return 0;
+}
+
+static void shift_table_free(shift_table *t) { free(t->off), free(t->frac); }
+
+/* One output pixel (y, x): p (D values, stride pstride) -> right(:, y, x), disparity. */
+static inline void render_pixel(nn_real *right, nn_real *disparity, const nn_real *left, int H, int W,
+                                int y, int x, const nn_real *p, size_t pstride, int D, int dmin,
+                                const shift_table *st, double s) {
+    size_t plane = (size_t)H * W, row = (size_t)y * W;
+    const nn_real *l0 = left + row, *l1 = l0 + plane, *l2 = l1 + plane;
+    nn_real r0 = 0, r1 = 0, r2 = 0, e = 0;
+    for (int k = 0; k < D; k++) {
+        nn_real pk = p[k * pstride];
+        int i0 = x + st->off[k];
+        if (i0 < 0) { /* u < 0: the first column */
+            r0 += pk * l0[0], r1 += pk * l1[0], r2 += pk * l2[0];
+        } else if (i0 >= W - 1) { /* u >= W - 1: the last column */
+            r0 += pk * l0[W - 1], r1 += pk * l1[W - 1], r2 += pk * l2[W - 1];
+        } else {
+            nn_real f = st->frac[k];
+            r0 += pk * (l0[i0] + f * (l0[i0 + 1] - l0[i0]));
+            r1 += pk * (l1[i0] + f * (l1[i0 + 1] - l1[i0]));
+            r2 += pk * (l2[i0] + f * (l2[i0 + 1] - l2[i0]));
+        }
+        e += pk * (nn_real)(dmin + k);
+    }
+    right[row + x] = r0, right[plane + row + x] = r1, right[2 * plane + row + x] = r2;
+    if (disparity) disparity[row + x] = (nn_real)(s * e);
+}
+
+int render_right_view(nn_real *right, nn_real *disparity, const nn_real *left, const nn_real *prob_src,
+                      int D, int dmin, double s, int H, int W) {
+    if (!right || !left || !prob_src) return nn_fail("render_right_view: NULL array");
+    if (D < 1 || H < 1 || W < 1) return nn_fail("render_right_view: bad sizes D %d, %d x %d", D, H, W);
+    if (!(s > 0) || !isfinite(s)) return nn_fail("render_right_view: shift scale %g is not positive", s);
+    shift_table st;
+    if (shift_table_init(&st, D, dmin, s)) return nn_fail("render_right_view: out of memory");
+    size_t plane = (size_t)H * W;
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            render_pixel(right, disparity, left, H, W, y, x, prob_src + (size_t)y * W + x, plane, D, dmin,
+                         &st, s);
+    shift_table_free(&st);
+    return 0;
+}
+
+/* A window's network probabilities placed on the source frame. */
+typedef struct {
+    render_window r;
+    const nn_real *prob;          /* (D, h, w) */
+    const axis_filter *fx, *fy;   /* w -> r.w, h -> r.h */
+} placed_window;
+
+static inline double ramp(int t, int n, int a, int b) {
+    double v = 1;
+    if (a > 0 && (t + 0.5) / a < v) v = (t + 0.5) / a;
+    if (b > 0 && (n - t - 0.5) / b < v) v = (n - t - 0.5) / b;
+    return v;
+}
+
+/* Row by row: resample each window covering the row, renormalise it, blend with the
+ * window weights, renormalise over D, render. `what` names the caller in messages. */
+static int blend_render(nn_real *right, nn_real *disparity, const nn_real *left, int H, int W,
+                        const placed_window *pw, int n, int D, int dmin, int h, int w, double s,
+                        const char *what) {
+    int nt = omp_get_max_threads();
+    size_t per = (size_t)w * D + (size_t)D + (size_t)W * D;
+    nn_real *scratch = malloc((size_t)nt * per * sizeof *scratch);
+    shift_table st = {NULL, NULL};
+    if (!scratch || shift_table_init(&st, D, dmin, s)) {
+        free(scratch);
+        return nn_fail("%s: out of memory for %d threads x %zu row values", what, nt, per);
+    }
+    int bad = 0, bad_y = 0, bad_x = 0, bad_win = -1;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int y = 0; y < H; y++) {
+        int failed;
+#pragma omp atomic read
+        failed = bad;
+        if (failed) continue;
+        nn_real *vrow = scratch + (size_t)omp_get_thread_num() * per; /* (w, D) */
+        nn_real *hp = vrow + (size_t)w * D;                              /* (D) */
+        nn_real *acc = hp + D;                                           /* (W, D) */
+        memset(acc, 0, (size_t)W * D * sizeof *acc);
+        for (int i = 0; i < n && !failed; i++) {
+            const render_window *r = &pw[i].r;
+            if (y < r->y0 || y >= r->y0 + r->h) continue;
+            int ty = y - r->y0;
+            double wy = ramp(ty, r->h, r->ramp_top, r->ramp_bottom);
+            const axis_filter *fy = pw[i].fy, *fx = pw[i].fx;
+            const nn_real *wgt = fy->w + (size_t)ty * fy->max_taps;
+            /* vertical pass: vrow(t, k) = sum_j wgt[j] * prob(k, first + j, t) */
+            for (int k = 0; k < D; k++) {
+                const nn_real *src = pw[i].prob + ((size_t)k * h + fy->first[ty]) * w;
+                for (int t = 0; t < w; t++) {
+                    nn_real v = 0;
+                    for (int j = 0; j < fy->count[ty]; j++) v += wgt[j] * src[(size_t)j * w + t];
+                    vrow[(size_t)t * D + k] = v;
+                }
+            }
+            for (int tx = 0; tx < r->w; tx++) {
+                const nn_real *wx = fx->w + (size_t)tx * fx->max_taps;
+                const nn_real *v = vrow + (size_t)fx->first[tx] * D;
+                for (int k = 0; k < D; k++) hp[k] = wx[0] * v[k];
+                for (int j = 1; j < fx->count[tx]; j++)
+                    for (int k = 0; k < D; k++) hp[k] += wx[j] * v[(size_t)j * D + k];
+                nn_real sum = 0;
+                for (int k = 0; k < D; k++) sum += hp[k];
+                if (!(sum > 0) || !isfinite(sum)) {
+#pragma omp critical(render_bad)
+                    if (bad_win < 0 || y < bad_y) bad_y = y, bad_x = r->x0 + tx, bad_win = i;
+#pragma omp atomic write
+                    bad = 1;
+                    failed = 1;
+                    break;
+                }
+                nn_real g = (nn_real)(wy * ramp(tx, r->w, r->ramp_left, r->ramp_right) / sum);
+                nn_real *a = acc + (size_t)(r->x0 + tx) * D;
+                for (int k = 0; k < D; k++) a[k] += g * hp[k];
+            }
+        }
+        if (failed) continue;
+        for (int x = 0; x < W; x++) {
+            nn_real *p = acc + (size_t)x * D, tot = 0;
+            for (int k = 0; k < D; k++) tot += p[k];
+            /* every pixel lies in a window with a positive weight, so tot > 0 */
+            for (int k = 0; k < D; k++) p[k] /= tot;
+            render_pixel(right, disparity, left, H, W, y, x, p, 1, D, dmin, &st, s);
+        }
+    }
+    free(scratch), shift_table_free(&st);
+    if (bad)
+        return nn_fail("%s: probabilities of window %d at (y %d, x %d) do not sum to a positive finite "
+                       "number", what, bad_win, bad_y, bad_x);
+    return 0;
+}
+
+int render_from_prob(nn_real *right, nn_real *disparity, const nn_real *left, int H, int W,
+                     const nn_real *prob, int D, int dmin, int h, int w) {
+    if (!right || !left || !prob) return nn_fail("render_from_prob: NULL array");
+    if (D < 1 || h < 1 || w < 1 || H < 1 || W < 1)
+        return nn_fail("render_from_prob: bad sizes D %d, %d x %d -> %d x %d", D, h, w, H, W);
+    axis_filter fy, fx;
+    if (axis_filter_init(&fy, h, H)) return -1;
+    if (axis_filter_init(&fx, w, W)) return axis_filter_free(&fy), -1;
+    placed_window pw = {{0, 0, W, H, 0, 0, 0, 0}, prob, &fx, &fy};
+    int rc = blend_render(right, disparity, left, H, W, &pw, 1, D, dmin, h, w, (double)W / w,
+                          "render_from_prob");
+    axis_filter_free(&fy), axis_filter_free(&fx);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- single-image path */
+
+void render_config_default(render_config *cfg) {
+    cfg->net_h = 160, cfg->net_w = 384, cfg->D = 33, cfg->dmin = -15;
+    cfg->aspect_tol = 0.15, cfg->min_overlap = 0.25;
+}
+
+static int check_config(const render_config *cfg, const char *what) {
+    if (!cfg) return nn_fail("%s: NULL config", what);
+    if (cfg->net_h < 1 || cfg->net_w < 1 || cfg->D < 1)
+        return nn_fail("%s: bad config: network %d x %d, D %d", what, cfg->net_w, cfg->net_h, cfg->D);
+    if (!(cfg->aspect_tol >= 0) || !isfinite(cfg->aspect_tol) || !(cfg->min_overlap >= 0) ||
+        !(cfg->min_overlap < 1))
+        return nn_fail("%s: bad config: aspect_tol %g (want >= 0), min_overlap %g (want 0 <= . < 1)", what,
+                       cfg->aspect_tol, cfg->min_overlap);
+    return 0;
+}
+
+/* n windows of length len sliding over [0, total): starts and overlap-ramps. */
+static int slide(int total, int len, double min_overlap, int *start) {
+    if (len >= total) {
+        if (start) start[0] = 0;
+        return 1;
+    }
+    int n = 1 + (int)ceil((double)(total - len) / ((1 - min_overlap) * len));
+    if (start)
+        for (int i = 0; i < n; i++) start[i] = (int)lround((double)i * (total - len) / (n - 1));
+    return n;
+}
+
+static int plan(render_window *win, int max_windows, double *scale, int *axis_out, const render_config *cfg,
+                int H, int W) {
+    if (check_config(cfg, "render_plan_windows")) return -1;
+    if (H < 1 || W < 1) return nn_fail("render_plan_windows: bad frame size %d x %d", W, H);
+    double an = (double)cfg->net_w / cfg->net_h, r = ((double)W / H) / an, lim = 1 + cfg->aspect_tol;
+    int axis = (r <= lim && 1 / r <= lim) ? 0 : r > 1 ? 1 : 2;
+    int ww = W, wh = H;
+    if (axis == 1) {
+        ww = (int)lround(H * an);
+        ww = ww < 1 ? 1 : ww > W ? W : ww;
+    } else if (axis == 2) {
+        wh = (int)lround(W / an);
+        wh = wh < 1 ? 1 : wh > H ? H : wh;
+    }
+    int total = axis == 2 ? H : W, len = axis == 2 ? wh : ww;
+    int n = axis == 0 ? 1 : slide(total, len, cfg->min_overlap, NULL);
+    if (scale) *scale = (double)ww / cfg->net_w;
+    if (axis_out) *axis_out = axis;
+    if (!win || max_windows < 1) return n;
+    int *start = malloc((size_t)n * sizeof *start);
+    if (!start) return nn_fail("render_plan_windows: out of memory for %d windows", n);
+    if (axis == 0) start[0] = 0;
+    else slide(total, len, cfg->min_overlap, start);
+    for (int i = 0; i < n && i < max_windows; i++) {
+        int before = i > 0 ? start[i - 1] + len - start[i] : 0;
+        int after = i < n - 1 ? start[i] + len - start[i + 1] : 0;
+        before = before < 0 ? 0 : before, after = after < 0 ? 0 : after;
+        render_window *o = &win[i];
+        memset(o, 0, sizeof *o);
+        o->w = ww, o->h = wh;
+        if (axis == 2) o->y0 = start[i], o->ramp_top = before, o->ramp_bottom = after;
+        else o->x0 = start[i], o->ramp_left = before, o->ramp_right = after;
+    }
+    free(start);
+    return n;
+}
+
+int render_plan_windows(render_window *win, int max_windows, double *scale, const render_config *cfg,
+                        int H, int W) {
+    return plan(win, max_windows, scale, NULL, cfg, H, W);
+}
+
+int render_image(nn_real *right, nn_real *disparity, render_info *info, const render_config *cfg,
+                 render_net_fn net, void *ctx, const nn_real *left, int H, int W) {
+    if (check_config(cfg, "render_image")) return -1;
+    if (!right || !left || !net) return nn_fail("render_image: NULL array or network callback");
+    if (H < 1 || W < 1) return nn_fail("render_image: bad frame size %d x %d", W, H);
+    double s;
+    int axis;
+    int n = plan(NULL, 0, &s, &axis, cfg, H, W);
+    if (n < 1) return nn_fail_context("render_image");
+    int D = cfg->D, nh = cfg->net_h, nw = cfg->net_w, rc = -1;
+    size_t psize = (size_t)D * nh * nw;
+    render_window *win = malloc((size_t)n * sizeof *win);
+    placed_window *pw = malloc((size_t)n * sizeof *pw);
+    nn_real *probs = malloc((size_t)n * psize * sizeof *probs);
+    nn_real *input = malloc((size_t)3 * nh * nw * sizeof *input);
+    axis_filter in_x = {0}, in_y = {0}, out_x = {0}, out_y = {0};
+    if (!win || !pw || !probs || !input) {
+        nn_fail("render_image: out of memory for %d windows of %d x %d x %d", n, D, nh, nw);
+        goto done;
+    }
+    if (render_plan_windows(win, n, NULL, cfg, H, W) != n) goto done;
+    int ww = win[0].w, wh = win[0].h;  /* all windows have the same size */
+    if (axis_filter_init(&in_x, ww, nw) || axis_filter_init(&in_y, wh, nh) ||
+        axis_filter_init(&out_x, nw, ww) || axis_filter_init(&out_y, nh, wh))
+        goto done;
+    for (int i = 0; i < n; i++) {
+        const render_window *r = &win[i];
+        if (resample(input, left + (size_t)r->y0 * W + r->x0, (size_t)H * W, (size_t)W, 3, &in_y, &in_x))
+            goto done;
+        if (net(ctx, input, probs + (size_t)i * psize) != 0) {
+            nn_fail_context("render: network failed on window %d of %d (x0 %d, y0 %d, %d x %d)", i, n, r->x0,
+                            r->y0, r->w, r->h);
+            goto done;
+        }
+        pw[i] = (placed_window){*r, probs + (size_t)i * psize, &out_x, &out_y};
+    }
+    rc = blend_render(right, disparity, left, H, W, pw, n, D, cfg->dmin, nh, nw, s, "render_image");
+    if (rc == 0 && info) {
+        info->n_windows = n, info->win_w = ww, info->win_h = wh, info->scale = s;
+        info->axis = axis;
+    }
+done:
+    axis_filter_free(&in_x), axis_filter_free(&in_y), axis_filter_free(&out_x), axis_filter_free(&out_y);
+    free(win), free(pw), free(probs), free(input);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- compositions */
+
+static nn_real *new_image(const char *what, const void *a, const void *b, int H, int W, size_t numel) {
+    if (!a || !b) return nn_fail("%s: NULL image", what), NULL;
+    if (H < 1 || W < 1) return nn_fail("%s: bad size %d x %d", what, W, H), NULL;
+    nn_real *out = malloc(numel * sizeof *out);
+    if (!out) nn_fail("%s: out of memory for %zu values", what, numel);
+    return out;
+}
+
+nn_real *render_side_by_side(const nn_real *left, const nn_real *right, int H, int W) {
+    nn_real *out = new_image("render_side_by_side", left, right, H, W, (size_t)6 * H * W);
+    if (!out) return NULL;
+    size_t plane = (size_t)H * W;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < H; y++) {
+            nn_real *o = out + ((size_t)c * H + y) * 2 * W;
+            memcpy(o, left + c * plane + (size_t)y * W, (size_t)W * sizeof *o);
+            memcpy(o + W, right + c * plane + (size_t)y * W, (size_t)W * sizeof *o);
+        }
+    return out;
+}
+
+nn_real *render_over_under(const nn_real *left, const nn_real *right, int H, int W) {
+    nn_real *out = new_image("render_over_under", left, right, H, W, (size_t)6 * H * W);
+    if (!out) return NULL;
+    size_t plane = (size_t)H * W;
+    for (int c = 0; c < 3; c++) {
+        memcpy(out + 2 * c * plane, left + c * plane, plane * sizeof *out);
+        memcpy(out + (2 * c + 1) * plane, right + c * plane, plane * sizeof *out);
+    }
+    return out;
+}
+
+nn_real *render_anaglyph(const nn_real *left, const nn_real *right, int H, int W) {
+    nn_real *out = new_image("render_anaglyph", left, right, H, W, (size_t)3 * H * W);
+    if (!out) return NULL;
+    size_t plane = (size_t)H * W;
+    memcpy(out, left, plane * sizeof *out);                           /* red   <- left  */
+    memcpy(out + plane, right + plane, 2 * plane * sizeof *out);      /* green, blue <- right */
+    return out;
+}
+
+nn_real *render_depth_map(const nn_real *disparity, int H, int W, int D, int dmin, double s) {
+    if (D < 1) return nn_fail("render_depth_map: D %d < 1", D), NULL;
+    if (!(s > 0) || !isfinite(s)) return nn_fail("render_depth_map: shift scale %g is not positive", s), NULL;
+    nn_real *out = new_image("render_depth_map", disparity, disparity, H, W, (size_t)3 * H * W);
+    if (!out) return NULL;
+    size_t plane = (size_t)H * W;
+    double dmax = dmin + D - 1, range = (dmax - dmin) * s;
+    for (size_t i = 0; i < plane; i++) {
+        double v = range > 0 ? 255.0 * (dmax * s - disparity[i]) / range : 127.5;
+        v = v < 0 ? 0 : v > 255 ? 255 : v;
+        out[i] = out[plane + i] = out[2 * plane + i] = (nn_real)v;
+    }
+    return out;
+}
