@@ -51,6 +51,8 @@ typedef struct nn_weights_file nn_weights_file;
  *                binary16, round to nearest even; half the size). With F16, a tensor
  *                holding a finite value of magnitude >= 65520 (it would become inf
  *                in binary16) is stored as F32 instead; nn_weights_tensor() shows it.
+ * A symbolic link at `path` is replaced by the file, not followed. Two threads of one
+ * process must not save the same path at the same time (they share the temporary name).
  * Source: the write-temp-fsync-rename pattern (POSIX rename(2) replaces atomically). */
 int nn_weights_save(const char *path, const char *config_text, nn_tensor *const *tensors,
                     const char *const *names, int n, nn_weights_dtype dtype);
