@@ -51,8 +51,10 @@ int deep3d_config_check(const deep3d_config *c) {
 }
 
 void deep3d_config_format(const deep3d_config *c, char *buf, size_t size) {
-    snprintf(buf, size, "model=deep3d\nvariant=%s\nwidth=%d\nheight=%d\ndisparities=%d\ndmin=%d\nwidth_div=%d\n",
-             c->variant, c->width, c->height, c->disparities, c->dmin, c->width_div);
+    int n = snprintf(buf, size, "model=deep3d\nvariant=%s\nwidth=%d\nheight=%d\ndisparities=%d\ndmin=%d\nwidth_div=%d\n",
+                     c->variant, c->width, c->height, c->disparities, c->dmin, c->width_div);
+    if (c->has_global_disparity && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, "global_disparity=%d\n", c->global_disparity);
 }
 
 /* ---- construction ----------------------------------------------------------- */

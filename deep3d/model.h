@@ -25,6 +25,9 @@ typedef struct deep3d_config {
     int disparities;    /* D, number of disparity levels (33) */
     int dmin;           /* smallest shift in pixels (-15): d_k = dmin + k */
     int width_div;      /* divides every conv and fc width (not D): 1 = the paper's */
+    /* the global-disparity baseline's shift (network pixels), fitted on the training
+     * set by deep3d train; stored in model files, used by deep3d eval */
+    int has_global_disparity, global_disparity;
 } deep3d_config;
 
 /* The defaults of DEEP3D.md: released, 384x160, D = 33, dmin = -15, width_div 1. */

@@ -1,6 +1,7 @@
 /* Model files: the configuration of deep3d_config_format() plus every tensor of the model
  * by name, in the deep3d weights format (weights/FORMAT.md, nn/weights.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../nn/weights.h"
@@ -28,6 +29,11 @@ static int read_config(const nn_weights_file *f, deep3d_config *c) {
     snprintf(c->variant, sizeof c->variant, "%s", variant);
     c->width = (int)width, c->height = (int)height, c->disparities = (int)disparities;
     c->dmin = (int)dmin, c->width_div = (int)width_div;
+    const char *global = nn_weights_config_get(f, "global_disparity");
+    if (global) {
+        c->has_global_disparity = 1;
+        c->global_disparity = atoi(global);
+    }
     if (deep3d_config_check(c)) return nn_fail_context("%s: bad model configuration", nn_weights_path(f));
     return 0;
 }

@@ -1,0 +1,321 @@
+/* deep3d train: trains Deep3D on left/right stereo pairs (DEEP3D.md "Training").
+ *
+ * Each step: a batch from the background loader (random 2.4:1 crop of random scale,
+ * flip with left/right swap, identical colour jitter), forward, L1 loss against the true
+ * right view, backward, an optimizer step. Every batch and every dropout mask is a
+ * function of (seed, step), so --resume continues exactly where a checkpoint left off.
+ *
+ * Writes into --out: log.csv (step, loss, lr, images/s, validation MAE of the model and
+ * both baselines), checkpoint.d3w (float32, with optimizer state; atomic) every
+ * --checkpoint-every steps and at the end, and model.d3w (float16) at the end. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../data/loader.h"
+#include "../deep3d/cli.h"
+#include "../deep3d/commands.h"
+#include "../deep3d/evaluate.h"
+#include "../deep3d/model.h"
+#include "../deep3d/runtime.h"
+#include "../nn/weights.h"
+
+typedef struct train_opts {
+    cli_list data, val_data;
+    const char *out, *resume, *variant, *optimizer, *schedule, *layout, *device;
+    long steps, batch, seed, threads, width, height, disparities, dmin, width_div;
+    long lr_step, checkpoint_every, val_every, log_every;
+    double lr, weight_decay;
+} train_opts;
+
+/* Everything a checkpoint holds besides the model. */
+typedef struct train_state {
+    long step, seed, batch, lr_step;
+    double lr, weight_decay;
+    nn_optim_kind optimizer;
+    nn_lr_kind schedule;
+} train_state;
+
+static const char *schedule_names[] = {"constant", "step", "cosine"};
+
+static int open_dataset(stereo_dataset **ds, const cli_list *dirs, const char *layout_name) {
+    stereo_layout layout;
+    if (stereo_layout_parse(layout_name, &layout)) return -1;
+    if (!(*ds = stereo_dataset_new())) return -1;
+    for (int i = 0; i < dirs->n; i++)
+        if (stereo_dataset_add(*ds, dirs->items[i], layout)) return -1;
+    return 0;
+}
+
+/* Checkpoint = model tensors + optimizer state ("optim.velocity.<p>", "optim.m.<p>",
+ * "optim.v.<p>") + the training state in the config text (weights/FORMAT.md). */
+static int save_checkpoint(const char *path, const deep3d_model *m, const nn_optimizer *opt,
+                           const train_state *st) {
+    char config[2048], names_buf[3 * DEEP3D_MAX_TENSORS][96];
+    deep3d_config_format(&m->cfg, config, sizeof config);
+    size_t len = strlen(config);
+    snprintf(config + len, sizeof config - len,
+             "step=%ld\nseed=%ld\nbatch=%ld\noptimizer=%s\nlr=%.17g\nlr_schedule=%s\nlr_step=%ld\nweight_decay=%.17g\n",
+             st->step, st->seed, st->batch, st->optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st->lr,
+             schedule_names[st->schedule], st->lr_step, st->weight_decay);
+    nn_tensor *tensors[3 * DEEP3D_MAX_TENSORS];
+    const char *names[3 * DEEP3D_MAX_TENSORS];
+    int n = 0;
+    for (int i = 0; i < m->n_tensors; i++) tensors[n] = m->tensors[i], names[n] = m->tensors[i]->name, n++;
+    for (int i = 0; i < opt->n_params; i++) {
+        const char *p = opt->params[i]->name;
+        snprintf(names_buf[n], sizeof names_buf[n], "optim.%s.%s", st->optimizer == NN_OPTIM_ADAM ? "m" : "velocity", p);
+        tensors[n] = opt->state1[i], names[n] = names_buf[n], n++;
+        if (opt->state2 && opt->state2[i]) {
+            snprintf(names_buf[n], sizeof names_buf[n], "optim.v.%s", p);
+            tensors[n] = opt->state2[i], names[n] = names_buf[n], n++;
+        }
+    }
+    return nn_weights_save(path, config, tensors, names, n, NN_WEIGHTS_F32);
+}
+
+static int read_state(const nn_weights_file *f, train_state *st) {
+    const char *opt, *sched;
+    if (nn_weights_config_int(f, "step", &st->step) || nn_weights_config_int(f, "seed", &st->seed) ||
+        nn_weights_config_int(f, "batch", &st->batch) || nn_weights_config_str(f, "optimizer", &opt) ||
+        nn_weights_config_double(f, "lr", &st->lr) || nn_weights_config_str(f, "lr_schedule", &sched) ||
+        nn_weights_config_int(f, "lr_step", &st->lr_step) ||
+        nn_weights_config_double(f, "weight_decay", &st->weight_decay))
+        return nn_fail_context("%s is not a training checkpoint", nn_weights_path(f));
+    st->optimizer = !strcmp(opt, "adam") ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
+    st->schedule = !strcmp(sched, "cosine") ? NN_LR_COSINE : !strcmp(sched, "constant") ? NN_LR_CONSTANT : NN_LR_STEP;
+    return 0;
+}
+
+static int read_optimizer_state(const nn_weights_file *f, nn_optimizer *opt, const train_state *st) {
+    char name[128];
+    for (int i = 0; i < opt->n_params; i++) {
+        const char *p = opt->params[i]->name;
+        snprintf(name, sizeof name, "optim.%s.%s", st->optimizer == NN_OPTIM_ADAM ? "m" : "velocity", p);
+        if (nn_weights_read(f, name, opt->state1[i])) return -1;
+        if (st->optimizer == NN_OPTIM_ADAM) {
+            snprintf(name, sizeof name, "optim.v.%s", p);
+            if (nn_weights_read(f, name, opt->state2[i])) return -1;
+        }
+    }
+    opt->step = st->step;
+    return 0;
+}
+
+static void format_duration(double s, char *buf, size_t size) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, size, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
+}
+
+static int run(train_opts *o) {
+    stereo_dataset *train_ds = NULL, *val_ds = NULL;
+    deep3d_model m = {0};
+    nn_optimizer opt = {0};
+    loader *ld = NULL;
+    FILE *csv = NULL;
+    nn_weights_file *ckpt = NULL;
+    nn_tensor *left = NULL, *right = NULL;
+    int rc = -1, model_ready = 0, opt_ready = 0;
+    char path[4096];
+    nn_device device;
+    train_state st = {0};
+
+    if (nn_device_parse(o->device, &device)) goto done;
+    if (mkdir(o->out, 0777) && errno != EEXIST) {
+        nn_fail("cannot create output folder %s: %s", o->out, strerror(errno));
+        goto done;
+    }
+    if (open_dataset(&train_ds, &o->data, o->layout)) goto done;
+    if (o->val_data.n && open_dataset(&val_ds, &o->val_data, o->layout)) goto done;
+
+    if (o->resume) {
+        if (!(ckpt = nn_weights_open(o->resume)) || read_state(ckpt, &st) || deep3d_model_read(&m, ckpt, device))
+            goto done;
+        model_ready = 1;
+        printf("resuming from %s at step %ld\n", o->resume, st.step);
+    } else {
+        deep3d_config cfg = deep3d_default_config();
+        snprintf(cfg.variant, sizeof cfg.variant, "%s", o->variant);
+        cfg.width = (int)o->width, cfg.height = (int)o->height, cfg.disparities = (int)o->disparities;
+        cfg.dmin = (int)o->dmin, cfg.width_div = (int)o->width_div;
+        st.seed = o->seed, st.batch = o->batch, st.lr = o->lr, st.lr_step = o->lr_step, st.weight_decay = o->weight_decay;
+        st.optimizer = !strcmp(o->optimizer, "adam") ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
+        st.schedule = !strcmp(o->schedule, "cosine") ? NN_LR_COSINE : !strcmp(o->schedule, "constant") ? NN_LR_CONSTANT : NN_LR_STEP;
+        if (deep3d_model_init(&m, &cfg, device, (uint64_t)st.seed)) goto done;
+        model_ready = 1;
+        /* the global-disparity baseline, fitted once on the training pairs */
+        double mae;
+        int best;
+        if (deep3d_fit_global_disparity(train_ds, cfg.width, cfg.height, cfg.dmin, cfg.dmin + cfg.disparities - 1,
+                                        &best, &mae))
+            goto done;
+        m.cfg.has_global_disparity = 1, m.cfg.global_disparity = best;
+        printf("global disparity on the %d training pairs: %d px (MAE %.3f)\n", train_ds->n, best, mae);
+    }
+    if (st.step >= o->steps) {
+        nn_fail("the checkpoint is at step %ld already; ask for more --steps", st.step);
+        goto done;
+    }
+    nn_tensor *params[DEEP3D_MAX_TENSORS];
+    int n_params = 0;
+    for (int i = 0; i < m.n_tensors; i++)
+        if (m.trainable[i]) params[n_params++] = m.tensors[i];
+    if (nn_optimizer_init(&opt, st.optimizer, params, n_params)) goto done;
+    opt_ready = 1;
+    opt.weight_decay = (nn_real)st.weight_decay;
+    if (ckpt && read_optimizer_state(ckpt, &opt, &st)) goto done;
+    nn_weights_close(ckpt), ckpt = NULL;
+    nn_lr_schedule sched = {.kind = st.schedule, .base = st.lr, .step_size = st.lr_step, .gamma = 0.1,
+                            .total_steps = o->steps, .min_factor = 0.01};
+
+    loader_config lc = loader_defaults();
+    lc.batch = (int)st.batch, lc.width = m.cfg.width, lc.height = m.cfg.height;
+    lc.seed = (uint64_t)st.seed, lc.start_step = st.step;
+    lc.cache_bytes = (size_t)2 << 30;
+    if (!(ld = loader_create(train_ds, &lc))) goto done;
+    left = nn_tensor_new4(device, (int)st.batch, 3, m.cfg.height, m.cfg.width);
+    right = nn_tensor_new_like(left);
+    if (!left || !right) goto done;
+
+    snprintf(path, sizeof path, "%s/log.csv", o->out);
+    struct stat sb;
+    int fresh_log = !o->resume || stat(path, &sb) != 0;
+    if (!(csv = fopen(path, fresh_log ? "w" : "a"))) {
+        nn_fail("cannot write %s: %s", path, strerror(errno));
+        goto done;
+    }
+    if (fresh_log) fprintf(csv, "step,loss,lr,img_per_s,val_mae_model,val_mae_identity,val_mae_global\n");
+    printf("training %s (width/%d, %dx%d, D=%d from %d, %.2f M parameters) on %d pairs, batch %ld, %s lr %g, "
+           "%s, steps %ld..%ld\n",
+           m.cfg.variant, m.cfg.width_div, m.cfg.width, m.cfg.height, m.cfg.disparities, m.cfg.dmin,
+           (double)deep3d_model_param_count(&m) / 1e6, train_ds->n, st.batch, st.optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st.lr, nn_device_name(device),
+           st.step, o->steps);
+    if (val_ds) printf("validation: %d pairs every %ld steps\n", val_ds->n, o->val_every);
+    fflush(stdout);
+
+    const int tty = cli_is_tty();
+    const long first = st.step;
+    double t_start = deep3d_now(), t_log = t_start, loss_sum = 0;
+    long loss_count = 0, warnings_seen = 0, images_since_log = 0;
+    for (; st.step < o->steps;) {
+        loader_batch b;
+        if (loader_next(ld, &b)) goto done;
+        if (loader_warning_count(ld) > warnings_seen) {
+            warnings_seen = loader_warning_count(ld);
+            fprintf(stderr, "%swarning: %s (pair skipped)\n", tty ? "\n" : "", loader_last_warning(ld));
+        }
+        if (nn_tensor_upload(left, b.left) || nn_tensor_upload(right, b.right)) goto done;
+        const double lr = nn_lr_at(&sched, st.step);
+        nn_graph g;
+        nn_graph_init(&g, 1);
+        g.dropout_seed = (unsigned long long)(nn_hash_uniform((uint64_t)st.seed, (uint64_t)st.step) * 9007199254740992.0);
+        nn_tensor *pred = NULL, *loss = NULL;
+        int err = deep3d_forward(&m, &g, left, &pred, NULL) || !(loss = nn_l1_loss(&g, pred, right)) ||
+                  nn_graph_backward(&g, loss);
+        nn_real loss_value = 0;
+        if (!err) err = nn_tensor_download(loss, &loss_value);
+        nn_tensor_unref(pred), nn_tensor_unref(loss);
+        nn_graph_free(&g);
+        if (!err && !isfinite(loss_value)) err = nn_fail("the loss is %g at step %ld: training diverged; lower --lr", (double)loss_value, st.step);
+        if (err || nn_optimizer_step(&opt, (nn_real)lr) || nn_optimizer_zero_grad(&opt)) goto done;
+        st.step++;
+        loss_sum += loss_value, loss_count++, images_since_log += st.batch;
+
+        const double now = deep3d_now(), rate = (double)(st.step - first) * st.batch / (now - t_start);
+        char eta[32];
+        format_duration((double)(o->steps - st.step) * st.batch / rate, eta, sizeof eta);
+        if (tty)
+            fprintf(stderr, "\rstep %ld/%ld  loss %.3f  lr %.2e  %.2f img/s  ETA %s   ", st.step, o->steps,
+                    (double)loss_value, lr, rate, eta);
+        const int last = st.step == o->steps;
+        const int do_val = val_ds && (st.step % o->val_every == 0 || last);
+        if (st.step % o->log_every == 0 || do_val || last) {
+            eval_result ev = {0};
+            if (do_val && deep3d_evaluate(&m, val_ds, m.cfg.global_disparity, &ev)) goto done;
+            const double ips = images_since_log / (now - t_log);
+            fprintf(csv, "%ld,%.6f,%.6g,%.4f", st.step, loss_sum / loss_count, lr, ips);
+            if (do_val) fprintf(csv, ",%.6f,%.6f,%.6f\n", ev.mae_model, ev.mae_identity, ev.mae_global);
+            else fprintf(csv, ",,,\n");
+            fflush(csv);
+            if (!tty || do_val) {
+                printf("%sstep %ld/%ld loss %.4f lr %.3g %.2f img/s ETA %s", tty ? "\n" : "", st.step, o->steps,
+                       loss_sum / loss_count, lr, ips, eta);
+                if (do_val)
+                    printf("  val MAE model %.3f identity %.3f global(%d) %.3f", ev.mae_model, ev.mae_identity,
+                           ev.global_disparity, ev.mae_global);
+                printf("\n");
+                fflush(stdout);
+            }
+            loss_sum = 0, loss_count = 0, images_since_log = 0, t_log = now;
+        }
+        if (st.step % o->checkpoint_every == 0 || last) {
+            snprintf(path, sizeof path, "%s/checkpoint.d3w", o->out);
+            if (save_checkpoint(path, &m, &opt, &st)) goto done;
+        }
+    }
+    snprintf(path, sizeof path, "%s/model.d3w", o->out);
+    if (deep3d_model_save(&m, path, 1)) goto done;
+    char total[32];
+    format_duration(deep3d_now() - t_start, total, sizeof total);
+    printf("%sdone: %ld steps in %s; wrote %s/model.d3w and %s/checkpoint.d3w\n", tty ? "\n" : "", st.step - first,
+           total, o->out, o->out);
+    if (warnings_seen) printf("skipped %ld bad pair%s (last: %s)\n", warnings_seen, warnings_seen == 1 ? "" : "s",
+                              loader_last_warning(ld));
+    rc = 0;
+done:
+    if (csv) fclose(csv);
+    loader_free(ld);
+    nn_tensor_unref(left), nn_tensor_unref(right);
+    if (opt_ready) nn_optimizer_free(&opt);
+    if (model_ready) deep3d_model_free(&m);
+    nn_weights_close(ckpt);
+    stereo_dataset_free(train_ds), stereo_dataset_free(val_ds);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_opts o = {.out = NULL, .variant = "released", .optimizer = "sgd", .schedule = "step", .layout = "pairs",
+                    .device = "auto", .steps = 1000, .batch = 4, .seed = 1, .width = 384, .height = 160,
+                    .disparities = 33, .dmin = -15, .width_div = 1, .lr_step = 20000, .checkpoint_every = 500,
+                    .val_every = 100, .log_every = 10, .lr = 0.002};
+    const cli_option opts[] = {
+        {"data", CLI_LIST, &o.data, "DIR", "training pairs (repeatable; layouts in data/README.md)", 0, 0, NULL},
+        {"out", CLI_STRING, &o.out, "DIR", "output folder: log.csv, checkpoint.d3w, model.d3w", 0, 0, NULL},
+        {"steps", CLI_INT, &o.steps, "N", "train until this step (default: 1000)", 1, 1e9, NULL},
+        {"batch", CLI_INT, &o.batch, "N", "pairs per step (default: 4; the paper: 64)", 1, 4096, NULL},
+        {"lr", CLI_DOUBLE, &o.lr, "X", "learning rate (default: 0.002, the paper's)", 1e-12, 10, NULL},
+        {"optimizer", CLI_STRING, &o.optimizer, "NAME", "sgd (momentum 0.9, the paper's) or adam (default: sgd)", 0, 0, "sgd|adam"},
+        {"lr-schedule", CLI_STRING, &o.schedule, "NAME", "step (x0.1 every --lr-step), cosine or constant (default: step)", 0, 0, "step|cosine|constant"},
+        {"lr-step", CLI_INT, &o.lr_step, "N", "steps between x0.1 decays (default: 20000)", 1, 1e9, NULL},
+        {"weight-decay", CLI_DOUBLE, &o.weight_decay, "X", "L2 weight decay (default: 0)", 0, 1, NULL},
+        {"variant", CLI_STRING, &o.variant, "NAME", "released (default) or vgg16", 0, 0, "released|vgg16"},
+        {"width", CLI_INT, &o.width, "PX", "network width, multiple of 32 (default: 384)", 32, 8192, NULL},
+        {"height", CLI_INT, &o.height, "PX", "network height, multiple of 32 (default: 160)", 32, 8192, NULL},
+        {"disparities", CLI_INT, &o.disparities, "N", "disparity levels (default: 33)", 1, 1024, NULL},
+        {"dmin", CLI_INT, &o.dmin, "PX", "smallest disparity (default: -15)", -4096, 4096, NULL},
+        {"width-div", CLI_INT, &o.width_div, "N", "divide conv/fc widths by N: 1, 2, 4, 8 (default: 1)", 1, 64, NULL},
+        {"layout", CLI_STRING, &o.layout, "NAME", "pairs (default), sbs, sbs-half, ou or ou-half", 0, 0, "pairs|sbs|sbs-half|ou|ou-half"},
+        {"val-data", CLI_LIST, &o.val_data, "DIR", "validation pairs (repeatable)", 0, 0, NULL},
+        {"val-every", CLI_INT, &o.val_every, "N", "validate every N steps (default: 100)", 1, 1e9, NULL},
+        {"checkpoint-every", CLI_INT, &o.checkpoint_every, "N", "checkpoint every N steps (default: 500)", 1, 1e9, NULL},
+        {"log-every", CLI_INT, &o.log_every, "N", "a log line every N steps (default: 10)", 1, 1e9, NULL},
+        {"resume", CLI_STRING, &o.resume, "FILE", "continue from a checkpoint.d3w (its model and settings)", 0, 0, NULL},
+        {"seed", CLI_INT, &o.seed, "N", "seed of initialisation, batches and dropout (default: 1)", 0, 2e9, NULL},
+        {"threads", CLI_INT, &o.threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
+        {"device", CLI_STRING, &o.device, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
+        {0},
+    };
+    const char *pos[1];
+    int n_pos;
+    int rc = cli_parse("train", "--data DIR [--data DIR ...] --out DIR [options]", opts, argc, argv, pos, 0, &n_pos);
+    if (rc) return rc > 0 ? 0 : 2;
+    if (!o.data.n) return cli_error("train", "no --data folder given"), 2;
+    if (!o.out) return cli_error("train", "no --out folder given"), 2;
+    deep3d_set_threads(o.threads);
+    if (run(&o)) return cli_error("train", "%s", nn_last_error());
+    return 0;
+}
