@@ -271,7 +271,9 @@ int stereo_dataset_add(stereo_dataset *ds, const char *path, stereo_layout layou
 
     if (layout != STEREO_PAIRS) {
         struct stat st;
-        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) { /* one frame file */
+        if (stat(path, &st) != 0)
+            return nn_fail("stereo: cannot open '%s': %s", path, strerror(errno));
+        if (!S_ISDIR(st.st_mode)) { /* one frame file */
             char *p = strdup(path);
             if (!p) return nn_fail("stereo: out of memory");
             return push_item(ds, p, NULL, layout);

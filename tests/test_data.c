@@ -427,6 +427,9 @@ Test(stereo, listing_errors_name_the_folder_or_file) {
     assert_msg("empty");
     assert_msg("<id>_L.<ext>");
     assert_msg("left/ + right/");
+    cr_assert_eq(stereo_dataset_add(ds, P("nowhere.png"), STEREO_SBS), -1);
+    assert_msg("cannot open");
+    assert_msg("nowhere.png");
     cr_assert_eq(stereo_dataset_add(ds, P("empty"), STEREO_SBS_HALF), -1);
     assert_msg("no frames in");
     assert_msg("sbs-half");
