@@ -216,9 +216,17 @@ int choose(nn_conv_dir dir, const ConvDesc *d, const nn_conv_shape *s, const flo
     return nn_algo_cache_put(nn_cuda_algo_cache(), &key, out);
 }
 
-/* Makes the workspace fit the choice and sets its math type on the descriptor. */
-int prepare(const ConvDesc *d, const nn_algo_choice *c) {
-    if (nn_cuda_workspace_ensure(c->workspace)) return -1;
+/* Makes the workspace fit the choice and sets its math type on the descriptor. When
+ * the workspace cannot be had now (the device filled up since the choice was made),
+ * the choice's zero-workspace alternative runs instead (the fallback rule). */
+int prepare(const ConvDesc *d, nn_algo_choice *c) {
+    if (nn_cuda_workspace_ensure(c->workspace)) {
+        if (c->zero_algo < 0) return nn_fail_context("conv2d (cuda): no algorithm runs without workspace");
+        nn_clear_error();
+        c->algo = c->zero_algo;
+        c->math_type = nn_cuda_precision() == NN_PRECISION_FP32 ? (int)CUDNN_FMA_MATH : c->zero_math_type;
+        c->workspace = 0;
+    }
     NN_CUDNN(cudnnSetConvolutionMathType(d->conv, (cudnnMathType_t)c->math_type));
     return 0;
 }

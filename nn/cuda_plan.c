@@ -154,18 +154,27 @@ int nn_plan_choose(const nn_algo_perf *cands, int n, size_t cap, int det, int te
     out->math_type = cands[best].math_type;
     out->time_ms = cands[best].time_ms;
     out->fallback = 0;
+    out->zero_algo = -1;
+    out->zero_math_type = 0;
     return 0;
 }
 
 int nn_plan_decide(const nn_algo_perf *cands, int n, size_t cap, int det, int tensor_op_allowed,
                    int (*ensure_workspace)(size_t bytes, void *ctx), void *ctx, nn_algo_choice *out) {
     if (nn_plan_choose(cands, n, cap, det, tensor_op_allowed, out)) return -1;
-    if (out->workspace == 0 || ensure_workspace(out->workspace, ctx) == 0) return 0;
-    /* Out of memory for the workspace: the fastest algorithm that needs none. */
-    nn_clear_error();
-    if (nn_plan_choose(cands, n, 0, det, tensor_op_allowed, out))
-        return nn_fail_context("the workspace could not be allocated, and no algorithm runs without one");
-    out->fallback = 1;
+    nn_algo_choice zero;
+    int have_zero = nn_plan_choose(cands, n, 0, det, tensor_op_allowed, &zero) == 0;
+    if (!have_zero) nn_clear_error();
+    if (out->workspace != 0 && ensure_workspace(out->workspace, ctx) != 0) {
+        /* Out of memory for the workspace: the fastest algorithm that needs none. */
+        if (!have_zero)
+            return nn_fail_context("the workspace could not be allocated, and no algorithm runs without one");
+        nn_clear_error();
+        *out = zero;
+        out->fallback = 1;
+    }
+    out->zero_algo = have_zero ? zero.algo : -1;
+    out->zero_math_type = have_zero ? zero.math_type : 0;
     return 0;
 }
 

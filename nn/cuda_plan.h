@@ -90,6 +90,10 @@ typedef struct nn_algo_choice {
     int math_type;
     float time_ms;
     int fallback;       /* 1: chosen by the zero-workspace fallback */
+    /* The fastest qualifying algorithm that needs no workspace (-1: none), for when
+     * the workspace cannot be had at run time (nn_plan_decide fills it). */
+    int zero_algo;
+    int zero_math_type;
 } nn_algo_choice;
 
 typedef struct nn_algo_cache {
@@ -118,7 +122,8 @@ int nn_plan_choose(const nn_algo_perf *cands, int n, size_t cap, int determinist
 
 /* nn_plan_choose, then ensure_workspace(choice.workspace, ctx) (grow the shared
  * workspace); if that returns -1, the error is cleared and the choice is redone
- * with cap 0 (fallback = 1). -1 + nn_fail when even that finds nothing. */
+ * with cap 0 (fallback = 1). -1 + nn_fail when even that finds nothing. Also fills
+ * zero_algo / zero_math_type (the choice with cap 0, or -1). */
 int nn_plan_decide(const nn_algo_perf *cands, int n, size_t cap, int deterministic,
                    int tensor_op_allowed, int (*ensure_workspace)(size_t bytes, void *ctx),
                    void *ctx, nn_algo_choice *out);

@@ -263,7 +263,7 @@ Test(cuda_plan, cache_key_is_the_full_geometry_direction_and_settings) {
     nn_conv_shape base = vgg_conv();
     nn_conv_key k;
     nn_conv_key_make(&k, &base, NN_CONV_FWD, NN_PRECISION_FP32, 0);
-    nn_algo_choice ch = {1, 1000, 3, 0.5f, 0};
+    nn_algo_choice ch = {1, 1000, 3, 0.5f, 0, -1, 0};
     cr_assert_null(nn_algo_cache_find(&c, &k));
     cr_assert_eq(nn_algo_cache_put(&c, &k, &ch), 0);
     const nn_algo_choice *got = nn_algo_cache_find(&c, &k);
@@ -310,7 +310,7 @@ Test(cuda_plan, cache_holds_every_deep3d_geometry) {
         nn_conv_shape g = {64, 33, (h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k, 33, h, w, k, k, s, p, 1};
         for (int dir = 0; dir < 3; dir++) {
             nn_conv_key_make(&keys[n_put], &g, (nn_conv_dir)dir, NN_PRECISION_FP32, 0);
-            nn_algo_choice ch = {n_put, 0, 3, 1, 0};
+            nn_algo_choice ch = {n_put, 0, 3, 1, 0, -1, 0};
             cr_assert_eq(nn_algo_cache_put(&c, &keys[n_put], &ch), 0);
             n_put++;
         }
@@ -388,6 +388,7 @@ Test(cuda_plan, decide_falls_back_to_zero_workspace_when_the_workspace_cannot_gr
     cr_assert_eq(ch.algo, 5);
     cr_assert_eq(ch.workspace, 0);
     cr_assert_eq(ch.fallback, 1);
+    cr_assert_eq(ch.zero_algo, 5);
     cr_assert_str_eq(nn_last_error(), "", "the out-of-memory error is cleared by the fallback");
     /* deterministic: the zero-workspace deterministic one */
     cr_assert_eq(nn_plan_decide(cands, NC, (size_t)1 << 30, 1, 0, ws_fail, NULL, &ch), 0);
@@ -399,6 +400,8 @@ Test(cuda_plan, decide_falls_back_to_zero_workspace_when_the_workspace_cannot_gr
     cr_assert_eq(ch.algo, 1);
     cr_assert_eq(have, 64u << 20);
     cr_assert_eq(ch.fallback, 0);
+    cr_assert_eq(ch.zero_algo, 5, "the zero-workspace alternative is kept for run time");
+    cr_assert_eq(ch.zero_math_type, 3);
     /* a zero-workspace choice never asks for workspace */
     ws_calls = 0;
     cr_assert_eq(nn_plan_decide(cands, NC, 0, 0, 0, ws_fail, NULL, &ch), 0);
@@ -407,6 +410,10 @@ Test(cuda_plan, decide_falls_back_to_zero_workspace_when_the_workspace_cannot_gr
     nn_algo_perf need[] = {{7, 1, 1, 4096, 1, 3, 0}};
     cr_assert_eq(nn_plan_decide(need, 1, 1 << 20, 0, 0, ws_fail, NULL, &ch), -1);
     cr_assert(strstr(nn_last_error(), "no algorithm runs without one"), "%s", nn_last_error());
+    have = 0;
+    cr_assert_eq(nn_plan_decide(need, 1, 1 << 20, 0, 0, ws_ok, &have, &ch), 0);
+    cr_assert_eq(ch.algo, 7);
+    cr_assert_eq(ch.zero_algo, -1, "no zero-workspace alternative");
 }
 
 Test(cuda_plan, workspace_cap_and_find_workspace) {
