@@ -26,11 +26,13 @@ __global__ void stats_partial_kernel(double *partial, const float *x, int n, int
     long long m = (long long)n * hw;
     long long lo = m * split / splits, hi = m * (split + 1) / splits;
     double s = 0.0, q = 0.0;
-    for (long long j = lo + threadIdx.x; j < hi; j += blockDim.x) {
-        long long i = j / hw, p = j % hw;
-        double v = (double)x[(i * c + ch) * hw + p];
+    long long j = lo + threadIdx.x, i = j / hw;
+    int p = (int)(j % hw);
+    for (; j < hi; j += blockDim.x) {   /* item j = (sample i, pixel p), tracked incrementally */
+        double v = (double)x[((size_t)i * c + ch) * hw + p];
         s += v;
         q += v * v;
+        for (p += blockDim.x; p >= hw; p -= hw) i++;
     }
     s = nn_block_sum(s);
     q = nn_block_sum(q);
@@ -60,11 +62,13 @@ __global__ void stats_finish_kernel(float *save_mean, float *save_invstd, float 
 }
 
 __global__ void normalize_kernel(float *out, const float *in, const float *mean, const float *invstd,
-                                 const float *gamma, const float *beta, size_t total, int c, int hw) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        int ch = (int)((i / (size_t)hw) % (size_t)c);
-        float g = gamma ? gamma[ch] : 1.0f, b = beta ? beta[ch] : 0.0f;
-        out[i] = (in[i] - mean[ch]) * invstd[ch] * g + b;
+                                 const float *gamma, const float *beta, size_t planes, int c, int hw) {
+    for (size_t q = blockIdx.y; q < planes; q += gridDim.y) {
+        int ch = (int)(q % (size_t)c);
+        float mu = mean[ch], is = invstd[ch], g = gamma ? gamma[ch] : 1.0f, b = beta ? beta[ch] : 0.0f;
+        size_t base = q * (size_t)hw;
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < hw; p += gridDim.x * blockDim.x)
+            out[base + p] = (in[base + p] - mu) * is * g + b;
     }
 }
 
@@ -76,12 +80,14 @@ __global__ void grad_partial_kernel(double *partial, const float *dy, const floa
     long long lo = m * split / splits, hi = m * (split + 1) / splits;
     double mu = mean[ch], is = invstd[ch];
     double s = 0.0, q = 0.0;
-    for (long long j = lo + threadIdx.x; j < hi; j += blockDim.x) {
-        long long i = j / hw, p = j % hw;
-        size_t at = (size_t)((i * c + ch) * hw + p);
+    long long j = lo + threadIdx.x, i = j / hw;
+    int p = (int)(j % hw);
+    for (; j < hi; j += blockDim.x) {
+        size_t at = ((size_t)i * c + ch) * hw + p;
         double g = (double)dy[at];
         s += g;
         q += g * ((double)x[at] - mu) * is;
+        for (p += blockDim.x; p >= hw; p -= hw) i++;
     }
     s = nn_block_sum(s);
     q = nn_block_sum(q);
@@ -108,12 +114,16 @@ __global__ void grad_finish_kernel(double *sums, float *dgamma, float *dbeta, co
 }
 
 __global__ void grad_input_kernel(float *din, const float *dy, const float *x, const float *gamma, const float *mean,
-                                  const float *invstd, const double *sums, size_t total, int c, int hw) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        int ch = (int)((i / (size_t)hw) % (size_t)c);
-        double is = invstd[ch], xhat = ((double)x[i] - mean[ch]) * is;
-        double g = gamma ? gamma[ch] : 1.0;
-        din[i] += (float)(g * is * ((double)dy[i] - sums[ch] - xhat * sums[c + ch]));
+                                  const float *invstd, const double *sums, size_t planes, int c, int hw) {
+    for (size_t q = blockIdx.y; q < planes; q += gridDim.y) {
+        int ch = (int)(q % (size_t)c);
+        double is = invstd[ch], mu = mean[ch], k = (gamma ? gamma[ch] : 1.0) * is;
+        double mdy = sums[ch], mdyx = sums[c + ch];
+        size_t base = q * (size_t)hw;
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < hw; p += gridDim.x * blockDim.x) {
+            double xhat = ((double)x[base + p] - mu) * is;
+            din[base + p] += (float)(k * ((double)dy[base + p] - mdy - xhat * mdyx));
+        }
     }
 }
 
@@ -148,8 +158,9 @@ int batchnorm_forward_train_cuda(nn_real *out, nn_real *save_mean, nn_real *save
     }
     nn_cuda_scratch_release(partial);
     if (e != cudaSuccess) return nn_cuda_fail_rt(e, "batchnorm statistics kernels launch", __FILE__, __LINE__);
-    size_t total = (size_t)m * c;
-    normalize_kernel<<<nn_cuda_grid(total), NN_CUDA_BLOCK>>>(out, in, save_mean, save_invstd, gamma, beta, total, c, hw);
+    size_t planes = (size_t)n * c;
+    normalize_kernel<<<nn_cuda_plane_grid(planes, hw), NN_CUDA_BLOCK>>>(out, in, save_mean, save_invstd, gamma, beta,
+                                                                      planes, c, hw);
     NN_CUDA_LAUNCHED("normalize_kernel");
     return 0;
 }
@@ -172,9 +183,9 @@ int batchnorm_backward_cuda(nn_real *din, nn_real *dgamma, nn_real *dbeta, const
         e = cudaGetLastError();
     }
     if (e == cudaSuccess && din) {
-        size_t total = (size_t)m * c;
-        grad_input_kernel<<<nn_cuda_grid(total), NN_CUDA_BLOCK>>>(din, dout, in, gamma, save_mean, save_invstd, sums,
-                                                                  total, c, hw);
+        size_t planes = (size_t)n * c;
+        grad_input_kernel<<<nn_cuda_plane_grid(planes, hw), NN_CUDA_BLOCK>>>(din, dout, in, gamma, save_mean,
+                                                                            save_invstd, sums, planes, c, hw);
         e = cudaGetLastError();
     }
     nn_cuda_scratch_release(partial);

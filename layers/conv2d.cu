@@ -265,23 +265,29 @@ int backward_weight_body(const ConvDesc *d, float *dweight, const float *dout, c
     return 0;
 }
 
-/* out[(i*c + ch)*hw + p] += bias[ch] */
-__global__ void bias_forward_kernel(float *out, const float *bias, size_t total, int c, int hw) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x)
-        out[i] += bias[(i / (size_t)hw) % (size_t)c];
+/* out[(i*c + ch)*hw + p] += bias[ch], over (planes = n*c, hw) */
+__global__ void bias_forward_kernel(float *out, const float *bias, size_t planes, int c, int hw) {
+    for (size_t q = blockIdx.y; q < planes; q += gridDim.y) {
+        float b = bias[q % (size_t)c];
+        size_t base = q * (size_t)hw;
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < hw; p += gridDim.x * blockDim.x) out[base + p] += b;
+    }
 }
 
 /* Per-channel sums over (n, hw), in two deterministic stages: block (ch, split)
- * sums its contiguous share of the m = n*hw items into partial[ch*splits + split];
- * then one thread per channel adds its partials in order. */
+ * sums its contiguous share [lo, hi) of the m = n*hw items into
+ * partial[ch*splits + split]; then one thread per channel adds its partials in
+ * order. Item j is (sample j / hw, pixel j % hw), tracked incrementally. */
 __global__ void channel_sum_partial_kernel(double *partial, const float *x, int n, int c, int hw, int splits) {
     int ch = blockIdx.x, split = blockIdx.y;
     long long m = (long long)n * hw;
     long long lo = m * split / splits, hi = m * (split + 1) / splits;
     double acc = 0.0;
-    for (long long j = lo + threadIdx.x; j < hi; j += blockDim.x) {
-        long long i = j / hw, p = j % hw;
-        acc += (double)x[(i * c + ch) * hw + p];
+    long long j = lo + threadIdx.x, i = j / hw;
+    int p = (int)(j % hw);
+    for (; j < hi; j += blockDim.x) {
+        acc += (double)x[((size_t)i * c + ch) * hw + p];
+        for (p += blockDim.x; p >= hw; p -= hw) i++;
     }
     acc = nn_block_sum(acc);
     if (threadIdx.x == 0) partial[(size_t)ch * splits + split] = acc;
@@ -326,9 +332,9 @@ int conv2d_backward_weight_cuda(nn_real *dweight, nn_real *dbias, const nn_real 
 }
 
 int bias_forward_cuda(nn_real *out, const nn_real *bias, int n, int c, int hw) {
-    size_t total = (size_t)n * (size_t)c * (size_t)hw;
-    if (!total) return 0;
-    bias_forward_kernel<<<nn_cuda_grid(total), NN_CUDA_BLOCK>>>(out, bias, total, c, hw);
+    size_t planes = (size_t)n * (size_t)c;
+    if (!planes || hw <= 0) return 0;
+    bias_forward_kernel<<<nn_cuda_plane_grid(planes, hw), NN_CUDA_BLOCK>>>(out, bias, planes, c, hw);
     NN_CUDA_LAUNCHED("bias_forward_kernel");
     return 0;
 }

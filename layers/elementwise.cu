@@ -31,21 +31,25 @@ __global__ void relu_backward_kernel(float *din, const float *dout, const float 
         if (out[i] > 0.0f) din[i] += dout[i];
 }
 
-/* i -> channel (i / hw) % c over NCHW */
+/* NCHW as (planes, hw): the channel of plane q is q % c */
 __global__ void channel_affine_kernel(float *out, const float *in, const float *scale, const float *shift,
-                                      size_t total, int c, int hw) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        int ch = (int)((i / (size_t)hw) % (size_t)c);
+                                      size_t planes, int c, int hw) {
+    for (size_t q = blockIdx.y; q < planes; q += gridDim.y) {
+        int ch = (int)(q % (size_t)c);
         float s = scale ? scale[ch] : 1.0f, t = shift ? shift[ch] : 0.0f;
-        out[i] = in[i] * s + t;
+        size_t base = q * (size_t)hw;
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < hw; p += gridDim.x * blockDim.x)
+            out[base + p] = in[base + p] * s + t;
     }
 }
 
-__global__ void channel_affine_backward_kernel(float *din, const float *dout, const float *scale, size_t total,
+__global__ void channel_affine_backward_kernel(float *din, const float *dout, const float *scale, size_t planes,
                                                int c, int hw) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        int ch = (int)((i / (size_t)hw) % (size_t)c);
-        din[i] += dout[i] * (scale ? scale[ch] : 1.0f);
+    for (size_t q = blockIdx.y; q < planes; q += gridDim.y) {
+        float s = scale ? scale[q % (size_t)c] : 1.0f;
+        size_t base = q * (size_t)hw;
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < hw; p += gridDim.x * blockDim.x)
+            din[base + p] += dout[base + p] * s;
     }
 }
 
@@ -88,17 +92,17 @@ int relu_backward_cuda(nn_real *din, const nn_real *dout, const nn_real *out, si
 
 int channel_affine_cuda(nn_real *out, const nn_real *in, const nn_real *scale, const nn_real *shift, int n,
                         int c, int hw) {
-    size_t total = (size_t)n * (size_t)c * (size_t)hw;
-    if (!total) return 0;
-    channel_affine_kernel<<<nn_cuda_grid(total), NN_CUDA_BLOCK>>>(out, in, scale, shift, total, c, hw);
+    size_t planes = (size_t)n * (size_t)c;
+    if (!planes || hw <= 0) return 0;
+    channel_affine_kernel<<<nn_cuda_plane_grid(planes, hw), NN_CUDA_BLOCK>>>(out, in, scale, shift, planes, c, hw);
     NN_CUDA_LAUNCHED("channel_affine_kernel");
     return 0;
 }
 
 int channel_affine_backward_cuda(nn_real *din, const nn_real *dout, const nn_real *scale, int n, int c, int hw) {
-    size_t total = (size_t)n * (size_t)c * (size_t)hw;
-    if (!total) return 0;
-    channel_affine_backward_kernel<<<nn_cuda_grid(total), NN_CUDA_BLOCK>>>(din, dout, scale, total, c, hw);
+    size_t planes = (size_t)n * (size_t)c;
+    if (!planes || hw <= 0) return 0;
+    channel_affine_backward_kernel<<<nn_cuda_plane_grid(planes, hw), NN_CUDA_BLOCK>>>(din, dout, scale, planes, c, hw);
     NN_CUDA_LAUNCHED("channel_affine_backward_kernel");
     return 0;
 }

@@ -165,6 +165,20 @@ static inline unsigned nn_cuda_grid(size_t n) {
     return blocks ? (unsigned)blocks : 1u;
 }
 
+/* Grid for per-plane kernels over NCHW viewed as (planes = N*C, hw): blockIdx.y walks
+ * the planes (grid-stride), x the pixels of a plane, so the channel of a plane is
+ * computed once per block instead of a 64-bit division per element. */
+static inline dim3 nn_cuda_plane_grid(size_t planes, int hw) {
+    size_t gx = ((size_t)hw + NN_CUDA_BLOCK - 1) / NN_CUDA_BLOCK;
+    size_t gy = planes < 65535 ? planes : 65535;
+    size_t most = (size_t)nn_cuda_sm_count() * 32;   /* blocks enough to fill the GPU */
+    if (gx * gy > most && gx > 1) {
+        size_t want = most / gy;
+        gx = want > 1 ? (want < gx ? want : gx) : 1;
+    }
+    return dim3((unsigned)(gx ? gx : 1), (unsigned)(gy ? gy : 1));
+}
+
 /* Sum of v over the block (blockDim.x a multiple of 32, at most 1024); the result is
  * valid in thread 0. The order of additions depends only on blockDim, so the result
  * is the same run to run (no atomics). Every thread must call it. */
