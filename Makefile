@@ -29,8 +29,8 @@ LIB_SRC  := $(filter-out $(MAIN_SRC) nn/backend_cuda_none.c, $(CORE_SRC) $(APP_S
 ifeq ($(CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
   CU_SRC    := $(wildcard nn/*.cu) $(wildcard layers/*.cu)
-  CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/f32/%.o)
-  NVFLAGS   := -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra -MMD -MP
+  CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/f32/%.cu.o)   # .cu.o: layers/conv2d.cu sits beside layers/conv2d.c
+  NVFLAGS   := -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
   LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++ -Wl,-rpath,$(CUDA_HOME)/lib64
   CFLAGS    += -DNN_WITH_CUDA -I$(CUDA_HOME)/include
 else
@@ -79,7 +79,7 @@ $(BUILD)/f64/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DNN_REAL_DOUBLE -UNN_WITH_CUDA -c -o $@ $<
 
-$(BUILD)/f32/%.o: %.cu
+$(BUILD)/f32/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -DNN_WITH_CUDA -c -o $@ $<
 

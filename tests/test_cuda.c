@@ -1,0 +1,518 @@
+/* CPU vs CUDA: every kernel of the CUDA backend table against the CPU kernel of the
+ * same slot (nn_backend_cpu()), forward and backward, on random inputs of small
+ * shapes, including the Deep3D transposed-convolution geometries. Backward kernels
+ * start from random gradients on both sides, so the accumulation (+=) is checked too.
+ *
+ * Tolerances (|cuda - cpu| <= atol + rtol*|cpu|): exact where both sides do the same
+ * IEEE operations (fill, add, ReLU, max pooling; the dropout mask up to the rounding
+ * of 1/(1-p)); 1e-6 where a
+ * fused multiply-add may differ by an ulp (axpy, affine); for sums of T terms in
+ * [-1, 1] (convolutions, linear), atol = 2e-6 * T, which bounds float32 rounding of
+ * a sum in any order with margin (each partial sum rounds by <= 6e-8 relative);
+ * TF32 (10-bit mantissa, relative rounding 2^-11 per product): atol = 2e-3*sqrt(T).
+ *
+ * Every test skips itself, with "no CUDA device: ...", where nn_backend_cuda() finds
+ * none (or the build has no CUDA); any other failure to start the backend fails. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../nn/cuda_alloc.h"
+#include "../nn/cuda_plan.h"
+#include "testutil.h"
+
+static const nn_backend *G;   /* the CUDA backend */
+static const nn_backend *C;   /* the CPU backend: the reference */
+
+static void gpu_or_skip(void) {
+    G = nn_backend_cuda();
+    if (!G) {
+        const char *e = nn_last_error();
+        if (!strncmp(e, "no CUDA device", 14)) cr_skip_test("%s", e);
+        if (strstr(e, "built without CUDA")) cr_skip_test("no CUDA device: %s", e);
+        cr_assert_fail("the CUDA backend failed to start: %s", e);
+    }
+    C = nn_backend_cpu();
+    cr_assert_eq(nn_cuda_set_precision("fp32"), 0);
+    nn_cuda_set_deterministic(0);
+}
+
+/* The same array on both sides: h (host, CPU kernels) and d (device, CUDA kernels). */
+typedef struct buf {
+    nn_real *h, *d;
+    size_t n;
+} buf;
+
+static buf mk(size_t n, double lo, double hi, uint64_t seed) {
+    buf b = {malloc((n ? n : 1) * sizeof(nn_real)), NULL, n};
+    cr_assert_not_null(b.h);
+    for (size_t i = 0; i < n; i++) b.h[i] = (nn_real)(lo + (hi - lo) * nn_hash_uniform(seed, i));
+    b.d = G->alloc(n * sizeof(nn_real));
+    cr_assert_not_null(b.d, "cuda alloc: %s", nn_last_error());
+    cr_assert_eq(G->upload(b.d, b.h, n * sizeof(nn_real)), 0, "upload: %s", nn_last_error());
+    return b;
+}
+
+/* Values in {lo, lo + step, ...}: ties on purpose. */
+static buf mk_steps(size_t n, int levels, double step, uint64_t seed) {
+    buf b = mk(n, 0, 0, seed);
+    for (size_t i = 0; i < n; i++) b.h[i] = (nn_real)(floor(nn_hash_uniform(seed, i) * levels) * step);
+    cr_assert_eq(G->upload(b.d, b.h, n * sizeof(nn_real)), 0, "upload: %s", nn_last_error());
+    return b;
+}
+
+/* Downloads b.d and compares it with b.h (the CPU result, the reference). */
+static double same(buf b, double atol, double rtol, const char *what) {
+    nn_real *got = malloc((b.n ? b.n : 1) * sizeof(nn_real));
+    cr_assert_not_null(got);
+    cr_assert_eq(G->download(got, b.d, b.n * sizeof(nn_real)), 0, "download: %s", nn_last_error());
+    double e = tu_assert_close(got, b.h, b.n, atol, rtol, what);
+    free(got);
+    return e;
+}
+
+static void drop(buf b) {
+    G->release(b.d);
+    free(b.h);
+}
+
+#define OK(call) cr_assert_eq((call), 0, "%s: %s", #call, nn_last_error())
+
+/* ---- memory ------------------------------------------------------------------------- */
+
+Test(cuda, memory_roundtrip_and_allocator_reuse) {
+    gpu_or_skip();
+    buf a = mk(1000, -1, 1, 1), b = mk(1000, 0, 0, 2);
+    OK(G->copy(b.d, a.d, a.n * sizeof(nn_real)));
+    memcpy(b.h, a.h, a.n * sizeof(nn_real));
+    same(b, 0, 0, "upload, copy, download");
+    OK(G->fill(b.d, b.n, 2.5f));
+    OK(C->fill(b.h, b.n, 2.5f));
+    same(b, 0, 0, "fill");
+    OK(G->synchronize());
+    drop(a), drop(b);
+
+    /* a steady state of allocations is served from the cache */
+    nn_cuda_alloc_stats s0, s1;
+    for (int step = 0; step < 5; step++) {
+        void *p[4] = {G->alloc(1000), G->alloc(1 << 20), G->alloc(12345678), G->alloc(4)};
+        for (int i = 0; i < 4; i++) cr_assert_not_null(p[i], "%s", nn_last_error());
+        for (int i = 3; i >= 0; i--) G->release(p[i]);
+        if (step == 0) OK(nn_cuda_memory_stats(&s0));
+    }
+    OK(nn_cuda_memory_stats(&s1));
+    cr_assert_eq(s1.n_device_malloc, s0.n_device_malloc, "later steps called cudaMalloc %ld times",
+                 s1.n_device_malloc - s0.n_device_malloc);
+    cr_assert(s1.n_reused >= s0.n_reused + 16);
+    OK(nn_cuda_empty_cache());
+}
+
+Test(cuda, out_of_memory_is_a_clear_error) {
+    gpu_or_skip();
+    void *p = G->alloc((size_t)1 << 50);   /* 1 PiB */
+    cr_assert_null(p);
+    const char *e = nn_last_error();
+    cr_assert(strstr(e, "out of GPU memory") && strstr(e, "requested") && strstr(e, "free of") &&
+                  strstr(e, "lower the batch size"),
+              "%s", e);
+    void *q = G->alloc(1000);   /* and the backend still works */
+    cr_assert_not_null(q, "%s", nn_last_error());
+    G->release(q);
+}
+
+/* ---- element-wise ---------------------------------------------------------------------- */
+
+Test(cuda, elementwise_kernels_match_cpu) {
+    gpu_or_skip();
+    const size_t n = 10007;
+    buf x = mk(n, -1, 1, 3), y = mk(n, -1, 1, 4), out = mk(n, 0, 0, 5), g = mk(n, -1, 1, 6), dx = mk(n, -1, 1, 7);
+    OK(C->axpy(y.h, 0.75f, x.h, n));
+    OK(G->axpy(y.d, 0.75f, x.d, n));
+    same(y, 1e-6, 1e-6, "axpy");
+    OK(C->add(out.h, x.h, y.h, n));
+    OK(G->add(out.d, x.d, y.d, n));
+    same(out, 0, 0, "add");
+    OK(C->relu_forward(out.h, x.h, n));
+    OK(G->relu_forward(out.d, x.d, n));
+    same(out, 0, 0, "relu_forward");
+    OK(C->relu_backward(dx.h, g.h, out.h, n));
+    OK(G->relu_backward(dx.d, g.d, out.d, n));
+    same(dx, 0, 0, "relu_backward");
+
+    const int bn = 3, c = 7, hw = 13;   /* 273 elements of x */
+    buf scale = mk(c, 0.5, 2, 8), shift = mk(c, -100, 100, 9);
+    const nn_real *sc[2] = {scale.h, NULL}, *sh[2] = {shift.h, NULL};
+    const nn_real *scd[2] = {scale.d, NULL}, *shd[2] = {shift.d, NULL};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            OK(C->channel_affine(out.h, x.h, sc[i], sh[j], bn, c, hw));
+            OK(G->channel_affine(out.d, x.d, scd[i], shd[j], bn, c, hw));
+            same(out, 1e-5, 1e-6, "channel_affine");
+        }
+    for (int i = 0; i < 2; i++) {
+        OK(C->channel_affine_backward(dx.h, g.h, sc[i], bn, c, hw));
+        OK(G->channel_affine_backward(dx.d, g.d, scd[i], bn, c, hw));
+        same(dx, 1e-6, 1e-6, "channel_affine_backward");
+    }
+    drop(x), drop(y), drop(out), drop(g), drop(dx), drop(scale), drop(shift);
+}
+
+/* ---- convolutions ----------------------------------------------------------------------- */
+
+static nn_conv_shape conv_shape(int n, int c_in, int h_in, int w_in, int c_out, int k, int stride, int pad, int dil) {
+    nn_conv_shape s = {n, c_in, h_in, w_in, c_out, 0, 0, k, k, stride, pad, dil};
+    s.h_out = (h_in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+    s.w_out = (w_in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+    return s;
+}
+
+/* The convolution whose backward-data is the transposed convolution (C_in -> C_out,
+ * kernel k, stride s, padding p) on an (N, C_in, H, W) input: its input is the
+ * transposed output, (H-1)*s - 2p + k high. */
+static nn_conv_shape transposed_geometry(int n, int c_in_t, int h, int w, int c_out_t, int k, int s, int p) {
+    nn_conv_shape g = conv_shape(n, c_out_t, (h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k, c_in_t, k, s, p, 1);
+    cr_assert(g.h_out == h && g.w_out == w, "adjoint geometry");
+    return g;
+}
+
+/* Forward (with and without bias), backward data, backward weight (with and without
+ * dbias) of one geometry, CUDA against CPU. */
+static void conv_case(const nn_conv_shape *s, uint64_t seed, int tf32) {
+    char what[160];
+    snprintf(what, sizeof what, "conv (%d,%d,%d,%d)->(%d,%d,%d,%d) k%d s%d p%d d%d", s->n, s->c_in, s->h_in, s->w_in,
+             s->n, s->c_out, s->h_out, s->w_out, s->kh, s->stride, s->pad, s->dilation);
+    size_t n_in = (size_t)s->n * s->c_in * s->h_in * s->w_in, n_out = (size_t)s->n * s->c_out * s->h_out * s->w_out;
+    size_t n_w = (size_t)s->c_out * s->c_in * s->kh * s->kw;
+    buf in = mk(n_in, -1, 1, seed), w = mk(n_w, -1, 1, seed + 1), b = mk(s->c_out, -1, 1, seed + 2);
+    buf out = mk(n_out, 0, 0, seed + 3), dout = mk(n_out, -1, 1, seed + 4), din = mk(n_in, -1, 1, seed + 5);
+    buf dw = mk(n_w, -1, 1, seed + 6), db = mk(s->c_out, -1, 1, seed + 7);
+    /* terms per sum: forward c_in*k*k (+ bias); backward data at most c_out*k*k;
+     * backward weight n*h_out*w_out */
+    double t_fwd = (double)s->c_in * s->kh * s->kw + 1, t_bd = (double)s->c_out * s->kh * s->kw + 1,
+           t_bw = (double)s->n * s->h_out * s->w_out + 1;
+#define TOL(t) (tf32 ? 2e-3 * sqrt(t) : 2e-6 * (t))
+    char m[200];
+    OK(C->conv2d_forward(out.h, in.h, w.h, b.h, s));
+    OK(G->conv2d_forward(out.d, in.d, w.d, b.d, s));
+    snprintf(m, sizeof m, "%s forward", what);
+    same(out, TOL(t_fwd), 1e-5, m);
+    OK(C->conv2d_forward(out.h, in.h, w.h, NULL, s));
+    OK(G->conv2d_forward(out.d, in.d, w.d, NULL, s));
+    snprintf(m, sizeof m, "%s forward without bias", what);
+    same(out, TOL(t_fwd), 1e-5, m);
+    OK(C->conv2d_backward_data(din.h, dout.h, w.h, s));
+    OK(G->conv2d_backward_data(din.d, dout.d, w.d, s));
+    snprintf(m, sizeof m, "%s backward data", what);
+    same(din, TOL(t_bd), 1e-5, m);
+    OK(C->conv2d_backward_weight(dw.h, db.h, dout.h, in.h, s));
+    OK(G->conv2d_backward_weight(dw.d, db.d, dout.d, in.d, s));
+    snprintf(m, sizeof m, "%s backward weight", what);
+    same(dw, TOL(t_bw), 1e-5, m);
+    snprintf(m, sizeof m, "%s backward bias", what);
+    same(db, TOL(t_bw), 1e-5, m);
+    OK(C->conv2d_backward_weight(dw.h, NULL, dout.h, in.h, s));
+    OK(G->conv2d_backward_weight(dw.d, NULL, dout.d, in.d, s));
+    snprintf(m, sizeof m, "%s backward weight without dbias", what);
+    same(dw, 2 * TOL(t_bw), 1e-5, m);
+#undef TOL
+    drop(in), drop(w), drop(b), drop(out), drop(dout), drop(din), drop(dw), drop(db);
+}
+
+Test(cuda, conv2d_matches_cpu) {
+    gpu_or_skip();
+    nn_conv_shape g[] = {
+        conv_shape(2, 3, 9, 11, 4, 3, 1, 1, 1),     /* VGG 3x3, stride 1, padding 1 */
+        conv_shape(2, 3, 13, 12, 5, 3, 2, 0, 2),    /* stride 2, dilation 2, no padding */
+        conv_shape(3, 8, 5, 7, 6, 1, 1, 0, 1),      /* 1x1 */
+        conv_shape(2, 64, 6, 8, 33, 3, 1, 1, 1),    /* the pred_i heads: 64 -> 33 */
+        conv_shape(1, 5, 10, 10, 3, 5, 3, 2, 1),    /* 5x5 stride 3: uneven coverage */
+    };
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) conv_case(&g[i], 100 + 10 * i, 0);
+}
+
+Test(cuda, conv2d_deep3d_transposed_geometries_match_cpu) {
+    gpu_or_skip();
+    /* DEEP3D.md: pred_1..pred_5 upsample by s = 1, 2, 4, 8, 16 with kernel 2s, stride s,
+     * padding s/2 (pred_1: kernel 1, stride 1, padding 0); the final one has kernel 4,
+     * stride 2, padding 1. Channels 3 -> 2 here instead of 33 -> 33 to stay small. */
+    int scales[] = {1, 2, 4, 8, 16};
+    for (int i = 0; i < 5; i++) {
+        int s = scales[i], k = s == 1 ? 1 : 2 * s, p = s == 1 ? 0 : s / 2;
+        nn_conv_shape g = transposed_geometry(2, 3, 3, 4, 2, k, s, p);
+        conv_case(&g, 200 + 10 * i, 0);
+    }
+    nn_conv_shape last = transposed_geometry(2, 3, 5, 6, 2, 4, 2, 1);
+    conv_case(&last, 300, 0);
+}
+
+Test(cuda, conv2d_tf32_is_close_to_fp32) {
+    gpu_or_skip();
+    cr_assert_eq(nn_cuda_set_precision("tf32"), 0);
+    nn_conv_shape g = conv_shape(2, 16, 8, 8, 8, 3, 1, 1, 1);
+    conv_case(&g, 400, 1);
+    cr_assert_eq(nn_cuda_set_precision("bf16"), -1);
+    cr_assert(strstr(nn_last_error(), "bf16 is not implemented yet"), "%s", nn_last_error());
+}
+
+Test(cuda, conv2d_deterministic_mode_repeats_bitwise) {
+    gpu_or_skip();
+    nn_cuda_set_deterministic(1);
+    nn_conv_shape s = conv_shape(4, 16, 12, 12, 8, 3, 1, 1, 1);
+    size_t n_in = (size_t)s.n * s.c_in * s.h_in * s.w_in, n_out = (size_t)s.n * s.c_out * s.h_out * s.w_out;
+    size_t n_w = (size_t)s.c_out * s.c_in * 9;
+    buf in = mk(n_in, -1, 1, 1), w = mk(n_w, -1, 1, 2), dout = mk(n_out, -1, 1, 3);
+    nn_real *first[3] = {0}, *again = NULL;
+    for (int rep = 0; rep < 3; rep++) {
+        buf out = mk(n_out, 0, 0, 4), din = mk(n_in, 0, 0, 5), dw = mk(n_w, 0, 0, 6);
+        OK(G->conv2d_forward(out.d, in.d, w.d, NULL, &s));
+        OK(G->conv2d_backward_data(din.d, dout.d, w.d, &s));
+        OK(G->conv2d_backward_weight(dw.d, NULL, dout.d, in.d, &s));
+        buf r[3] = {out, din, dw};
+        for (int j = 0; j < 3; j++) {
+            again = malloc(r[j].n * sizeof(nn_real));
+            OK(G->download(again, r[j].d, r[j].n * sizeof(nn_real)));
+            if (rep == 0) first[j] = again;
+            else {
+                cr_assert(!memcmp(first[j], again, r[j].n * sizeof(nn_real)), "result %d differs in run %d", j, rep);
+                free(again);
+            }
+        }
+        drop(out), drop(din), drop(dw);
+    }
+    for (int j = 0; j < 3; j++) free(first[j]);
+    drop(in), drop(w), drop(dout);
+}
+
+Test(cuda, conv2d_second_step_allocates_nothing) {
+    gpu_or_skip();
+    nn_conv_shape s = conv_shape(2, 8, 16, 16, 8, 3, 1, 1, 1);
+    size_t n_in = (size_t)s.n * s.c_in * s.h_in * s.w_in, n_out = (size_t)s.n * s.c_out * s.h_out * s.w_out;
+    buf in = mk(n_in, -1, 1, 1), w = mk((size_t)8 * 8 * 9, -1, 1, 2), out = mk(n_out, 0, 0, 3);
+    buf din = mk(n_in, 0, 0, 4), dw = mk((size_t)8 * 8 * 9, 0, 0, 5), b = mk(8, 0, 1, 6), db = mk(8, 0, 0, 7);
+    nn_cuda_alloc_stats s0, s1;
+    for (int step = 0; step < 3; step++) {
+        if (step == 1) OK(nn_cuda_memory_stats(&s0));
+        OK(G->conv2d_forward(out.d, in.d, w.d, b.d, &s));
+        OK(G->conv2d_backward_data(din.d, out.d, w.d, &s));
+        OK(G->conv2d_backward_weight(dw.d, db.d, out.d, in.d, &s));
+    }
+    OK(nn_cuda_memory_stats(&s1));
+    cr_assert_eq(s1.n_device_malloc, s0.n_device_malloc, "steps 2 and 3 called cudaMalloc %ld times",
+                 s1.n_device_malloc - s0.n_device_malloc);
+    drop(in), drop(w), drop(out), drop(din), drop(dw), drop(b), drop(db);
+}
+
+Test(cuda, conv2d_inconsistent_geometry_is_an_error) {
+    gpu_or_skip();
+    nn_conv_shape s = conv_shape(1, 2, 8, 8, 3, 3, 1, 1, 1);
+    s.h_out = 7;   /* should be 8 */
+    buf in = mk(128, -1, 1, 1), w = mk(54, -1, 1, 2), out = mk(3 * 8 * 8, 0, 0, 3);
+    cr_assert_eq(G->conv2d_forward(out.d, in.d, w.d, NULL, &s), -1);
+    cr_assert(strstr(nn_last_error(), "inconsistent"), "%s", nn_last_error());
+    drop(in), drop(w), drop(out);
+}
+
+Test(cuda, bias_kernels_match_cpu) {
+    gpu_or_skip();
+    const int n = 3, c = 5, hw = 37 * 11;
+    buf out = mk((size_t)n * c * hw, -1, 1, 1), bias = mk(c, -1, 1, 2), dbias = mk(c, -1, 1, 3);
+    OK(C->bias_forward(out.h, bias.h, n, c, hw));
+    OK(G->bias_forward(out.d, bias.d, n, c, hw));
+    same(out, 0, 0, "bias_forward");
+    OK(C->bias_backward(dbias.h, out.h, n, c, hw));
+    OK(G->bias_backward(dbias.d, out.d, n, c, hw));
+    same(dbias, 2e-6 * n * hw, 1e-5, "bias_backward");
+    drop(out), drop(bias), drop(dbias);
+}
+
+/* ---- max pooling ----------------------------------------------------------------------------- */
+
+Test(cuda, maxpool2d_matches_cpu_including_ties_and_overlap) {
+    gpu_or_skip();
+    /* {n, c, h_in, w_in, k, stride}: Deep3D's 2x2/2 (even and odd sizes: floor mode),
+     * overlapping 3x3/2 and 3x3/1 */
+    int cases[][6] = {{2, 3, 8, 10, 2, 2}, {1, 4, 9, 7, 2, 2}, {2, 2, 9, 11, 3, 2}, {1, 3, 6, 5, 3, 1}};
+    for (int i = 0; i < 4; i++) {
+        nn_pool_shape s = {cases[i][0], cases[i][1], cases[i][2], cases[i][3], 0, 0, cases[i][4], cases[i][5]};
+        s.h_out = (s.h_in - s.k) / s.stride + 1;
+        s.w_out = (s.w_in - s.k) / s.stride + 1;
+        size_t n_in = (size_t)s.n * s.c * s.h_in * s.w_in, n_out = (size_t)s.n * s.c * s.h_out * s.w_out;
+        buf in = mk_steps(n_in, 4, 0.25, 10 + i);   /* 4 levels: many ties */
+        buf out = mk(n_out, 0, 0, 20), arg = mk(n_out, 0, 0, 21), dout = mk(n_out, -1, 1, 22), din = mk(n_in, -1, 1, 23);
+        OK(C->maxpool2d_forward(out.h, arg.h, in.h, &s));
+        OK(G->maxpool2d_forward(out.d, arg.d, in.d, &s));
+        same(out, 0, 0, "maxpool2d_forward out");
+        same(arg, 0, 0, "maxpool2d_forward argmax (first maximum in row-major order)");
+        OK(C->maxpool2d_backward(din.h, dout.h, arg.h, &s));
+        OK(G->maxpool2d_backward(din.d, dout.d, arg.d, &s));
+        same(din, 1e-6, 1e-6, "maxpool2d_backward");
+        drop(in), drop(out), drop(arg), drop(dout), drop(din);
+    }
+}
+
+/* ---- linear ------------------------------------------------------------------------------------ */
+
+Test(cuda, linear_matches_cpu) {
+    gpu_or_skip();
+    const int n = 5, in = 37, out = 11;
+    buf x = mk((size_t)n * in, -1, 1, 1), w = mk((size_t)out * in, -1, 1, 2), b = mk(out, -1, 1, 3);
+    buf y = mk((size_t)n * out, 0, 0, 4), dy = mk((size_t)n * out, -1, 1, 5);
+    buf dx = mk((size_t)n * in, -1, 1, 6), dw = mk((size_t)out * in, -1, 1, 7), db = mk(out, -1, 1, 8);
+    OK(C->linear_forward(y.h, x.h, w.h, b.h, n, in, out));
+    OK(G->linear_forward(y.d, x.d, w.d, b.d, n, in, out));
+    same(y, 2e-6 * (in + 1), 1e-5, "linear_forward");
+    OK(C->linear_forward(y.h, x.h, w.h, NULL, n, in, out));
+    OK(G->linear_forward(y.d, x.d, w.d, NULL, n, in, out));
+    same(y, 2e-6 * (in + 1), 1e-5, "linear_forward without bias");
+    OK(C->linear_backward(dx.h, dw.h, db.h, dy.h, x.h, w.h, n, in, out));
+    OK(G->linear_backward(dx.d, dw.d, db.d, dy.d, x.d, w.d, n, in, out));
+    same(dx, 2e-6 * (out + 1), 1e-5, "linear_backward dx");
+    same(dw, 2e-6 * (n + 1), 1e-5, "linear_backward dw");
+    same(db, 2e-6 * (n + 1), 1e-5, "linear_backward db");
+    OK(C->linear_backward(NULL, dw.h, NULL, dy.h, x.h, w.h, n, in, out));
+    OK(G->linear_backward(NULL, dw.d, NULL, dy.d, x.d, w.d, n, in, out));
+    same(dw, 4e-6 * (n + 1), 1e-5, "linear_backward dw only");
+    drop(x), drop(w), drop(b), drop(y), drop(dy), drop(dx), drop(dw), drop(db);
+}
+
+/* ---- dropout ----------------------------------------------------------------------------------- */
+
+Test(cuda, dropout_draws_the_cpu_mask) {
+    gpu_or_skip();
+    const size_t n = 10007;
+    nn_real ps[] = {0.5f, 0.0f, 0.9f};
+    for (int i = 0; i < 3; i++) {
+        buf x = mk(n, -1, 1, 1), out = mk(n, 0, 0, 2), mask = mk(n, 0, 0, 3), g = mk(n, -1, 1, 4), dx = mk(n, -1, 1, 5);
+        uint64_t seed = 0x5eed0000u + (uint64_t)i;
+        OK(C->dropout_forward(out.h, mask.h, x.h, n, ps[i], seed));
+        OK(G->dropout_forward(out.d, mask.d, x.d, n, ps[i], seed));
+        /* the same elements dropped (atol 0: a zero must be a zero); the kept scale
+         * 1/(1-p) may be rounded once more or less on one side: rtol 1e-6 */
+        same(mask, 0, 1e-6, "dropout mask");
+        same(out, 0, 1e-6, "dropout forward");
+        OK(C->dropout_backward(dx.h, g.h, mask.h, n));
+        OK(G->dropout_backward(dx.d, g.d, mask.d, n));
+        same(dx, 1e-6, 1e-6, "dropout backward");
+        drop(x), drop(out), drop(mask), drop(g), drop(dx);
+    }
+}
+
+/* ---- batch normalisation ------------------------------------------------------------------------- */
+
+Test(cuda, batchnorm_matches_cpu) {
+    gpu_or_skip();
+    const int n = 3, c = 5, hw = 7 * 9;
+    size_t total = (size_t)n * c * hw;
+    buf x = mk(total, 2, 5, 1);   /* offset from 0: the variance must not cancel */
+    buf gamma = mk(c, 0.5, 1.5, 2), beta = mk(c, -1, 1, 3), rm = mk(c, -1, 1, 4), rv = mk(c, 0.5, 2, 5);
+    buf out = mk(total, 0, 0, 6), mean = mk(c, 0, 0, 7), invstd = mk(c, 0, 0, 8);
+    OK(C->batchnorm_forward_train(out.h, mean.h, invstd.h, rm.h, rv.h, x.h, gamma.h, beta.h, n, c, hw, 0.1f, 1e-5f));
+    OK(G->batchnorm_forward_train(out.d, mean.d, invstd.d, rm.d, rv.d, x.d, gamma.d, beta.d, n, c, hw, 0.1f, 1e-5f));
+    same(mean, 1e-5, 1e-5, "batchnorm save_mean");
+    same(invstd, 1e-5, 1e-4, "batchnorm save_invstd");
+    same(out, 1e-4, 1e-4, "batchnorm forward");
+    same(rm, 1e-5, 1e-5, "batchnorm running_mean");
+    same(rv, 1e-5, 1e-4, "batchnorm running_var (unbiased)");
+    buf dout = mk(total, -1, 1, 9), din = mk(total, -1, 1, 10), dg = mk(c, -1, 1, 11), dbeta = mk(c, -1, 1, 12);
+    /* backward from the same saved statistics on both sides */
+    OK(G->upload(mean.d, mean.h, c * sizeof(nn_real)));
+    OK(G->upload(invstd.d, invstd.h, c * sizeof(nn_real)));
+    OK(C->batchnorm_backward(din.h, dg.h, dbeta.h, dout.h, x.h, gamma.h, mean.h, invstd.h, n, c, hw));
+    OK(G->batchnorm_backward(din.d, dg.d, dbeta.d, dout.d, x.d, gamma.d, mean.d, invstd.d, n, c, hw));
+    same(dbeta, 2e-6 * n * hw, 1e-5, "batchnorm dbeta");
+    same(dg, 2e-5 * n * hw, 1e-4, "batchnorm dgamma");
+    same(din, 1e-4, 1e-3, "batchnorm din");
+    drop(x), drop(gamma), drop(beta), drop(rm), drop(rv), drop(out), drop(mean), drop(invstd);
+    drop(dout), drop(din), drop(dg), drop(dbeta);
+}
+
+/* ---- softmax ---------------------------------------------------------------------------------------- */
+
+Test(cuda, softmax_matches_cpu) {
+    gpu_or_skip();
+    const int n = 2, c = 33, hw = 5 * 7;
+    size_t total = (size_t)n * c * hw;
+    buf x = mk(total, -5, 5, 1), p = mk(total, 0, 0, 2), dp = mk(total, -1, 1, 3), dx = mk(total, -1, 1, 4);
+    OK(C->softmax_forward(p.h, x.h, n, c, hw));
+    OK(G->softmax_forward(p.d, x.d, n, c, hw));
+    same(p, 1e-6, 1e-5, "softmax forward");
+    OK(C->softmax_backward(dx.h, dp.h, p.h, n, c, hw));
+    OK(G->softmax_backward(dx.d, dp.d, p.d, n, c, hw));
+    same(dx, 1e-6, 1e-5, "softmax backward");
+    drop(x), drop(p), drop(dp), drop(dx);
+}
+
+/* ---- selection -------------------------------------------------------------------------------------- */
+
+static void selection_case(int n, int c, int h, int w, int d, int dmin, uint64_t seed) {
+    size_t n_lr = (size_t)n * c * h * w, n_p = (size_t)n * d * h * w;
+    buf prob = mk(n_p, 0, 1, seed), left = mk(n_lr, 0, 255, seed + 1), right = mk(n_lr, 0, 0, seed + 2);
+    buf dright = mk(n_lr, -1, 1, seed + 3), dprob = mk(n_p, -1, 1, seed + 4), dleft = mk(n_lr, -1, 1, seed + 5);
+    char m[120];
+    snprintf(m, sizeof m, "selection N%d C%d H%d W%d D%d dmin %d", n, c, h, w, d, dmin);
+    OK(C->selection_forward(right.h, prob.h, left.h, n, c, h, w, d, dmin));
+    OK(G->selection_forward(right.d, prob.d, left.d, n, c, h, w, d, dmin));
+    same(right, 2e-6 * d * 255, 1e-5, m);   /* d terms of up to 255 */
+    OK(C->selection_backward(dprob.h, dleft.h, dright.h, prob.h, left.h, n, c, h, w, d, dmin));
+    OK(G->selection_backward(dprob.d, dleft.d, dright.d, prob.d, left.d, n, c, h, w, d, dmin));
+    same(dprob, 2e-6 * c * 255, 1e-5, m);
+    same(dleft, 2e-6 * d * w, 1e-5, m);   /* an edge column collects up to d*w terms */
+    /* dprob alone and dleft alone (NULL for the other) */
+    OK(C->selection_backward(dprob.h, NULL, dright.h, prob.h, left.h, n, c, h, w, d, dmin));
+    OK(G->selection_backward(dprob.d, NULL, dright.d, prob.d, left.d, n, c, h, w, d, dmin));
+    same(dprob, 4e-6 * c * 255, 1e-5, m);
+    OK(C->selection_backward(NULL, dleft.h, dright.h, prob.h, left.h, n, c, h, w, d, dmin));
+    OK(G->selection_backward(NULL, dleft.d, dright.d, prob.d, left.d, n, c, h, w, d, dmin));
+    same(dleft, 4e-6 * d * w, 1e-5, m);
+    drop(prob), drop(left), drop(right), drop(dright), drop(dprob), drop(dleft);
+}
+
+Test(cuda, selection_matches_cpu) {
+    gpu_or_skip();
+    selection_case(2, 3, 4, 20, 33, -15, 1);   /* Deep3D's 33 shifts on a narrow image: heavy clamping */
+    selection_case(1, 3, 3, 64, 33, -15, 2);   /* wider than the shift range */
+    selection_case(2, 2, 2, 1, 5, -2, 3);      /* a single column: everything clamps onto it */
+    selection_case(1, 1, 2, 9, 1, 3, 4);       /* one positive shift */
+}
+
+/* ---- L1 loss ------------------------------------------------------------------------------------------ */
+
+Test(cuda, l1_loss_matches_cpu) {
+    gpu_or_skip();
+    const size_t n = 100003;
+    buf pred = mk(n, 0, 255, 1), target = mk_steps(n, 256, 1, 2), loss = mk(1, 0, 0, 3);
+    /* some exact zeros of pred - target: sign(0) = 0 */
+    for (size_t i = 0; i < n; i += 7) pred.h[i] = target.h[i];
+    OK(G->upload(pred.d, pred.h, n * sizeof(nn_real)));
+    OK(C->l1_loss_forward(loss.h, pred.h, target.h, n));
+    OK(G->l1_loss_forward(loss.d, pred.d, target.d, n));
+    same(loss, 1e-4, 1e-5, "l1 loss");
+    buf dloss = mk(1, 0.5, 2, 4), dpred = mk(n, -1e-5, 1e-5, 5);
+    OK(C->l1_loss_backward(dpred.h, dloss.h, pred.h, target.h, n));
+    OK(G->l1_loss_backward(dpred.d, dloss.d, pred.d, target.d, n));
+    same(dpred, 1e-10, 1e-5, "l1 loss backward");
+    drop(pred), drop(target), drop(loss), drop(dloss), drop(dpred);
+}
+
+/* ---- optimizers ---------------------------------------------------------------------------------------- */
+
+Test(cuda, sgd_and_adam_steps_match_cpu) {
+    gpu_or_skip();
+    const size_t n = 1000;
+    buf w = mk(n, -1, 1, 1), v = mk(n, 0, 0, 2), g = mk(n, -1, 1, 3);
+    for (int step = 1; step <= 3; step++) {
+        OK(C->sgd_step(w.h, v.h, g.h, n, 0.01f, 0.9f, 1e-4f));
+        OK(G->sgd_step(w.d, v.d, g.d, n, 0.01f, 0.9f, 1e-4f));
+    }
+    same(v, 1e-6, 1e-5, "sgd velocity");
+    same(w, 1e-6, 1e-5, "sgd weights");
+    buf m = mk(n, 0, 0, 4), s = mk(n, 0, 0, 5);
+    for (long step = 1; step <= 3; step++) {
+        OK(C->adam_step(w.h, m.h, s.h, g.h, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 1e-2f, step));
+        OK(G->adam_step(w.d, m.d, s.d, g.d, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 1e-2f, step));
+    }
+    same(m, 1e-6, 1e-5, "adam first moment");
+    same(s, 1e-7, 1e-5, "adam second moment");
+    same(w, 1e-6, 1e-5, "adam weights");
+    drop(w), drop(v), drop(g), drop(m), drop(s);
+}
