@@ -45,7 +45,7 @@ static double sgemm_rate(const deep3d_model *m) {
 int cmd_bench(int argc, char **argv) {
     const char *mode = "train", *device_name = "cpu", *variant = "released";
     long batch = 4, threads = 0, iters = 5, warmup = 2, width = 384, height = 160, width_div = 1;
-    int json = 0;
+    int json = 0, profile = 0;
     const cli_option opts[] = {
         {"device", CLI_STRING, &device_name, "DEV", "cpu, cuda or auto (default: cpu)", 0, 0, "cpu|cuda|auto"},
         {"mode", CLI_STRING, &mode, "MODE", "train (forward, backward, SGD step) or infer (default: train)", 0, 0, "train|infer"},
@@ -58,6 +58,7 @@ int cmd_bench(int argc, char **argv) {
         {"height", CLI_INT, &height, "PX", "network height, multiple of 32 (default: 160)", 32, 8192, NULL},
         {"width-div", CLI_INT, &width_div, "N", "divide conv/fc widths by N (default: 1)", 1, 64, NULL},
         {"json", CLI_FLAG, &json, NULL, "print one JSON object", 0, 0, NULL},
+        {"profile", CLI_FLAG, &profile, NULL, "print a table of time per op (training mode)", 0, 0, NULL},
         {0},
     };
     const char *pos[1];
@@ -89,6 +90,7 @@ int cmd_bench(int argc, char **argv) {
     free(host);
     double *times = malloc((size_t)iters * sizeof *times);
     for (long it = 0; it < warmup + iters; it++) {
+        if (profile && it == warmup) nn_profile_reset(), nn_profile_enable(1);
         double t0 = deep3d_now();
         nn_graph g;
         nn_graph_init(&g, train);
@@ -107,6 +109,7 @@ int cmd_bench(int argc, char **argv) {
         if (!json) fprintf(stderr, "\r%s step %ld/%ld: %.3f s   ", mode, it + 1, warmup + iters, deep3d_now() - t0);
     }
     if (!json) fputc('\n', stderr);
+    if (profile) nn_profile_print(stderr, (int)iters), nn_profile_enable(0);
     qsort(times, (size_t)iters, sizeof *times, cmp_double);
     const double med = times[iters / 2], fl = deep3d_model_flops(&m) * (train ? 3 : 1) * (double)batch;
     const double sgemm = device == NN_CPU ? sgemm_rate(&m) : 0;

@@ -2,8 +2,68 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "status.h"
+
+/* ---- profile -------------------------------------------------------------- */
+
+#define PROFILE_MAX 64
+static struct {
+    const char *op;
+    long calls;
+    double forward, backward;
+} profile[PROFILE_MAX];
+static int profile_on, profile_n;
+static double profile_last;
+
+static double now_s(nn_device device) {
+    const nn_backend *be = nn_backend_of(device);
+    if (be) be->synchronize();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int profile_slot(const char *op) {
+    for (int i = 0; i < profile_n; i++)
+        if (!strcmp(profile[i].op, op)) return i;
+    if (profile_n == PROFILE_MAX) return PROFILE_MAX - 1;
+    profile[profile_n].op = op;
+    return profile_n++;
+}
+
+void nn_profile_enable(int on) {
+    profile_on = on;
+    profile_last = 0;
+}
+
+void nn_profile_reset(void) {
+    memset(profile, 0, sizeof profile);
+    profile_n = 0;
+    profile_last = 0;
+}
+
+static int profile_cmp(const void *a, const void *b) {
+    const double ta = profile[*(const int *)a].forward + profile[*(const int *)a].backward;
+    const double tb = profile[*(const int *)b].forward + profile[*(const int *)b].backward;
+    return ta < tb ? 1 : ta > tb ? -1 : 0;
+}
+
+void nn_profile_print(FILE *out, int steps) {
+    int order[PROFILE_MAX];
+    double total = 0;
+    for (int i = 0; i < profile_n; i++) order[i] = i, total += profile[i].forward + profile[i].backward;
+    qsort(order, (size_t)profile_n, sizeof *order, profile_cmp);
+    if (steps < 1) steps = 1;
+    fprintf(out, "%-18s %8s %12s %12s %7s\n", "op", "calls", "forward ms", "backward ms", "share");
+    for (int k = 0; k < profile_n; k++) {
+        const int i = order[k];
+        fprintf(out, "%-18s %8ld %12.2f %12.2f %6.1f%%\n", profile[i].op, profile[i].calls / steps,
+                1e3 * profile[i].forward / steps, 1e3 * profile[i].backward / steps,
+                100 * (profile[i].forward + profile[i].backward) / total);
+    }
+}
 
 void nn_graph_init(nn_graph *g, int training) {
     memset(g, 0, sizeof *g);
@@ -51,6 +111,13 @@ nn_node *nn_graph_record(nn_graph *g, const char *op, nn_backward_fn backward, n
         g->nodes = nodes;
         g->cap_nodes = cap;
     }
+    if (profile_on) {
+        const double t = now_s(out->device);
+        const int i = profile_slot(op);
+        if (profile_last > 0) profile[i].forward += t - profile_last;
+        profile[i].calls++;
+        profile_last = t;
+    }
     nn_node *n = &g->nodes[g->n_nodes++];
     memset(n, 0, sizeof *n);
     n->op = op;
@@ -79,7 +146,12 @@ int nn_graph_backward_from(nn_graph *g, nn_tensor *out, const nn_tensor *dout) {
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         nn_node *n = &g->nodes[i];
         if (!n->out->grad) continue;  /* nothing downstream used this output */
+        const double t0 = profile_on ? now_s(n->out->device) : 0;
         if (n->backward(n)) return nn_fail_context("backward of %s", n->op);
+        if (profile_on) {
+            profile[profile_slot(n->op)].backward += now_s(n->out->device) - t0;
+            profile_last = 0; /* the next forward op starts a new chain */
+        }
         /* the output's gradient has been passed on: free it (not for leaves) */
         if (!n->out->is_leaf) {
             nn_tensor_unref(n->out->grad);

@@ -16,6 +16,8 @@
 #ifndef NN_GRAPH_H
 #define NN_GRAPH_H
 
+#include <stdio.h>
+
 #include "tensor.h"
 
 #define NN_NODE_MAX_IN 4
@@ -72,6 +74,16 @@ int nn_graph_backward(nn_graph *g, nn_tensor *loss);
 /* Backpropagates from any output with a given upstream gradient dout (same numel;
  * NULL means all ones): the vector-Jacobian product used by the gradient checks. */
 int nn_graph_backward_from(nn_graph *g, nn_tensor *out, const nn_tensor *dout);
+
+/* Per-op profile (deep3d bench --profile). When enabled, the forward time of an op is
+ * measured as the time since the previous recorded op ended (ops run one after the
+ * other, and each records its node last), the backward time around its backward call.
+ * Only recording graphs are profiled. The device is synchronised at each boundary. */
+void nn_profile_enable(int on);
+void nn_profile_reset(void);
+/* Prints "op, calls, forward ms, backward ms, share" per op name, sorted by total time,
+ * with `steps` dividing the totals (ms per step). */
+void nn_profile_print(FILE *out, int steps);
 
 /* Drops the caller's reference to `old` and returns `next`: x = nn_then(x, op(g, x)).
  * The NULL of a failed op is passed through. */
