@@ -9,6 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../nn/cuda_plan.h"
+#include "../nn/status.h"
+
 void deep3d_set_threads(long threads) {
     if (threads <= 0) return;
     omp_set_num_threads((int)threads);
@@ -41,4 +44,15 @@ void deep3d_stem(const char *path, char *buf, int size) {
     const char *dot = strrchr(base, '.');
     int len = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
     snprintf(buf, (size_t)size, "%.*s", len, base);
+}
+
+int deep3d_setup_device(const char *device_name, const char *precision, int deterministic, nn_device *out) {
+    if (nn_device_parse(device_name, out)) return -1;
+    if (*out == NN_CPU) {
+        if (strcmp(precision, "fp32"))
+            return nn_fail("--precision %s needs the CUDA device; the CPU computes in fp32", precision);
+        return 0;
+    }
+    if (nn_cuda_set_precision(precision)) return -1;
+    return nn_cuda_set_deterministic(deterministic);
 }

@@ -13,6 +13,12 @@ void deep3d_set_threads(long threads);
  * when neither exists. */
 const char *deep3d_bundled_model(void);
 
+/* Parses --device (cpu, cuda, auto) and applies --precision (fp32, tf32, bf16: the
+ * last two only on CUDA) and the deterministic-algorithm mode (CUDA; the CPU is always
+ * deterministic for a fixed thread count). Returns 0, or -1 + nn_fail naming the option. */
+#include "../nn/backend.h"
+int deep3d_setup_device(const char *device_name, const char *precision, int deterministic, nn_device *out);
+
 /* Seconds since an arbitrary start (monotonic clock). */
 double deep3d_now(void);
 

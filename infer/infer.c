@@ -110,13 +110,14 @@ done:
 }
 
 int cmd_infer(int argc, char **argv) {
-    const char *model_path = NULL, *out = ".", *format_list = "right,sbs,anaglyph,depth", *device_name = "auto";
+    const char *model_path = NULL, *out = ".", *format_list = "right,sbs,anaglyph,depth", *device_name = "auto", *precision = "fp32";
     long threads = 0;
     const cli_option opts[] = {
         {"model", CLI_STRING, &model_path, "FILE", "model file (default: the bundled weights/" DEEP3D_BUNDLED_MODEL ")", 0, 0, NULL},
         {"out", CLI_STRING, &out, "DIR", "output folder, created if missing (default: the current folder)", 0, 0, NULL},
         {"formats", CLI_STRING, &format_list, "LIST", "comma-separated: right,sbs,anaglyph,depth,ou (default: the first four)", 0, 0, NULL},
         {"device", CLI_STRING, &device_name, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
+        {"precision", CLI_STRING, &precision, "P", "fp32 (default), tf32 or bf16 (CUDA only)", 0, 0, "fp32|tf32|bf16"},
         {"threads", CLI_INT, &threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
         {0},
     };
@@ -127,7 +128,7 @@ int cmd_infer(int argc, char **argv) {
     if (!n_images) return cli_error("infer", "no input images (usage: deep3d infer [options] IMAGE...)"), 2;
     int mask;
     nn_device device;
-    if (parse_formats(format_list, &mask) || nn_device_parse(device_name, &device))
+    if (parse_formats(format_list, &mask) || deep3d_setup_device(device_name, precision, 0, &device))
         return cli_error("infer", "%s", nn_last_error());
     deep3d_set_threads(threads);
     if (!model_path && !(model_path = deep3d_bundled_model()))

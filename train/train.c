@@ -25,7 +25,8 @@
 
 typedef struct train_opts {
     cli_list data, val_data;
-    const char *out, *resume, *variant, *optimizer, *schedule, *layout, *device;
+    const char *out, *resume, *variant, *optimizer, *schedule, *layout, *device, *precision;
+    int deterministic;
     long steps, batch, seed, threads, width, height, disparities, dmin, width_div;
     long lr_step, checkpoint_every, val_every, log_every;
     double lr, weight_decay;
@@ -124,7 +125,7 @@ static int run(train_opts *o) {
     nn_device device;
     train_state st = {0};
 
-    if (nn_device_parse(o->device, &device)) goto done;
+    if (deep3d_setup_device(o->device, o->precision, o->deterministic, &device)) goto done;
     if (mkdir(o->out, 0777) && errno != EEXIST) {
         nn_fail("cannot create output folder %s: %s", o->out, strerror(errno));
         goto done;
@@ -279,7 +280,7 @@ done:
 
 int cmd_train(int argc, char **argv) {
     train_opts o = {.out = NULL, .variant = "released", .optimizer = "sgd", .schedule = "step", .layout = "pairs",
-                    .device = "auto", .steps = 1000, .batch = 4, .seed = 1, .width = 384, .height = 160,
+                    .device = "auto", .precision = "fp32", .steps = 1000, .batch = 4, .seed = 1, .width = 384, .height = 160,
                     .disparities = 33, .dmin = -15, .width_div = 1, .lr_step = 20000, .checkpoint_every = 500,
                     .val_every = 100, .log_every = 10, .lr = 0.002};
     const cli_option opts[] = {
@@ -307,6 +308,8 @@ int cmd_train(int argc, char **argv) {
         {"seed", CLI_INT, &o.seed, "N", "seed of initialisation, batches and dropout (default: 1)", 0, 2e9, NULL},
         {"threads", CLI_INT, &o.threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
         {"device", CLI_STRING, &o.device, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
+        {"precision", CLI_STRING, &o.precision, "P", "fp32 (default), tf32 or bf16 (CUDA only)", 0, 0, "fp32|tf32|bf16"},
+        {"deterministic", CLI_FLAG, &o.deterministic, NULL, "CUDA: only deterministic cuDNN algorithms", 0, 0, NULL},
         {0},
     };
     const char *pos[1];
