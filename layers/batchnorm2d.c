@@ -59,8 +59,9 @@ int batchnorm_backward_cpu(nn_real *din, nn_real *dgamma, nn_real *dbeta, const 
                 sdyx += (double)dout[base + k] * ((in[base + k] - mu) * is);
             }
         }
-        dbeta[j] += (nn_real)sdy;
-        dgamma[j] += (nn_real)sdyx;
+        if (dbeta) dbeta[j] += (nn_real)sdy;
+        if (dgamma) dgamma[j] += (nn_real)sdyx;
+        if (!din) continue;
         /* din += a*dy + b*xhat + c0 with the sums folded into the coefficients */
         const double k0 = (double)gamma[j] * is;
         const nn_real a = (nn_real)k0, b = (nn_real)(-k0 * sdyx / m), c0 = (nn_real)(-k0 * sdy / m);
@@ -74,12 +75,13 @@ int batchnorm_backward_cpu(nn_real *din, nn_real *dgamma, nn_real *dbeta, const 
 
 /* ---- op ----------------------------------------------------------------------- */
 
-/* The gradient of t when it requires one, else a zero-filled scratch tensor of t's
- * shape stored in *scratch (the caller unrefs it): kernels always get an output. */
-static nn_tensor *grad_or_scratch(nn_tensor *t, nn_tensor **scratch) {
-    if (t->requires_grad) return nn_tensor_grad(t);
-    *scratch = nn_tensor_zeros(t->device, t->ndim, t->shape);
-    return *scratch;
+/* The gradient of t when it requires one (created on first use), else NULL: the
+ * kernels skip NULL outputs (nn/backend.h). Sets *err when creating it failed. */
+static nn_real *grad_data(nn_tensor *t, int *err) {
+    if (!t->requires_grad) return NULL;
+    nn_tensor *g = nn_tensor_grad(t);
+    if (!g) *err = 1;
+    return g ? g->data : NULL;
 }
 
 /* iarg: n, c, hw, training (1) or inference (0).
@@ -98,18 +100,13 @@ static int batchnorm_backward(nn_node *node) {
             return -1;
         if (!need_params) return 0;
     }
-    /* training: dx, dgamma, dbeta together; inference: dgamma and dbeta only (the dx
-     * of the batch-statistics formula goes to a scratch tensor and is dropped) */
-    nn_tensor *sx = NULL, *sg = NULL, *sb = NULL;
-    nn_tensor *dx = training ? grad_or_scratch(x, &sx) : (sx = nn_tensor_zeros(x->device, x->ndim, x->shape));
-    nn_tensor *dg = grad_or_scratch(gamma, &sg), *db = grad_or_scratch(beta, &sb);
-    int err = !dx || !dg || !db ||
-              be->batchnorm_backward(dx->data, dg->data, db->data, y->grad->data, x->data, gamma->data,
-                                     mean, invstd, n, c, hw);
-    nn_tensor_unref(sx);
-    nn_tensor_unref(sg);
-    nn_tensor_unref(sb);
-    return err ? -1 : 0;
+    /* training: dx, dgamma, dbeta together; inference: dgamma and dbeta only (dx came
+     * from channel_affine_backward above; the kernel's batch-statistics dx is skipped) */
+    int err = 0;
+    nn_real *dx = training ? grad_data(x, &err) : NULL, *dg = grad_data(gamma, &err), *db = grad_data(beta, &err);
+    if (err) return -1;
+    if (!dx && !dg && !db) return 0;
+    return be->batchnorm_backward(dx, dg, db, y->grad->data, x->data, gamma->data, mean, invstd, n, c, hw);
 }
 
 /* scale = gamma / sqrt(var + eps), shift = beta - mean * scale, computed in double on

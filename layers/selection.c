@@ -52,19 +52,22 @@ int selection_backward_cpu(nn_real *dprob, nn_real *dleft, const nn_real *dright
             const size_t prow = (size_t)i * d * plane + (size_t)y * w;   /* k = 0 */
             for (int k = 0; k < d; k++) {
                 const nn_real *p = prob + prow + (size_t)k * plane;
-                nn_real *dp = dprob + prow + (size_t)k * plane;
+                nn_real *dp = dprob ? dprob + prow + (size_t)k * plane : NULL;
                 const int s = dmin + k;
                 int lo, hi;
                 shift_runs(s, w, &lo, &hi);
                 for (int ch = 0; ch < c; ch++) {
                     const size_t row = ((size_t)i * c + ch) * plane + (size_t)y * w;
                     const nn_real *l = left + row, *g = dright + row;
-                    nn_real *dl = dleft + row;
                     /* dprob: the forward's gather with dright in place of right */
-                    for (int x = 0; x < lo; x++) dp[x] += g[x] * l[0];
-                    for (int x = lo; x < hi; x++) dp[x] += g[x] * l[x - s];
-                    for (int x = hi; x < w; x++) dp[x] += g[x] * l[w - 1];
+                    if (dp) {
+                        for (int x = 0; x < lo; x++) dp[x] += g[x] * l[0];
+                        for (int x = lo; x < hi; x++) dp[x] += g[x] * l[x - s];
+                        for (int x = hi; x < w; x++) dp[x] += g[x] * l[w - 1];
+                    }
+                    if (!dleft) continue;
                     /* dleft: the scatter; the clamped runs all land on the edge pixels */
+                    nn_real *dl = dleft + row;
                     nn_real edge = 0;
                     for (int x = 0; x < lo; x++) edge += g[x] * p[x];
                     dl[0] += edge;
@@ -80,26 +83,17 @@ int selection_backward_cpu(nn_real *dprob, nn_real *dleft, const nn_real *dright
 
 /* ---- op ----------------------------------------------------------------------- */
 
-/* The gradient of t when it requires one, else a zero-filled scratch tensor of t's
- * shape stored in *scratch (the caller unrefs it): kernels always get an output. */
-static nn_tensor *grad_or_scratch(nn_tensor *t, nn_tensor **scratch) {
-    if (t->requires_grad) return nn_tensor_grad(t);
-    *scratch = nn_tensor_zeros(t->device, t->ndim, t->shape);
-    return *scratch;
-}
-
 /* in[0] = prob (N, D, H, W), in[1] = left (N, C, H, W); iarg[0] = dmin */
 static int selection_backward(nn_node *node) {
     nn_tensor *prob = node->in[0], *left = node->in[1], *right = node->out;
-    nn_tensor *sp = NULL, *sl = NULL;
-    nn_tensor *dp = grad_or_scratch(prob, &sp), *dl = grad_or_scratch(left, &sl);
-    int err = !dp || !dl ||
-              nn_backend_of(right->device)->selection_backward(
-                  dp->data, dl->data, right->grad->data, prob->data, left->data, left->shape[0],
-                  left->shape[1], left->shape[2], left->shape[3], prob->shape[1], node->iarg[0]);
-    nn_tensor_unref(sp);
-    nn_tensor_unref(sl);
-    return err ? -1 : 0;
+    /* a gradient that is not wanted is passed as NULL: the kernel skips it (in
+     * training, the raw left view needs none) */
+    nn_tensor *dp = prob->requires_grad ? nn_tensor_grad(prob) : NULL;
+    nn_tensor *dl = left->requires_grad ? nn_tensor_grad(left) : NULL;
+    if ((prob->requires_grad && !dp) || (left->requires_grad && !dl)) return -1;
+    return nn_backend_of(right->device)->selection_backward(
+        dp ? dp->data : NULL, dl ? dl->data : NULL, right->grad->data, prob->data, left->data, left->shape[0],
+        left->shape[1], left->shape[2], left->shape[3], prob->shape[1], node->iarg[0]);
 }
 
 nn_tensor *nn_selection(nn_graph *g, nn_tensor *prob, nn_tensor *left, int dmin) {
