@@ -157,8 +157,15 @@ static int run(train_opts *o) {
         m.cfg.has_global_disparity = 1, m.cfg.global_disparity = best;
         printf("global disparity on the %d training pairs: %d px (MAE %.3f)\n", train_ds->n, best, mae);
     }
-    if (st.step >= o->steps) {
-        nn_fail("the checkpoint is at step %ld already; ask for more --steps", st.step);
+    if (st.step > o->steps) {
+        nn_fail("the checkpoint is at step %ld, past --steps %ld", st.step, o->steps);
+        goto done;
+    }
+    if (st.step == o->steps) { /* nothing left to train: only write the model file */
+        snprintf(path, sizeof path, "%s/model.d3w", o->out);
+        if (deep3d_model_save(&m, path, 1)) goto done;
+        printf("the checkpoint is at step %ld already: wrote %s\n", st.step, path);
+        rc = 0;
         goto done;
     }
     nn_tensor *params[DEEP3D_MAX_TENSORS];
@@ -304,7 +311,7 @@ int cmd_train(int argc, char **argv) {
         {"val-every", CLI_INT, &o.val_every, "N", "validate every N steps (default: 100)", 1, 1e9, NULL},
         {"checkpoint-every", CLI_INT, &o.checkpoint_every, "N", "checkpoint every N steps (default: 500)", 1, 1e9, NULL},
         {"log-every", CLI_INT, &o.log_every, "N", "a log line every N steps (default: 10)", 1, 1e9, NULL},
-        {"resume", CLI_STRING, &o.resume, "FILE", "continue from a checkpoint.d3w (its model and settings)", 0, 0, NULL},
+        {"resume", CLI_STRING, &o.resume, "FILE", "continue from a checkpoint.d3w (its model and settings); at --steps already: only write model.d3w", 0, 0, NULL},
         {"seed", CLI_INT, &o.seed, "N", "seed of initialisation, batches and dropout (default: 1)", 0, 2e9, NULL},
         {"threads", CLI_INT, &o.threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
         {"device", CLI_STRING, &o.device, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
