@@ -2,12 +2,27 @@
  * warm-up, and measures the machine's sgemm rate on the network's own conv shapes in
  * the same run, for scale. JSON keys follow the PyTorch peer's `bench` output
  * (img_per_s, median_s, min_s, tflop_per_s). A training step counts 3x the forward
- * FLOPs, as the peer does. */
+ * FLOPs, as the peer does.
+ *
+ * Timer: wall clock (monotonic) around each step. On the CUDA device the backend's
+ * synchronize() is called before the clock starts and before it stops, so a step's
+ * time covers all of its GPU work ("timer": "wall+sync"); CUDA events would need the
+ * CUDA headers in this file, and the peer times the same way (time.perf_counter
+ * around torch.cuda.synchronize()).
+ *
+ * Memory: peak_rss_mib is VmHWM of /proc/self/status (proc(5)) read right after the
+ * timed steps and before the sgemm measurement: the process's peak resident set so
+ * far, model initialisation and warm-up included (the kernel counter that getrusage's
+ * ru_maxrss and GNU time's %M report for a whole process, as bench/cpu.sh measures the
+ * peer). On CUDA it counts host memory only. The sgemm rate is measured on the CPU
+ * only (sgemm_gflop_per_s is 0 on CUDA). */
 #include <cblas.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../nn/cuda_plan.h"
 #include "cli.h"
 #include "commands.h"
 #include "model.h"
@@ -42,8 +57,24 @@ static double sgemm_rate(const deep3d_model *m) {
     return flops / secs / 1e9;
 }
 
+/* Peak resident set size of this process so far in MiB (VmHWM of /proc/self/status,
+ * proc(5)), or -1 when it cannot be read (not Linux). */
+static double peak_rss_mib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    double kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) {
+            kib = strtod(line + 6, NULL);
+            break;
+        }
+    fclose(f);
+    return kib < 0 ? -1 : kib / 1024;
+}
+
 int cmd_bench(int argc, char **argv) {
-    const char *mode = "train", *device_name = "cpu", *variant = "released";
+    const char *mode = "train", *device_name = "cpu", *variant = "released", *precision = "fp32";
     long batch = 4, threads = 0, iters = 5, warmup = 2, width = 384, height = 160, width_div = 1;
     int json = 0, profile = 0;
     const cli_option opts[] = {
@@ -57,6 +88,9 @@ int cmd_bench(int argc, char **argv) {
         {"width", CLI_INT, &width, "PX", "network width, multiple of 32 (default: 384)", 32, 8192, NULL},
         {"height", CLI_INT, &height, "PX", "network height, multiple of 32 (default: 160)", 32, 8192, NULL},
         {"width-div", CLI_INT, &width_div, "N", "divide conv/fc widths by N (default: 1)", 1, 64, NULL},
+        {"precision", CLI_STRING, &precision, "P",
+         "math of the CUDA backend: fp32, tf32 or bf16 (default: fp32; the CPU computes in fp32 only)", 0, 0,
+         "fp32|tf32|bf16"},
         {"json", CLI_FLAG, &json, NULL, "print one JSON object", 0, 0, NULL},
         {"profile", CLI_FLAG, &profile, NULL, "print a table of time per op (training mode)", 0, 0, NULL},
         {0},
@@ -67,6 +101,11 @@ int cmd_bench(int argc, char **argv) {
     if (rc) return rc > 0 ? 0 : 2;
     nn_device device;
     if (nn_device_parse(device_name, &device)) return cli_error("bench", "%s", nn_last_error());
+    if (device == NN_CPU && strcmp(precision, "fp32"))
+        return cli_error("bench", "--precision %s needs --device cuda (the CPU backend computes in fp32 only)",
+                         precision);
+    if (nn_cuda_set_precision(precision)) return cli_error("bench", "%s", nn_last_error());
+    const nn_backend *be = nn_backend_of(device);
     deep3d_set_threads(threads);
     deep3d_config cfg = deep3d_default_config();
     snprintf(cfg.variant, sizeof cfg.variant, "%s", variant);
@@ -91,6 +130,7 @@ int cmd_bench(int argc, char **argv) {
     double *times = malloc((size_t)iters * sizeof *times);
     for (long it = 0; it < warmup + iters; it++) {
         if (profile && it == warmup) nn_profile_reset(), nn_profile_enable(1);
+        if (be->synchronize()) return cli_error("bench", "%s", nn_last_error());
         double t0 = deep3d_now();
         nn_graph g;
         nn_graph_init(&g, train);
@@ -101,29 +141,44 @@ int cmd_bench(int argc, char **argv) {
             err = !loss || nn_graph_backward(&g, loss) || nn_optimizer_step(&opt, (nn_real)1e-6) ||
                   nn_optimizer_zero_grad(&opt);
         }
-        err = err || nn_backend_of(device)->synchronize();
+        err = err || be->synchronize();
         nn_tensor_unref(pred), nn_tensor_unref(prob), nn_tensor_unref(loss);
         nn_graph_free(&g);
         if (err) return cli_error("bench", "%s", nn_last_error());
         if (it >= warmup) times[it - warmup] = deep3d_now() - t0;
         if (!json) fprintf(stderr, "\r%s step %ld/%ld: %.3f s   ", mode, it + 1, warmup + iters, deep3d_now() - t0);
     }
+    const double rss = peak_rss_mib();
     if (!json) fputc('\n', stderr);
     if (profile) nn_profile_print(stderr, (int)iters), nn_profile_enable(0);
     qsort(times, (size_t)iters, sizeof *times, cmp_double);
     const double med = times[iters / 2], fl = deep3d_model_flops(&m) * (train ? 3 : 1) * (double)batch;
     const double sgemm = device == NN_CPU ? sgemm_rate(&m) : 0;
+    const char *timer = device == NN_CUDA ? "wall+sync" : "wall";
+    char rss_json[32], rss_text[48], sgemm_text[48];
+    if (rss >= 0)
+        snprintf(rss_json, sizeof rss_json, "%.1f", rss), snprintf(rss_text, sizeof rss_text, "%.1f MiB", rss);
+    else
+        snprintf(rss_json, sizeof rss_json, "null"), snprintf(rss_text, sizeof rss_text, "unknown");
+    if (device == NN_CPU)
+        snprintf(sgemm_text, sizeof sgemm_text, "%.1f GFLOP/s", sgemm);
+    else
+        snprintf(sgemm_text, sizeof sgemm_text, "not measured on %s", nn_device_name(device));
     if (json)
         printf("{\"impl\": \"deep3d-c\", \"device\": \"%s\", \"variant\": \"%s\", \"mode\": \"%s\", \"batch\": %ld, "
-               "\"height\": %d, \"width\": %d, \"width_div\": %ld, \"threads\": %ld, \"median_s\": %.6f, \"min_s\": %.6f, "
+               "\"height\": %d, \"width\": %d, \"width_div\": %ld, \"threads\": %ld, \"precision\": \"%s\", "
+               "\"timer\": \"%s\", \"iters\": %ld, \"warmup\": %ld, \"median_s\": %.6f, \"min_s\": %.6f, "
                "\"img_per_s\": %.4f, \"gflop_per_img_fwd\": %.4f, \"tflop_per_s\": %.6f, \"gflop_per_s\": %.3f, "
-               "\"sgemm_gflop_per_s\": %.3f}\n",
-               nn_device_name(device), variant, mode, batch, cfg.height, cfg.width, width_div, threads, med, times[0],
-               (double)batch / med, deep3d_model_flops(&m) / 1e9, fl / med / 1e12, fl / med / 1e9, sgemm);
+               "\"sgemm_gflop_per_s\": %.3f, \"peak_rss_mib\": %s}\n",
+               nn_device_name(device), variant, mode, batch, cfg.height, cfg.width, width_div,
+               threads ? threads : (long)omp_get_max_threads(), precision,
+               timer, iters, warmup, med, times[0], (double)batch / med, deep3d_model_flops(&m) / 1e9,
+               fl / med / 1e12, fl / med / 1e9, sgemm, rss_json);
     else
-        printf("%s %s batch %ld at %dx%d: median %.3f s, min %.3f s, %.2f images/s, %.1f GFLOP/s "
-               "(machine sgemm on the network's conv shapes: %.1f GFLOP/s)\n",
-               variant, mode, batch, cfg.width, cfg.height, med, times[0], (double)batch / med, fl / med / 1e9, sgemm);
+        printf("%s %s batch %ld at %dx%d on %s (%s, timer %s): median %.3f s, min %.3f s, %.2f images/s, "
+               "%.1f GFLOP/s (machine sgemm on the network's conv shapes: %s), peak RSS %s\n",
+               variant, mode, batch, cfg.width, cfg.height, nn_device_name(device), precision, timer, med, times[0],
+               (double)batch / med, fl / med / 1e9, sgemm_text, rss_text);
     free(times);
     nn_optimizer_free(&opt);
     nn_tensor_unref(left), nn_tensor_unref(right);
