@@ -9,6 +9,8 @@ jobs=${1:-2}
 build=${2:-build}
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+# the command-line and training tests (tests/test_cli.c, tests/test_train.c) run this binary
+export DEEP3D_BIN="$build/deep3d"
 passed=0 failed=0 skipped=0 rc=0
 for prog in "$build/test_nn" "$build/test_grad64"; do
     echo "== $prog"
