@@ -50,9 +50,10 @@ int cmd_eval(int argc, char **argv) {
     }
     int global_d = m.cfg.global_disparity, oracle = !m.cfg.has_global_disparity;
     double unused;
+    int skipped = 0;
     eval_result r;
     rc = (oracle && deep3d_fit_global_disparity(ds, m.cfg.width, m.cfg.height, m.cfg.dmin,
-                                                m.cfg.dmin + m.cfg.disparities - 1, &global_d, &unused)) ||
+                                                m.cfg.dmin + m.cfg.disparities - 1, &global_d, &unused, &skipped)) ||
          deep3d_evaluate(&m, ds, global_d, &r);
     const deep3d_config cfg = m.cfg;
     deep3d_model_free(&m);

@@ -16,7 +16,7 @@ int deep3d_load_eval_pair(const stereo_dataset *ds, int i, int w, int h, nn_real
 }
 
 int deep3d_fit_global_disparity(const stereo_dataset *ds, int w, int h, int dmin, int dmax, int *best,
-                                double *mae) {
+                                double *mae, int *skipped) {
     const size_t n = (size_t)3 * h * w;
     nn_real *l = malloc(n * sizeof *l), *r = malloc(n * sizeof *r);
     if (!l || !r) {
@@ -25,14 +25,16 @@ int deep3d_fit_global_disparity(const stereo_dataset *ds, int w, int h, int dmin
     }
     shift_search s;
     shift_search_init(&s, dmin, dmax);
+    *skipped = 0;
     for (int i = 0; i < ds->n; i++) {
         if (deep3d_load_eval_pair(ds, i, w, h, l, r)) {
-            free(l), free(r);
-            return -1;
+            ++*skipped; /* the loader skips (and reports) the same pair in training */
+            continue;
         }
         shift_search_add(&s, l, r, 1, h, w);
     }
     free(l), free(r);
+    if (*skipped == ds->n) return nn_fail_context("no pair of %d could be loaded", ds->n);
     *best = shift_search_best(&s, mae);
     return 0;
 }

@@ -20,9 +20,11 @@ typedef struct eval_result {
 int deep3d_evaluate(deep3d_model *m, const stereo_dataset *ds, int global_d, eval_result *r);
 
 /* The single shift in [dmin, dmax] with the smallest MAE over ds at w x h (centre
- * crops): the "global disparity" baseline of the paper, fitted on the training set. */
+ * crops): the "global disparity" baseline of the paper, fitted on the training set.
+ * Pairs that cannot be loaded are skipped and counted in *skipped; error only when
+ * none can be loaded (the message is the last pair's). */
 int deep3d_fit_global_disparity(const stereo_dataset *ds, int w, int h, int dmin, int dmax, int *best,
-                                double *mae);
+                                double *mae, int *skipped);
 
 /* Loads pair i of ds as the evaluation transform makes it: left and right (3, h, w). */
 int deep3d_load_eval_pair(const stereo_dataset *ds, int i, int w, int h, nn_real *left, nn_real *right);

@@ -164,7 +164,13 @@ int deep3d_model_init(deep3d_model *m, const deep3d_config *cfg, nn_device devic
     }
     if (!(m->upfull_w = add_tensor(m, "upfull.weight", 1, d, d, 4, 4)) || init_bilinear(m->upfull_w)) goto fail;
     if (!(m->upfull_b = add_tensor(m, "upfull.bias", 1, d, 0, 0, 0)) || nn_tensor_fill(m->upfull_b, 0)) goto fail;
-    if (!(m->final_w = add_tensor(m, "final.weight", 1, d, d, 3, 3)) || init_he(m->final_w, s++)) goto fail;
+    /* the conv before the softmax starts 1000x smaller than He: with He weights its
+     * outputs on 0..255 inputs are in the hundreds, the softmax starts one-hot and most
+     * disparities get no gradient (training then locks onto wrong ones); small weights
+     * start it near uniform (1/D). DEEP3D.md says He for all; this is our correction. */
+    if (!(m->final_w = add_tensor(m, "final.weight", 1, d, d, 3, 3)) ||
+        init_normal(m->final_w, 1e-3 * sqrt(2.0 / (9.0 * d)), s++))
+        goto fail;
     if (!(m->final_b = add_tensor(m, "final.bias", 1, d, 0, 0, 0)) || nn_tensor_fill(m->final_b, 0)) goto fail;
     return 0;
 fail:

@@ -63,7 +63,8 @@ typedef struct deep3d_model {
 /* Allocates the model on `device` and initialises it (DEEP3D.md "Initialisation"):
  * convs and linears He/Kaiming normal (fan-in, gain sqrt 2), biases 0, batch norm
  * gamma 1 / beta 0 / running mean 0 / running var 1, every transposed conv bilinear
- * upsampling. Deterministic in `seed`. Errors: bad config, out of memory. */
+ * upsampling; the final conv before the softmax 1000x smaller than He, so the
+ * disparity softmax starts near uniform instead of saturated. Deterministic in `seed`. Errors: bad config, out of memory. */
 int deep3d_model_init(deep3d_model *m, const deep3d_config *cfg, nn_device device, uint64_t seed);
 
 void deep3d_model_free(deep3d_model *m);

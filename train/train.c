@@ -150,12 +150,12 @@ static int run(train_opts *o) {
         model_ready = 1;
         /* the global-disparity baseline, fitted once on the training pairs */
         double mae;
-        int best;
+        int best, skipped;
         if (deep3d_fit_global_disparity(train_ds, cfg.width, cfg.height, cfg.dmin, cfg.dmin + cfg.disparities - 1,
-                                        &best, &mae))
+                                        &best, &mae, &skipped))
             goto done;
         m.cfg.has_global_disparity = 1, m.cfg.global_disparity = best;
-        printf("global disparity on the %d training pairs: %d px (MAE %.3f)\n", train_ds->n, best, mae);
+        printf("global disparity on the %d training pairs: %d px (MAE %.3f)\n", train_ds->n - skipped, best, mae);
     }
     if (st.step > o->steps) {
         nn_fail("the checkpoint is at step %ld, past --steps %ld", st.step, o->steps);
