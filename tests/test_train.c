@@ -24,14 +24,7 @@
 #include "../deep3d/model.h"
 #include "../nn/nn.h"
 #include "../nn/weights.h"
-
-/* from tests/test_cli.c */
-typedef struct tc_result {
-    int exited, status;
-    char *out, *err;
-} tc_result;
-void tc_run(tc_result *r, const char *scratch, const char *const *args);
-void tc_free(tc_result *r);
+#include "testutil.h"
 
 /* ---- fixtures ------------------------------------------------------------------- */
 

@@ -1,8 +1,15 @@
 #include "testutil.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 nn_tensor *tu_uniform(int ndim, const int *shape, double lo, double hi, uint64_t seed) {
     nn_tensor *t = nn_tensor_new(NN_CPU, ndim, shape);
@@ -130,4 +137,80 @@ void tu_gradcheck(const char *name, tu_forward_fn fn, nn_tensor **inputs, int n_
         free(analytic);
     }
     nn_tensor_unref(r);
+}
+
+extern char **environ;
+
+/* ---- running the deep3d binary (tests/test_cli.c, tests/test_train.c) ----------- */
+
+
+const char *tc_binary(void) {
+    const char *b = getenv("DEEP3D_BIN");
+    return b && *b ? b : "build/deep3d";
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* Runs DEEP3D_BIN with args (NULL-terminated, without argv[0]); stdout and stderr go
+ * to files in `scratch` (a folder) and are read back into r. */
+void tc_run(tc_result *r, const char *scratch, const char *const *args) {
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = tc_binary();
+    while (*args) {
+        cr_assert_lt(n, 63, "too many arguments");
+        argv[n++] = *args++;
+    }
+    argv[n] = NULL;
+    char out_path[512], err_path[512];
+    snprintf(out_path, sizeof out_path, "%s/.stdout", scratch);
+    snprintf(err_path, sizeof err_path, "%s/.stderr", scratch);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "cannot run %s: %s (build it first; DEEP3D_BIN names it)", argv[0], strerror(rc));
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid, "waitpid: %s", strerror(errno));
+    r->exited = WIFEXITED(st);
+    r->status = r->exited ? WEXITSTATUS(st) : WTERMSIG(st);
+    r->out = slurp(out_path);
+    r->err = slurp(err_path);
+    unlink(out_path), unlink(err_path);
+}
+
+void tc_free(tc_result *r) {
+    free(r->out), free(r->err);
+    r->out = r->err = NULL;
+}
+
+/* Asserts a clean failure: exited (no signal), status non-zero, stderr exactly one
+ * line starting with "deep3d " and containing every NULL-terminated substring given. */
+void tc_expect_error(const tc_result *r, const char *what, ...) {
+    cr_assert(r->exited, "%s: killed by signal %d; stderr: %s", what, r->status, r->err);
+    cr_assert_neq(r->status, 0, "%s: exit status 0; stdout: %s", what, r->out);
+    size_t len = strlen(r->err);
+    const char *nl = strchr(r->err, '\n');
+    cr_assert(len > 0 && nl == r->err + len - 1, "%s: stderr must be one line, got:\n%s", what, r->err);
+    cr_assert(!strncmp(r->err, "deep3d ", 7), "%s: the line should start with 'deep3d ': %s", what, r->err);
+    va_list ap;
+    va_start(ap, what);
+    for (const char *s; (s = va_arg(ap, const char *));)
+        cr_assert(strstr(r->err, s), "%s: stderr does not name '%s': %s", what, s, r->err);
+    va_end(ap);
 }

@@ -45,4 +45,23 @@ typedef nn_tensor *(*tu_forward_fn)(nn_graph *g, nn_tensor **inputs, void *ctx);
 void tu_gradcheck(const char *name, tu_forward_fn fn, nn_tensor **inputs, int n_inputs, void *ctx,
                   double h, double atol, double rtol, int max_per_input, double max_skip_frac);
 
+/* A finished run of the deep3d binary. */
+typedef struct tc_result {
+    int exited;  /* 1: exited normally; 0: killed by a signal */
+    int status;  /* exit status, or the signal number */
+    char *out, *err;
+} tc_result;
+
+/* The binary under test: $DEEP3D_BIN (tests/run.sh sets it), else build/deep3d. */
+const char *tc_binary(void);
+
+/* Runs the binary with args (NULL-terminated, without argv[0]); stdout and stderr go
+ * to files in the folder `scratch` and are read back into r. */
+void tc_run(tc_result *r, const char *scratch, const char *const *args);
+void tc_free(tc_result *r);
+
+/* Asserts a clean failure: exited (no signal), status non-zero, stderr exactly one line
+ * starting with "deep3d " and containing every NULL-terminated substring given. */
+void tc_expect_error(const tc_result *r, const char *what, ...);
+
 #endif
