@@ -15,7 +15,7 @@ passed=0 failed=0 skipped=0 rc=0
 for prog in "$build/test_nn" "$build/test_grad64"; do
     echo "== $prog"
     out=$("$prog" --jobs "$jobs" --verbose=0 2>&1); r=$?
-    printf '%s\n' "$out" | grep -vE '^\[----\] *$'
+    printf '%s\n' "$out" | grep -vE '^\[(----\] *$|RUN \]|PASS\])'
     [ $r -ne 0 ] && rc=1
     line=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -n 1 | sed 's/\x1b\[[0-9;]*m//g')
     if [ -z "$line" ]; then echo "$prog printed no summary"; rc=1; continue; fi
