@@ -74,7 +74,7 @@ int conv2d_winograd_applies(const nn_conv_shape *s) {
 
 /* Auto bounds. Below 16 channels the matrix products are too thin for the saved
  * multiplications to outweigh the transforms; below 32 tiles in all, likewise. */
-enum { AUTO_MIN_CHANNELS = 16, AUTO_MIN_TILES = 32 };
+enum { AUTO_MIN_CHANNELS = 16, AUTO_MIN_TILES = 64 };
 
 int conv2d_algo_cpu(const nn_conv_shape *s, int backward_data) {
     nn_conv_algo a = NN_CONV_ALGO_AUTO;
@@ -89,43 +89,6 @@ int conv2d_algo_cpu(const nn_conv_shape *s, int backward_data) {
 }
 
 /* ---- the three transforms (Lavin & Gray 2016, F(2x2, 3x3)) ------------------------- */
-
-/* u (4x4, row-major) = G g G^T for the 3x3 filter g[i][j] = f[i*si + j*sj]. */
-static inline void filter_tf(nn_real *u, const nn_real *f, int si, int sj) {
-    const nn_real h = (nn_real)0.5;
-    nn_real t[4][3];
-    for (int j = 0; j < 3; j++) {
-        const nn_real g0 = f[j * sj], g1 = f[si + j * sj], g2 = f[2 * si + j * sj];
-        t[0][j] = g0;
-        t[1][j] = h * (g0 + g1 + g2);
-        t[2][j] = h * (g0 - g1 + g2);
-        t[3][j] = g2;
-    }
-    for (int i = 0; i < 4; i++) {
-        u[4 * i + 0] = t[i][0];
-        u[4 * i + 1] = h * (t[i][0] + t[i][1] + t[i][2]);
-        u[4 * i + 2] = h * (t[i][0] - t[i][1] + t[i][2]);
-        u[4 * i + 3] = t[i][2];
-    }
-}
-
-/* v (4x4) = B^T d B for the 4x4 input tile d (row-major). */
-static inline void input_tf(nn_real *v, const nn_real *d) {
-    nn_real t[16];
-    for (int j = 0; j < 4; j++) {
-        t[0 + j] = d[0 + j] - d[8 + j];
-        t[4 + j] = d[4 + j] + d[8 + j];
-        t[8 + j] = d[8 + j] - d[4 + j];
-        t[12 + j] = d[4 + j] - d[12 + j];
-    }
-    for (int i = 0; i < 4; i++) {
-        const nn_real *r = t + 4 * i;
-        v[4 * i + 0] = r[0] - r[2];
-        v[4 * i + 1] = r[1] + r[2];
-        v[4 * i + 2] = r[2] - r[1];
-        v[4 * i + 3] = r[1] - r[3];
-    }
-}
 
 /* y (2x2) = A^T m A for the 4x4 m (row-major). */
 static inline void output_tf(nn_real *y, const nn_real *m) {
@@ -149,104 +112,202 @@ typedef struct {
     int tiles_y, tiles_x;
 } wg_geom;
 
-/* V (16, C, nt): the transformed 4x4 input tiles t0 .. t0+nt-1 of every channel. */
-static void input_transform(nn_real *V, const nn_real *in, const wg_geom *g, long t0, int nt) {
-    const long tpi = (long)g->tiles_y * g->tiles_x;
-    const size_t plane = (size_t)g->h * g->w, xs = (size_t)g->c * nt;
+/* Tiles are transformed a segment at a time: up to SEG consecutive tiles of one row of
+ * tiles of one image, so that the loops over a segment run on contiguous arrays and
+ * vectorise. */
+enum { SEG = 64 };
+
+/* The segment that starts at tile t of a chunk ending before tile t_end: image *n, tile
+ * row *ty, tiles *tx0 .. *tx0 + cnt - 1; returns cnt. */
+static inline int segment(const wg_geom *g, long t, long t_end, long *n, int *ty, int *tx0) {
+    const long tpi = (long)g->tiles_y * g->tiles_x, r = t % tpi;
+    *n = t / tpi;
+    *ty = (int)(r / g->tiles_x);
+    *tx0 = (int)(r % g->tiles_x);
+    long cnt = g->tiles_x - *tx0;
+    if (cnt > SEG) cnt = SEG;
+    if (cnt > t_end - t) cnt = t_end - t;
+    return (int)cnt;
+}
+
+/* U (16 matrices us values apart, each (rows, cols)), row r: the transforms G g G^T of
+ * the filters q = 0 .. cols-1, filter q's tap (i, j) read at f[q*qs + (3i + j)*ts]
+ * (ts = -1 with f at tap 8 reads the filter rotated by 180 degrees). */
+static void filter_transform_row(nn_real *U, size_t us, size_t r, int cols, const nn_real *f, long qs, int ts) {
+    const nn_real h = (nn_real)0.5;
+    for (int q0 = 0; q0 < cols; q0 += SEG) {
+        const int cnt = cols - q0 < SEG ? cols - q0 : SEG;
+        nn_real g[9][SEG], a[4][3][SEG];
+        for (int q = 0; q < cnt; q++)
+            for (int t = 0; t < 9; t++) g[t][q] = f[(q0 + q) * qs + t * ts];
+        for (int j = 0; j < 3; j++) /* a = G g */
+            for (int q = 0; q < cnt; q++) {
+                a[0][j][q] = g[j][q];
+                a[1][j][q] = h * (g[j][q] + g[3 + j][q] + g[6 + j][q]);
+                a[2][j][q] = h * (g[j][q] - g[3 + j][q] + g[6 + j][q]);
+                a[3][j][q] = g[6 + j][q];
+            }
+        nn_real *restrict dst = U + r * cols + q0;
+        for (int i = 0; i < 4; i++) /* u = a G^T */
+            for (int q = 0; q < cnt; q++) {
+                dst[(4 * i + 0) * us + q] = a[i][0][q];
+                dst[(4 * i + 1) * us + q] = h * (a[i][0][q] + a[i][1][q] + a[i][2][q]);
+                dst[(4 * i + 2) * us + q] = h * (a[i][0][q] - a[i][1][q] + a[i][2][q]);
+                dst[(4 * i + 3) * us + q] = a[i][2][q];
+            }
+    }
+}
+
+/* *e = row[x], *o = row[x + 1], zero outside [0, w). */
+static inline void load_pair(nn_real *e, nn_real *o, const nn_real *row, long x, int w) {
+    *e = x >= 0 && x < w ? row[x] : 0;
+    *o = x + 1 >= 0 && x + 1 < w ? row[x + 1] : 0;
+}
+
+/* V (16 matrices xs values apart, each (C, nt)): the transformed 4x4 input tiles t0 ..
+ * t0+nt-1 of every channel. The 4 input rows of a segment are first split into even
+ * and odd columns (zero outside the image), so tile u reads columns e[u], o[u], e[u+1],
+ * o[u+1] of each row. */
+static void input_transform(nn_real *V, size_t xs, const nn_real *in, const wg_geom *g, long t0, int nt) {
+    const size_t plane = (size_t)g->h * g->w;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < g->c; c++) {
-        long n = t0 / tpi;
-        int ty = (int)(t0 % tpi) / g->tiles_x, tx = (int)(t0 % tpi) % g->tiles_x;
-        nn_real *dst = V + (size_t)c * nt;
-        for (int tt = 0; tt < nt; tt++) {
+        for (long t = t0, cnt; t < t0 + nt; t += cnt) {
+            long n;
+            int ty, tx0;
+            cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
+            const long u0 = t - t0;
             const nn_real *p = in + ((size_t)n * g->c + c) * plane;
-            const int y0 = 2 * ty - g->pad, x0 = 2 * tx - g->pad;
-            nn_real d[16], v[16];
-            if (y0 >= 0 && x0 >= 0 && y0 + 4 <= g->h && x0 + 4 <= g->w) {
-                const nn_real *q = p + (size_t)y0 * g->w + x0;
-                for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++) d[4 * i + j] = q[(size_t)i * g->w + j];
-            } else {
-                for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++) {
-                        const int y = y0 + i, x = x0 + j;
-                        d[4 * i + j] = y >= 0 && y < g->h && x >= 0 && x < g->w ? p[(size_t)y * g->w + x] : 0;
-                    }
+            nn_real e[4][SEG + 1], o[4][SEG + 1];
+            /* columns x = xa + 2m (e) and xa + 2m + 1 (o), m = 0 .. cnt; m in [ma, mb) reads
+             * both inside the image */
+            const long xa = 2 * tx0 - g->pad;
+            long ma = xa >= 0 ? 0 : (-xa + 1) / 2, mb = xa + 1 < g->w ? (g->w - xa) / 2 : 0;
+            if (mb > cnt + 1) mb = cnt + 1;
+            if (ma > mb) ma = mb;
+            for (int i = 0; i < 4; i++) {
+                const long y = 2 * ty - g->pad + i;
+                if (y < 0 || y >= g->h) {
+                    for (int m = 0; m <= cnt; m++) e[i][m] = o[i][m] = 0;
+                    continue;
+                }
+                const nn_real *row = p + y * g->w;
+                for (long m = ma; m < mb; m++) {
+                    e[i][m] = row[xa + 2 * m];
+                    o[i][m] = row[xa + 2 * m + 1];
+                }
+                for (long m = 0; m < ma; m++) load_pair(&e[i][m], &o[i][m], row, xa + 2 * m, g->w);
+                for (long m = mb; m <= cnt; m++) load_pair(&e[i][m], &o[i][m], row, xa + 2 * m, g->w);
             }
-            input_tf(v, d);
-            for (int xi = 0; xi < 16; xi++) dst[xi * xs + tt] = v[xi];
-            if (++tx == g->tiles_x) {
-                tx = 0;
-                if (++ty == g->tiles_y) ty = 0, n++;
-            }
+            /* a[i][j] = (d B)[i][j] for every tile of the segment, then v = B^T (d B) */
+            nn_real a[4][4][SEG];
+            for (int i = 0; i < 4; i++)
+                for (int u = 0; u < cnt; u++) {
+                    a[i][0][u] = e[i][u] - e[i][u + 1];
+                    a[i][1][u] = o[i][u] + e[i][u + 1];
+                    a[i][2][u] = e[i][u + 1] - o[i][u];
+                    a[i][3][u] = o[i][u] - o[i][u + 1];
+                }
+            nn_real *restrict dst = V + (size_t)c * nt + u0;
+            for (int j = 0; j < 4; j++)
+                for (int u = 0; u < cnt; u++) {
+                    dst[(0 + j) * xs + u] = a[0][j][u] - a[2][j][u];
+                    dst[(4 + j) * xs + u] = a[1][j][u] + a[2][j][u];
+                    dst[(8 + j) * xs + u] = a[2][j][u] - a[1][j][u];
+                    dst[(12 + j) * xs + u] = a[1][j][u] - a[3][j][u];
+                }
         }
     }
 }
 
-/* out tiles t0 .. t0+nt-1 (=, or += when accumulate) from M (16, K, nt), plus bias. */
-static void output_transform(nn_real *out, int accumulate, const nn_real *bias, const nn_real *M,
+/* out tiles t0 .. t0+nt-1 (=, or += when accumulate) from M (16 matrices xs values
+ * apart, each (K, nt)), plus bias. */
+static void output_transform(nn_real *out, int accumulate, const nn_real *bias, const nn_real *M, size_t xs,
                              const wg_geom *g, long t0, int nt) {
-    const long tpi = (long)g->tiles_y * g->tiles_x;
-    const size_t plane = (size_t)g->ho * g->wo, xs = (size_t)g->k * nt;
+    const size_t plane = (size_t)g->ho * g->wo;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < g->k; k++) {
-        long n = t0 / tpi;
-        int ty = (int)(t0 % tpi) / g->tiles_x, tx = (int)(t0 % tpi) % g->tiles_x;
-        const nn_real *src = M + (size_t)k * nt;
         const nn_real b = bias ? bias[k] : 0;
-        for (int tt = 0; tt < nt; tt++) {
-            nn_real m[16], y[4];
-            for (int xi = 0; xi < 16; xi++) m[xi] = src[xi * xs + tt];
-            output_tf(y, m);
-            nn_real *o = out + ((size_t)n * g->k + k) * plane + (size_t)(2 * ty) * g->wo + 2 * tx;
-            const int rows = 2 * ty + 1 < g->ho ? 2 : 1, cols = 2 * tx + 1 < g->wo ? 2 : 1;
-            for (int i = 0; i < rows; i++)
-                for (int j = 0; j < cols; j++) {
-                    nn_real *q = o + (size_t)i * g->wo + j;
-                    *q = accumulate ? *q + y[2 * i + j] : y[2 * i + j] + b;
-                }
-            if (++tx == g->tiles_x) {
-                tx = 0;
-                if (++ty == g->tiles_y) ty = 0, n++;
+        for (long t = t0, cnt; t < t0 + nt; t += cnt) {
+            long n;
+            int ty, tx0;
+            cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
+            const long u0 = t - t0;
+            const nn_real *restrict src = M + (size_t)k * nt + u0;
+            nn_real y[4][SEG];
+            for (int u = 0; u < cnt; u++) {
+                nn_real m[16], yt[4];
+                for (int xi = 0; xi < 16; xi++) m[xi] = src[xi * xs + u];
+                output_tf(yt, m);
+                for (int q = 0; q < 4; q++) y[q][u] = yt[q];
+            }
+            const int rows = 2 * ty + 1 < g->ho ? 2 : 1;
+            const int pairs = 2 * (tx0 + cnt) <= g->wo ? (int)cnt : (int)cnt - 1; /* whole 2x2 tiles */
+            for (int i = 0; i < rows; i++) {
+                nn_real *restrict row = out + ((size_t)n * g->k + k) * plane + (size_t)(2 * ty + i) * g->wo + 2 * tx0;
+                const nn_real *y0 = y[2 * i], *y1 = y[2 * i + 1];
+                if (accumulate)
+                    for (int u = 0; u < pairs; u++) row[2 * u] += y0[u], row[2 * u + 1] += y1[u];
+                else
+                    for (int u = 0; u < pairs; u++) row[2 * u] = y0[u] + b, row[2 * u + 1] = y1[u] + b;
+                if (pairs < cnt) /* the last tile has one column */
+                    row[2 * pairs] = accumulate ? row[2 * pairs] + y0[pairs] : y0[pairs] + b;
             }
         }
     }
 }
 
-/* Workspace budget for V and M together, in values (32 MB in float32): chunks of
+/* Workspace budget for V and M together, in values (64 MB in float32): chunks of
  * tiles are sized to it, but never below MIN_CHUNK tiles (wide enough products). */
-enum { WS_BUDGET = 8 << 20, MIN_CHUNK = 256 };
+enum { WS_BUDGET = 16 << 20, MIN_CHUNK = 256 };
+
+static _Atomic int chunk_override; /* conv2d_winograd_set_chunk; 0 = sized to WS_BUDGET */
+
+void conv2d_winograd_set_chunk(int tiles) { atomic_store(&chunk_override, tiles > 0 ? tiles : 0); }
 
 static int chunk_tiles(const wg_geom *g, long total) {
-    long nt = WS_BUDGET / (16L * (g->c + g->k));
-    if (nt < MIN_CHUNK) nt = MIN_CHUNK;
+    long nt = atomic_load(&chunk_override);
+    if (nt == 0) {
+        nt = WS_BUDGET / (16L * (g->c + g->k));
+        if (nt < MIN_CHUNK) nt = MIN_CHUNK;
+    }
     if (nt > total) nt = total;
     return (int)nt;
 }
 
-/* The core convolution: U (16, K, C) already transformed, in the workspace at ws. */
-static void wg_run(nn_real *out, int accumulate, const nn_real *bias, const nn_real *in, const nn_real *U,
-                   nn_real *V, nn_real *M, const wg_geom *g, int nt) {
+/* The distance between two of the 16 matrices of U, V or M holding `size` values each:
+ * rounded up to 64 bytes, plus 3 cache lines, so that the 16 streams a transform reads
+ * or writes at once do not all fall into the same cache set when size is a multiple
+ * of 4 KiB. */
+static size_t mat_stride(size_t size) { return (size + 15) / 16 * 16 + 48; }
+
+/* The core convolution of g. U[xi] is built from the filters f, filter (r, q) at
+ * f + r*fr + q*fq, tap t at stride ts (filter_transform_row), as a (K, C) matrix, or,
+ * with `trans`, as a (C, K) one that the products read transposed (so that the filters
+ * are always read row by row in memory order). Returns 0, or -1 + nn_fail when the
+ * workspace cannot be allocated. */
+static int wg_conv(nn_real *out, int accumulate, const nn_real *bias, const nn_real *in, const wg_geom *g,
+                   const nn_real *f, long fr, long fq, int ts, int trans, const char *who) {
     const long total = (long)g->n * g->tiles_y * g->tiles_x;
+    const int nt = chunk_tiles(g, total);
+    const size_t us = mat_stride((size_t)g->k * g->c), vs = mat_stride((size_t)g->c * nt),
+                 ms = mat_stride((size_t)g->k * nt);
+    nn_real *U = conv2d_workspace(16 * (us + vs + ms), who);
+    if (!U) return -1;
+    nn_real *V = U + 16 * us, *M = V + 16 * vs;
+    const int rows = trans ? g->c : g->k, cols = trans ? g->k : g->c;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) filter_transform_row(U, us, r, cols, f + r * fr, fq, ts);
     for (long t0 = 0; t0 < total; t0 += nt) {
         const int cnt = (int)(total - t0 < nt ? total - t0 : nt);
-        input_transform(V, in, g, t0, cnt);
-        for (int xi = 0; xi < 16; xi++)
-            nn_cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->k, cnt, g->c, 1,
-                          U + (size_t)xi * g->k * g->c, g->c, V + (size_t)xi * g->c * cnt, cnt, 0,
-                          M + (size_t)xi * g->k * cnt, cnt);
-        output_transform(out, accumulate, bias, M, g, t0, cnt);
+        const size_t xv = mat_stride((size_t)g->c * cnt), xm = mat_stride((size_t)g->k * cnt);
+        input_transform(V, xv, in, g, t0, cnt);
+        for (int xi = 0; xi < 16; xi++) /* M[xi] (K, cnt) = U[xi] (K, C) . V[xi] (C, cnt) */
+            nn_cblas_gemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans, g->k, cnt, g->c, 1,
+                          U + xi * us, cols, V + xi * xv, cnt, 0, M + xi * xm, cnt);
+        output_transform(out, accumulate, bias, M, xm, g, t0, cnt);
     }
-}
-
-/* Workspace for U, V, M of the core geometry g: U at the start, V and M after it. */
-static nn_real *wg_workspace(const wg_geom *g, int nt, nn_real **V, nn_real **M, const char *who) {
-    const size_t u = 16 * (size_t)g->k * g->c, v = 16 * (size_t)g->c * nt, m = 16 * (size_t)g->k * nt;
-    nn_real *U = conv2d_workspace(u + v + m, who);
-    if (!U) return NULL;
-    *V = U + u;
-    *M = U + u + v;
-    return U;
+    return 0;
 }
 
 static void geom_tiles(wg_geom *g) {
@@ -261,20 +322,8 @@ int conv2d_winograd_forward_cpu(nn_real *out, const nn_real *in, const nn_real *
                        "dilation 1)", s->kh, s->kw, s->stride, s->dilation);
     wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0};
     geom_tiles(&g);
-    const int nt = chunk_tiles(&g, (long)g.n * g.tiles_y * g.tiles_x);
-    nn_real *V, *M, *U = wg_workspace(&g, nt, &V, &M, "conv2d winograd forward");
-    if (!U) return -1;
-    const size_t kc = (size_t)g.k * g.c;
-    /* U[xi][k][c] = (G w[k,c] G^T)[xi] */
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < g.k; k++)
-        for (int c = 0; c < g.c; c++) {
-            nn_real u[16];
-            filter_tf(u, weight + ((size_t)k * g.c + c) * 9, 3, 1);
-            for (int xi = 0; xi < 16; xi++) U[xi * kc + (size_t)k * g.c + c] = u[xi];
-        }
-    wg_run(out, 0, bias, in, U, V, M, &g, nt);
-    return 0;
+    /* filter (k, c) = weight[k, c, :, :], U (K, C) */
+    return wg_conv(out, 0, bias, in, &g, weight, 9L * s->c_in, 9, 1, 0, "conv2d winograd forward");
 }
 
 int conv2d_winograd_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *weight,
@@ -282,21 +331,10 @@ int conv2d_winograd_backward_data_cpu(nn_real *din, const nn_real *dout, const n
     if (!conv2d_winograd_applies(s))
         return nn_fail("conv2d winograd backward data: kernel %dx%d, stride %d, dilation %d (needs 3x3, "
                        "stride 1, dilation 1)", s->kh, s->kw, s->stride, s->dilation);
-    /* core: dout (N, C_out, H_out, W_out) -> din (N, C_in, H_in, W_in), padding 2 - pad */
+    /* core: dout (N, C_out, H_out, W_out) -> din (N, C_in, H_in, W_in), padding 2 - pad,
+     * filter (ci, co) = weight[co, ci] rotated by 180 degrees (tap t at 8 - t), built as
+     * U (C_out, C_in) in weight's order and read transposed */
     wg_geom g = {s->n, s->c_out, s->h_out, s->w_out, s->c_in, s->h_in, s->w_in, 2 - s->pad, 0, 0};
     geom_tiles(&g);
-    const int nt = chunk_tiles(&g, (long)g.n * g.tiles_y * g.tiles_x);
-    nn_real *V, *M, *U = wg_workspace(&g, nt, &V, &M, "conv2d winograd backward data");
-    if (!U) return -1;
-    const size_t kc = (size_t)g.k * g.c;
-    /* U[xi][ci][co] = (G rot180(w[co,ci]) G^T)[xi]: rot180(f)[i][j] = f[8 - 3i - j] */
-#pragma omp parallel for schedule(static)
-    for (int ci = 0; ci < g.k; ci++)
-        for (int co = 0; co < g.c; co++) {
-            nn_real u[16];
-            filter_tf(u, weight + ((size_t)co * g.k + ci) * 9 + 8, -3, -1);
-            for (int xi = 0; xi < 16; xi++) U[xi * kc + (size_t)ci * g.c + co] = u[xi];
-        }
-    wg_run(din, 1, NULL, dout, U, V, M, &g, nt);
-    return 0;
+    return wg_conv(din, 1, NULL, dout, &g, weight + 8, 9L * s->c_in, 9, -1, 1, "conv2d winograd backward data");
 }

@@ -74,6 +74,10 @@ int conv2d_winograd_forward_cpu(nn_real *out, const nn_real *in, const nn_real *
 int conv2d_winograd_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *weight,
                                       const nn_conv_shape *s);
 
+/* Tests: process the tiles in chunks of at most `tiles` (> 0), or, with 0, in chunks
+ * sized to the workspace budget (the default). */
+void conv2d_winograd_set_chunk(int tiles);
+
 /* The per-thread workspace shared by the CPU convolution kernels (layers/conv2d.c):
  * room for n values, grown on demand and kept for reuse; NULL + nn_fail("<who>: out
  * of host memory ...") when it cannot be allocated. Internal to layers/conv2d*.c. */

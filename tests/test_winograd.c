@@ -169,6 +169,7 @@ static const wgeom SHAPES[] = {
     {1, 3, 2, 17, 5, 1},    /* 2 rows, one row of tiles */
     {3, 11, 13, 1, 2, 1},   /* a single column */
     {2, 17, 12, 10, 19, 1}, /* C and K above 16 (the auto bound) */
+    {1, 4, 4, 5, 3, 3},     /* padding 3: the input gradient's core padding is -1 */
 };
 
 Test(winograd, forward_matches_naive_loops_and_im2col) {
@@ -191,19 +192,34 @@ Test(winograd, accuracy_is_close_to_im2col_on_a_wide_layer) {
     cr_assert(eb[1] <= 4 * eb[0] + 1e-7, "backward data: winograd error %.3g, im2col %.3g", eb[1], eb[0]);
 }
 
-/* More tiles than one chunk (chunks of 8M / (16 (C + K)) values = 4096 tiles at C = K
- * = 64), so that a chunk ends inside an image and inside a row of tiles. Checked against
- * im2col only (the naive loops would take seconds; im2col is checked against them in
- * tests/test_conv.c). */
-Test(winograd, several_chunks_match_im2col) {
-    const wgeom g = {3, 64, 79, 72, 64, 1}; /* 40 x 36 tiles per image, 4320 in all */
+/* The tiles processed in chunks (conv2d_winograd_set_chunk) of 7 tiles, which end inside
+ * rows of tiles and inside images, and of 1 tile; batch 3, odd sizes, padding 0 and 1. */
+Test(winograd, chunks_that_split_rows_and_images_match_naive_loops) {
+    const wgeom gs[] = {{3, 5, 9, 7, 6, 1}, {3, 4, 6, 9, 3, 0}};
+    const int chunks[] = {7, 1, 5};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        conv2d_winograd_set_chunk(chunks[c]);
+        for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) {
+            check_forward(&gs[i], 1, 1100 + 10 * i, NULL);
+            check_backward_data(&gs[i], 1200 + 10 * i, NULL);
+        }
+    }
+    conv2d_winograd_set_chunk(0);
+}
+
+/* The default chunk size on a layer that needs several chunks: 16M / (16 (C + K)) = 1024
+ * tiles at C + K = 1024, here 2 images of 5 x 110 tiles, the second chunk starting inside
+ * the second image and inside a row of tiles. Against im2col only (the naive loops would
+ * take seconds; im2col is checked against them in tests/test_conv.c). */
+Test(winograd, default_chunks_match_im2col) {
+    const wgeom g = {2, 16, 10, 220, 1008, 1};
     nn_conv_shape s = shape_of(&g);
     const size_t nx = (size_t)g.n * g.ci * g.h * g.w, nw = (size_t)g.co * g.ci * 9,
                  ny = (size_t)g.n * g.co * s.h_out * s.w_out;
     nn_real *x = uniform(nx, 1), *w = uniform(nw, 2), *b = uniform(g.co, 3), *init = uniform(nx, 4);
     nn_real *y[2], *dx[2];
     for (int a = 0; a < 2; a++) {
-        use_algo(ALGOS[a], &s, 0, "chunks");
+        use_algo(ALGOS[a], &s, 0, "default chunks");
         y[a] = malloc(ny * sizeof *y[a]);
         dx[a] = malloc(nx * sizeof *dx[a]);
         memcpy(dx[a], init, nx * sizeof *init);
@@ -261,16 +277,19 @@ Test(winograd, algorithm_choice) {
         nn_conv_shape s;
         int want_fwd, want_bwd;
     } cases[] = {
-        {{1, 64, 160, 384, 64, 160, 384, 3, 3, 1, 1, 1}, 2, 2},  /* conv1_2 */
-        {{4, 512, 10, 24, 512, 10, 24, 3, 3, 1, 1, 1}, 2, 2},    /* conv5 */
-        {{1, 512, 10, 24, 33, 10, 24, 3, 3, 1, 1, 1}, 2, 2},     /* pred4: 5x12 = 60 tiles */
-        {{1, 512, 5, 12, 33, 5, 12, 3, 3, 1, 1, 1}, 1, 1},       /* 3x6 = 18 tiles < 32 */
+        {{1, 64, 160, 384, 64, 160, 384, 3, 3, 1, 1, 1}, 2, 2},  /* conv1_2, 15360 tiles */
+        {{4, 512, 10, 24, 512, 10, 24, 3, 3, 1, 1, 1}, 2, 2},    /* conv5, batch 4: 240 tiles */
+        {{2, 512, 10, 24, 33, 10, 24, 3, 3, 1, 1, 1}, 2, 2},     /* pred4, batch 2: 120 tiles */
+        {{1, 512, 10, 24, 33, 10, 24, 3, 3, 1, 1, 1}, 1, 1},     /* 60 tiles < 64 */
         {{1, 3, 160, 384, 64, 160, 384, 3, 3, 1, 1, 1}, 1, 1},   /* RGB input */
         {{1, 64, 160, 384, 8, 160, 384, 3, 3, 1, 1, 1}, 1, 1},   /* thin output */
-        {{1, 64, 8, 8, 64, 8, 8, 3, 3, 1, 1, 1}, 1, 1},          /* 16 tiles */
+        {{1, 64, 16, 16, 16, 16, 16, 3, 3, 1, 1, 1}, 2, 2},      /* exactly 64 tiles, 16 channels */
         {{1, 64, 40, 96, 64, 40, 96, 1, 1, 1, 0, 1}, 1, 1},      /* 1x1 */
         {{1, 64, 40, 96, 64, 20, 48, 3, 3, 2, 1, 1}, 1, 1},      /* stride 2 */
         {{1, 64, 40, 96, 64, 40, 96, 3, 3, 1, 2, 2}, 1, 1},      /* dilation 2 */
+        {{1, 64, 14, 16, 64, 14, 16, 3, 3, 1, 1, 1}, 1, 1},      /* 56 tiles */
+        {{1, 64, 15, 16, 64, 13, 14, 3, 3, 1, 0, 1}, 1, 2},      /* padding 0: 7x7 = 49 output tiles,
+                                                                    8x8 = 64 input-gradient tiles */
     };
     nn_conv_algo_set(NN_CONV_ALGO_AUTO);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
