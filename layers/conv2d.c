@@ -18,6 +18,10 @@
  * The column matrix lives in one workspace per calling thread, grown to the largest
  * need seen so far and reused by every later call (never freed before exit), as
  * darknet's shared scratch buffer.
+ *
+ * The forward pass and the input gradient of 3x3 stride-1 dilation-1 convolutions may
+ * instead run Winograd F(2x2, 3x3) (layers/conv2d_winograd.c, same workspace), as
+ * conv2d_algo_cpu decides (DEEP3D_CONV_ALGO, layers/conv2d.h).
  */
 #include "conv2d.h"
 

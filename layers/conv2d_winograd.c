@@ -14,12 +14,17 @@
  * The output is covered by 2x2 tiles (the last row/column of tiles partial when Ho or
  * Wo is odd), numbered t = (n*tiles_y + ty)*tiles_x + tx across the whole batch, so
  * that small late layers still give wide matrix products. The tiles are processed in
- * chunks of `nt` (bounded so that the workspace stays a few tens of MB):
- *   U (16, K, C)   filter transform, once per call (16*K*C values; recomputed, cheap)
+ * chunks of nt (chunk_tiles: a 64 MB budget, so few chunks and few thread hand-overs
+ * between OpenMP and OpenBLAS):
+ *   U (16, K, C)   filter transform, once per call (OpenMP over filter rows; built as
+ *                  (16, C, K) and read transposed for the input gradient)
  *   V (16, C, nt)  input transform of the chunk (OpenMP over channels)
  *   M (16, K, nt)  = U[xi] . V[xi], 16 nn_cblas_gemm calls (OpenBLAS threads)
  *   out            inverse transform of M (OpenMP over output channels)
- * all in the calling thread's conv2d workspace (layers/conv2d.c).
+ * all in the calling thread's conv2d workspace (layers/conv2d.c), so the steady state
+ * allocates nothing. The transforms work on segments of up to SEG tiles of one row of
+ * tiles, with the tile index innermost, so that their loops vectorise. The weight
+ * gradient stays im2col + GEMM (layers/conv2d.c).
  */
 #include "conv2d_winograd.h"
 
@@ -72,8 +77,14 @@ int conv2d_winograd_applies(const nn_conv_shape *s) {
     return s->kh == 3 && s->kw == 3 && s->stride == 1 && s->dilation == 1;
 }
 
-/* Auto bounds. Below 16 channels the matrix products are too thin for the saved
- * multiplications to outweigh the transforms; below 32 tiles in all, likewise. */
+/* Auto bounds, from single-thread CPU times (OpenBLAS 0.3.21, AVX-512 Xeon) of
+ * im2col / Winograd, forward and input gradient:
+ *   C = K = 512, 10x24, batch 4 (240 tiles): 1.8, 1.9; batch 1 (60 tiles): 1.1, 1.0;
+ *   5x12 (18 tiles): 0.6, 0.5 (the filter transform and reading U, 16/9 the size of the
+ *   weights, are not repaid);  C = K = 64: 16x16 (64 tiles) 1.7, 1.4;
+ *   C = K = 128, 80x192: 1.9, 1.5;  C = K = 16, 40x96: 2.2, 1.9;
+ *   C = 3 -> K = 64, 160x384: 0.4 (a reduction over 3 channels makes thin products).
+ * Hence: at least 16 channels each way (Deep3D has none between 3 and 33) and 64 tiles. */
 enum { AUTO_MIN_CHANNELS = 16, AUTO_MIN_TILES = 64 };
 
 int conv2d_algo_cpu(const nn_conv_shape *s, int backward_data) {
