@@ -84,6 +84,8 @@ int conv2d_winograd_applies(const nn_conv_shape *s) {
  *   weights, are not repaid);  C = K = 64: 16x16 (64 tiles) 1.7, 1.4;
  *   C = K = 128, 80x192: 1.9, 1.5;  C = K = 16, 40x96: 2.2, 1.9;
  *   C = 3 -> K = 64, 160x384: 0.4 (a reduction over 3 channels makes thin products).
+ * With 2 threads (wall clock, machine shared, noisy) at C = K = 128 and 256: forward
+ * 1.5-2.1, input gradient 1.1-1.2 (the memory-bound transforms scale less than GEMM).
  * Hence: at least 16 channels each way (Deep3D has none between 3 and 33) and 64 tiles. */
 enum { AUTO_MIN_CHANNELS = 16, AUTO_MIN_TILES = 64 };
 
