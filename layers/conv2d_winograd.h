@@ -14,7 +14,7 @@
  * (input transform of tile t of channel c), T = tiles. Each output tile is then
  * A^T M[.][k][t] A (inverse transform). The constants are 0, +-1, +-1/2, exact in
  * binary, so the rounding error stays close to the direct sum's (measured at C = K = 128,
- * float32: 6e-7 of the output scale forward, 4e-7 for the input gradient, against 5e-7
+ * float32: 5e-7 of the output scale forward, 4e-7 for the input gradient, against 5e-7
  * and 3e-7 for im2col + GEMM; tests/test_winograd.c).
  *
  * Used for 3x3 convolutions with stride 1 and dilation 1 (any padding, odd sizes
