@@ -18,6 +18,10 @@
  * The column matrix lives in one workspace per calling thread, grown to the largest
  * need seen so far and reused by every later call (never freed before exit), as
  * darknet's shared scratch buffer.
+ *
+ * The forward pass and the input gradient of 3x3 stride-1 dilation-1 convolutions may
+ * instead run Winograd F(2x2, 3x3) (layers/conv2d_winograd.c, same workspace), as
+ * conv2d_algo_cpu decides (DEEP3D_CONV_ALGO, layers/conv2d.h).
  */
 #include "conv2d.h"
 
@@ -27,19 +31,21 @@
 #include <string.h>
 
 #include "../nn/status.h"
+#include "conv2d_winograd.h"
 
 /* ---- workspace ------------------------------------------------------------- */
 
 static _Thread_local nn_real *ws_data;
 static _Thread_local size_t ws_cap;  /* elements */
 
-/* The thread's workspace with room for n elements, or NULL + nn_fail. */
-static nn_real *workspace(size_t n, const char *who) {
+/* The thread's workspace with room for n elements, or NULL + nn_fail
+ * (declared in conv2d_winograd.h, which uses it too). */
+nn_real *conv2d_workspace(size_t n, const char *who) {
     if (n <= ws_cap) return ws_data;
     size_t bytes = (n * sizeof(nn_real) + 63) / 64 * 64;
     nn_real *p = aligned_alloc(64, bytes);
     if (!p) {
-        nn_fail("%s: out of host memory for the im2col workspace (%zu bytes)", who, bytes);
+        nn_fail("%s: out of host memory for the convolution workspace (%zu bytes)", who, bytes);
         return NULL;
     }
     free(ws_data);
@@ -122,10 +128,13 @@ static int is_pointwise(const nn_conv_shape *s) {
 
 int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
                        const nn_real *bias, const nn_conv_shape *s) {
+    const int algo = conv2d_algo_cpu(s, 0);
+    if (algo < 0) return -1;
+    if (algo == NN_CONV_ALGO_WINOGRAD) return conv2d_winograd_forward_cpu(out, in, weight, bias, s);
     const int ckk = s->c_in * s->kh * s->kw, hwo = s->h_out * s->w_out;
     const size_t in_sz = (size_t)s->c_in * s->h_in * s->w_in, out_sz = (size_t)s->c_out * hwo;
     const int pointwise = is_pointwise(s);
-    nn_real *col = pointwise ? NULL : workspace((size_t)ckk * hwo, "conv2d forward");
+    nn_real *col = pointwise ? NULL : conv2d_workspace((size_t)ckk * hwo, "conv2d forward");
     if (!pointwise && !col) return -1;
     for (int n = 0; n < s->n; n++) {
         const nn_real *im = in + n * in_sz;
@@ -140,6 +149,9 @@ int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
 
 int conv2d_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *weight,
                              const nn_conv_shape *s) {
+    const int algo = conv2d_algo_cpu(s, 1);
+    if (algo < 0) return -1;
+    if (algo == NN_CONV_ALGO_WINOGRAD) return conv2d_winograd_backward_data_cpu(din, dout, weight, s);
     const int ckk = s->c_in * s->kh * s->kw, hwo = s->h_out * s->w_out;
     const size_t in_sz = (size_t)s->c_in * s->h_in * s->w_in, out_sz = (size_t)s->c_out * hwo;
     if (is_pointwise(s)) {  /* din_n (C_in, HW) += W^T . dout_n */
@@ -148,7 +160,7 @@ int conv2d_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *w
                           dout + n * out_sz, hwo, 1, din + n * in_sz, hwo);
         return 0;
     }
-    nn_real *col = workspace((size_t)ckk * hwo, "conv2d backward data");
+    nn_real *col = conv2d_workspace((size_t)ckk * hwo, "conv2d backward data");
     if (!col) return -1;
     for (int n = 0; n < s->n; n++) {
         nn_cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, hwo, s->c_out, 1, weight, ckk,
@@ -164,7 +176,7 @@ int conv2d_backward_weight_cpu(nn_real *dweight, nn_real *dbias, const nn_real *
     const size_t in_sz = (size_t)s->c_in * s->h_in * s->w_in, out_sz = (size_t)s->c_out * hwo;
     if (dweight) {
         const int pointwise = is_pointwise(s);
-        nn_real *col = pointwise ? NULL : workspace((size_t)ckk * hwo, "conv2d backward weight");
+        nn_real *col = pointwise ? NULL : conv2d_workspace((size_t)ckk * hwo, "conv2d backward weight");
         if (!pointwise && !col) return -1;
         for (int n = 0; n < s->n; n++) {
             const nn_real *im = in + n * in_sz;

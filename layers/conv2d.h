@@ -11,8 +11,18 @@
  * (floor), W_out likewise. Any kernel size, stride >= 1, padding >= 0, dilation >= 1.
  * Records a node when the graph records and x, weight or bias requires a gradient;
  * backward computes only the gradients of the tensors that require one.
- * CPU: im2col + GEMM per image (layers/conv2d.c). Source: LeCun et al. 1998; the
- * im2col formulation of Chellapilla, Puri & Simard 2006 (Caffe).
+ * CPU: im2col + GEMM per image (layers/conv2d.c), or for 3x3 stride-1 dilation-1
+ * convolutions Winograd F(2x2, 3x3) (layers/conv2d_winograd.c; forward and input
+ * gradient, the weight gradient is always im2col + GEMM). Source: LeCun et al. 1998; the
+ * im2col formulation of Chellapilla, Puri & Simard 2006 (Caffe); Lavin & Gray 2016.
+ *
+ * The environment variable DEEP3D_CONV_ALGO, read once at the first CPU convolution,
+ * picks the CPU algorithm (layers/conv2d_winograd.h, nn_conv_algo_set overrides it):
+ *   auto      (default, also when unset or empty) Winograd where it is expected to be
+ *             faster: 3x3, stride 1, dilation 1, C_in and C_out >= 16, >= 64 tiles
+ *   im2col    im2col + GEMM everywhere
+ *   winograd  Winograd for every 3x3 stride-1 dilation-1 convolution
+ * Any other value makes every CPU convolution fail with a message naming it.
  * Errors (NULL + nn_fail): input/weight not 4-D, channel mismatch ("conv2d: input
  * (2, 3, 8, 8) has 3 channels, weight (4, 5, 3, 3) expects 5"), bias not (C_out),
  * tensors on different devices, empty output, bad stride/padding/dilation. */
@@ -25,9 +35,11 @@ int nn_conv_shape_make(nn_conv_shape *s, const nn_tensor *x, const nn_tensor *we
                        int stride, int pad, int dilation);
 
 /* CPU kernels (nn/backend.h: outputs first, backward ones accumulate). All use one
- * per-thread im2col workspace of C_in*KH*KW*H_out*W_out values, grown on demand and
- * kept for reuse (-1 + nn_fail when it cannot be allocated); a 1x1 kernel with
- * stride 1 and padding 0 needs none.
+ * per-thread workspace, grown on demand and kept for reuse (-1 + nn_fail when it cannot
+ * be allocated): C_in*KH*KW*H_out*W_out values for im2col (a 1x1 kernel with stride 1
+ * and padding 0 needs none), or what layers/conv2d_winograd.h lists for Winograd.
+ * conv2d_forward_cpu and conv2d_backward_data_cpu choose the algorithm per shape
+ * (conv2d_algo_cpu; -1 + nn_fail on a bad DEEP3D_CONV_ALGO).
  *   conv2d_forward_cpu:        out (N, C_out, H_out, W_out) = conv(in, weight) + bias
  *                              (bias may be NULL)
  *   conv2d_backward_data_cpu:  din (N, C_in, H_in, W_in) += col2im(W^T . dout)

@@ -1,0 +1,353 @@
+/* Winograd F(2x2, 3x3) convolution on the CPU (Lavin & Gray 2016; formulas and
+ * layouts in layers/conv2d_winograd.h), and the choice of algorithm.
+ *
+ * One "core" convolution serves both directions:
+ *   out[n,k,y,x] (=, or += when accumulating) bias[k] +
+ *       sum over c, i, j of g[k,c,i,j] * in[n, c, y - pad + i, x - pad + j]   (0 outside)
+ * for in (N, C, H, W) -> out (N, K, Ho, Wo), 3x3 filters g.
+ *   forward:        in = x, out = y, g = weight, pad = pad
+ *   input gradient: in = dout (N, C_out, H_out, W_out), out = din (N, C_in, H_in, W_in),
+ *                   accumulating, g[c,k,i,j] = weight[k,c,2-i,2-j], pad = 2 - pad
+ *                   (dx[y,x] = sum dout[y',x'] w[y-y'+pad, x-x'+pad] over the 3x3 taps,
+ *                   i.e. a correlation with the rotated filter and padding 2 - pad).
+ *
+ * The output is covered by 2x2 tiles (the last row/column of tiles partial when Ho or
+ * Wo is odd), numbered t = (n*tiles_y + ty)*tiles_x + tx across the whole batch, so
+ * that small late layers still give wide matrix products. The tiles are processed in
+ * chunks of nt (chunk_tiles: a 64 MB budget, so few chunks and few thread hand-overs
+ * between OpenMP and OpenBLAS):
+ *   U (16, K, C)   filter transform, once per call (OpenMP over filter rows; built as
+ *                  (16, C, K) and read transposed for the input gradient)
+ *   V (16, C, nt)  input transform of the chunk (OpenMP over channels)
+ *   M (16, K, nt)  = U[xi] . V[xi], 16 nn_cblas_gemm calls (OpenBLAS threads)
+ *   out            inverse transform of M (OpenMP over output channels)
+ * all in the calling thread's conv2d workspace (layers/conv2d.c), so the steady state
+ * allocates nothing. The transforms work on segments of up to SEG tiles of one row of
+ * tiles, with the tile index innermost, so that their loops vectorise. The weight
+ * gradient stays im2col + GEMM (layers/conv2d.c).
+ */
+#include "conv2d_winograd.h"
+
+#include <cblas.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/status.h"
+
+/* ---- algorithm setting ----------------------------------------------------------- */
+
+enum { SETTING_UNREAD = -1, SETTING_BAD = -2 };
+static _Atomic int algo_setting = SETTING_UNREAD;
+
+int nn_conv_algo_parse(const char *text, nn_conv_algo *out) {
+    if (!text || !*text || !strcmp(text, "auto"))
+        *out = NN_CONV_ALGO_AUTO;
+    else if (!strcmp(text, "im2col"))
+        *out = NN_CONV_ALGO_IM2COL;
+    else if (!strcmp(text, "winograd"))
+        *out = NN_CONV_ALGO_WINOGRAD;
+    else
+        return nn_fail("DEEP3D_CONV_ALGO: unknown convolution algorithm \"%.40s\" (use im2col, winograd "
+                       "or auto)", text);
+    return 0;
+}
+
+int nn_conv_algo_get(nn_conv_algo *out) {
+    int v = atomic_load(&algo_setting);
+    if (v == SETTING_UNREAD) {
+        nn_conv_algo a = NN_CONV_ALGO_AUTO;
+        int want = nn_conv_algo_parse(getenv("DEEP3D_CONV_ALGO"), &a) ? SETTING_BAD : (int)a;
+        int expected = SETTING_UNREAD;
+        atomic_compare_exchange_strong(&algo_setting, &expected, want);
+        v = atomic_load(&algo_setting);
+    }
+    if (v == SETTING_BAD) {
+        const char *env = getenv("DEEP3D_CONV_ALGO");
+        return nn_fail("DEEP3D_CONV_ALGO: unknown convolution algorithm \"%.40s\" (use im2col, winograd "
+                       "or auto)", env ? env : "");
+    }
+    *out = (nn_conv_algo)v;
+    return 0;
+}
+
+void nn_conv_algo_set(nn_conv_algo algo) { atomic_store(&algo_setting, (int)algo); }
+
+int conv2d_winograd_applies(const nn_conv_shape *s) {
+    return s->kh == 3 && s->kw == 3 && s->stride == 1 && s->dilation == 1;
+}
+
+/* Auto bounds, from single-thread CPU times (OpenBLAS 0.3.21, AVX-512 Xeon) of
+ * im2col / Winograd, forward and input gradient:
+ *   C = K = 512, 10x24, batch 4 (240 tiles): 1.8, 1.9; batch 1 (60 tiles): 1.1, 1.0;
+ *   5x12 (18 tiles): 0.6, 0.5 (the filter transform and reading U, 16/9 the size of the
+ *   weights, are not repaid);  C = K = 64: 16x16 (64 tiles) 1.7, 1.4;
+ *   C = K = 128, 80x192: 1.9, 1.5;  C = K = 16, 40x96: 2.2, 1.9;
+ *   C = 3 -> K = 64, 160x384: 0.4 (a reduction over 3 channels makes thin products).
+ * With 2 threads (wall clock, machine shared, noisy) at C = K = 128 and 256: forward
+ * 1.5-2.1, input gradient 1.1-1.2 (the memory-bound transforms scale less than GEMM).
+ * Hence: at least 16 channels each way (Deep3D has none between 3 and 33) and 64 tiles. */
+enum { AUTO_MIN_CHANNELS = 16, AUTO_MIN_TILES = 64 };
+
+int conv2d_algo_cpu(const nn_conv_shape *s, int backward_data) {
+    nn_conv_algo a = NN_CONV_ALGO_AUTO;
+    if (nn_conv_algo_get(&a)) return -1;
+    if (a == NN_CONV_ALGO_IM2COL || !conv2d_winograd_applies(s)) return NN_CONV_ALGO_IM2COL;
+    if (a == NN_CONV_ALGO_WINOGRAD) return NN_CONV_ALGO_WINOGRAD;
+    const long h = backward_data ? s->h_in : s->h_out, w = backward_data ? s->w_in : s->w_out;
+    const long tiles = (long)s->n * ((h + 1) / 2) * ((w + 1) / 2);
+    return s->c_in >= AUTO_MIN_CHANNELS && s->c_out >= AUTO_MIN_CHANNELS && tiles >= AUTO_MIN_TILES
+               ? NN_CONV_ALGO_WINOGRAD
+               : NN_CONV_ALGO_IM2COL;
+}
+
+/* ---- the three transforms (Lavin & Gray 2016, F(2x2, 3x3)) ------------------------- */
+
+/* y (2x2) = A^T m A for the 4x4 m (row-major). */
+static inline void output_tf(nn_real *y, const nn_real *m) {
+    nn_real s[2][4];
+    for (int j = 0; j < 4; j++) {
+        s[0][j] = m[j] + m[4 + j] + m[8 + j];
+        s[1][j] = m[4 + j] - m[8 + j] - m[12 + j];
+    }
+    for (int i = 0; i < 2; i++) {
+        y[2 * i + 0] = s[i][0] + s[i][1] + s[i][2];
+        y[2 * i + 1] = s[i][1] - s[i][2] - s[i][3];
+    }
+}
+
+/* ---- the core convolution ----------------------------------------------------------- */
+
+typedef struct {
+    int n, c, h, w;     /* input (N, C, H, W) */
+    int k, ho, wo;      /* output (N, K, Ho, Wo) */
+    int pad;            /* offset of the 3x3 window: input row y - pad + i; may be < 0 */
+    int tiles_y, tiles_x;
+} wg_geom;
+
+/* Tiles are transformed a segment at a time: up to SEG consecutive tiles of one row of
+ * tiles of one image, so that the loops over a segment run on contiguous arrays and
+ * vectorise. */
+enum { SEG = 64 };
+
+/* The segment that starts at tile t of a chunk ending before tile t_end: image *n, tile
+ * row *ty, tiles *tx0 .. *tx0 + cnt - 1; returns cnt. */
+static inline int segment(const wg_geom *g, long t, long t_end, long *n, int *ty, int *tx0) {
+    const long tpi = (long)g->tiles_y * g->tiles_x, r = t % tpi;
+    *n = t / tpi;
+    *ty = (int)(r / g->tiles_x);
+    *tx0 = (int)(r % g->tiles_x);
+    long cnt = g->tiles_x - *tx0;
+    if (cnt > SEG) cnt = SEG;
+    if (cnt > t_end - t) cnt = t_end - t;
+    return (int)cnt;
+}
+
+/* U (16 matrices us values apart, each (rows, cols)), row r: the transforms G g G^T of
+ * the filters q = 0 .. cols-1, filter q's tap (i, j) read at f[q*qs + (3i + j)*ts]
+ * (ts = -1 with f at tap 8 reads the filter rotated by 180 degrees). */
+static void filter_transform_row(nn_real *U, size_t us, size_t r, int cols, const nn_real *f, long qs, int ts) {
+    const nn_real h = (nn_real)0.5;
+    for (int q0 = 0; q0 < cols; q0 += SEG) {
+        const int cnt = cols - q0 < SEG ? cols - q0 : SEG;
+        nn_real g[9][SEG], a[4][3][SEG];
+        for (int q = 0; q < cnt; q++)
+            for (int t = 0; t < 9; t++) g[t][q] = f[(q0 + q) * qs + t * ts];
+        for (int j = 0; j < 3; j++) /* a = G g */
+            for (int q = 0; q < cnt; q++) {
+                a[0][j][q] = g[j][q];
+                a[1][j][q] = h * (g[j][q] + g[3 + j][q] + g[6 + j][q]);
+                a[2][j][q] = h * (g[j][q] - g[3 + j][q] + g[6 + j][q]);
+                a[3][j][q] = g[6 + j][q];
+            }
+        nn_real *restrict dst = U + r * cols + q0;
+        for (int i = 0; i < 4; i++) /* u = a G^T */
+            for (int q = 0; q < cnt; q++) {
+                dst[(4 * i + 0) * us + q] = a[i][0][q];
+                dst[(4 * i + 1) * us + q] = h * (a[i][0][q] + a[i][1][q] + a[i][2][q]);
+                dst[(4 * i + 2) * us + q] = h * (a[i][0][q] - a[i][1][q] + a[i][2][q]);
+                dst[(4 * i + 3) * us + q] = a[i][2][q];
+            }
+    }
+}
+
+/* *e = row[x], *o = row[x + 1], zero outside [0, w). */
+static inline void load_pair(nn_real *e, nn_real *o, const nn_real *row, long x, int w) {
+    *e = x >= 0 && x < w ? row[x] : 0;
+    *o = x + 1 >= 0 && x + 1 < w ? row[x + 1] : 0;
+}
+
+/* V (16 matrices xs values apart, each (C, nt)): the transformed 4x4 input tiles t0 ..
+ * t0+nt-1 of every channel. The 4 input rows of a segment are first split into even
+ * and odd columns (zero outside the image), so tile u reads columns e[u], o[u], e[u+1],
+ * o[u+1] of each row. */
+static void input_transform(nn_real *V, size_t xs, const nn_real *in, const wg_geom *g, long t0, int nt) {
+    const size_t plane = (size_t)g->h * g->w;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < g->c; c++) {
+        for (long t = t0, cnt; t < t0 + nt; t += cnt) {
+            long n;
+            int ty, tx0;
+            cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
+            const long u0 = t - t0;
+            const nn_real *p = in + ((size_t)n * g->c + c) * plane;
+            nn_real e[4][SEG + 1], o[4][SEG + 1];
+            /* columns x = xa + 2m (e) and xa + 2m + 1 (o), m = 0 .. cnt; m in [ma, mb) reads
+             * both inside the image */
+            const long xa = 2 * tx0 - g->pad;
+            long ma = xa >= 0 ? 0 : (-xa + 1) / 2, mb = xa + 1 < g->w ? (g->w - xa) / 2 : 0;
+            if (mb > cnt + 1) mb = cnt + 1;
+            if (ma > mb) ma = mb;
+            for (int i = 0; i < 4; i++) {
+                const long y = 2 * ty - g->pad + i;
+                if (y < 0 || y >= g->h) {
+                    for (int m = 0; m <= cnt; m++) e[i][m] = o[i][m] = 0;
+                    continue;
+                }
+                const nn_real *row = p + y * g->w;
+                for (long m = ma; m < mb; m++) {
+                    e[i][m] = row[xa + 2 * m];
+                    o[i][m] = row[xa + 2 * m + 1];
+                }
+                for (long m = 0; m < ma; m++) load_pair(&e[i][m], &o[i][m], row, xa + 2 * m, g->w);
+                for (long m = mb; m <= cnt; m++) load_pair(&e[i][m], &o[i][m], row, xa + 2 * m, g->w);
+            }
+            /* a[i][j] = (d B)[i][j] for every tile of the segment, then v = B^T (d B) */
+            nn_real a[4][4][SEG];
+            for (int i = 0; i < 4; i++)
+                for (int u = 0; u < cnt; u++) {
+                    a[i][0][u] = e[i][u] - e[i][u + 1];
+                    a[i][1][u] = o[i][u] + e[i][u + 1];
+                    a[i][2][u] = e[i][u + 1] - o[i][u];
+                    a[i][3][u] = o[i][u] - o[i][u + 1];
+                }
+            nn_real *restrict dst = V + (size_t)c * nt + u0;
+            for (int j = 0; j < 4; j++)
+                for (int u = 0; u < cnt; u++) {
+                    dst[(0 + j) * xs + u] = a[0][j][u] - a[2][j][u];
+                    dst[(4 + j) * xs + u] = a[1][j][u] + a[2][j][u];
+                    dst[(8 + j) * xs + u] = a[2][j][u] - a[1][j][u];
+                    dst[(12 + j) * xs + u] = a[1][j][u] - a[3][j][u];
+                }
+        }
+    }
+}
+
+/* out tiles t0 .. t0+nt-1 (=, or += when accumulate) from M (16 matrices xs values
+ * apart, each (K, nt)), plus bias. */
+static void output_transform(nn_real *out, int accumulate, const nn_real *bias, const nn_real *M, size_t xs,
+                             const wg_geom *g, long t0, int nt) {
+    const size_t plane = (size_t)g->ho * g->wo;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < g->k; k++) {
+        const nn_real b = bias ? bias[k] : 0;
+        for (long t = t0, cnt; t < t0 + nt; t += cnt) {
+            long n;
+            int ty, tx0;
+            cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
+            const long u0 = t - t0;
+            const nn_real *restrict src = M + (size_t)k * nt + u0;
+            nn_real y[4][SEG];
+            for (int u = 0; u < cnt; u++) {
+                nn_real m[16], yt[4];
+                for (int xi = 0; xi < 16; xi++) m[xi] = src[xi * xs + u];
+                output_tf(yt, m);
+                for (int q = 0; q < 4; q++) y[q][u] = yt[q];
+            }
+            const int rows = 2 * ty + 1 < g->ho ? 2 : 1;
+            const int pairs = 2 * (tx0 + cnt) <= g->wo ? (int)cnt : (int)cnt - 1; /* whole 2x2 tiles */
+            for (int i = 0; i < rows; i++) {
+                nn_real *restrict row = out + ((size_t)n * g->k + k) * plane + (size_t)(2 * ty + i) * g->wo + 2 * tx0;
+                const nn_real *y0 = y[2 * i], *y1 = y[2 * i + 1];
+                if (accumulate)
+                    for (int u = 0; u < pairs; u++) row[2 * u] += y0[u], row[2 * u + 1] += y1[u];
+                else
+                    for (int u = 0; u < pairs; u++) row[2 * u] = y0[u] + b, row[2 * u + 1] = y1[u] + b;
+                if (pairs < cnt) /* the last tile has one column */
+                    row[2 * pairs] = accumulate ? row[2 * pairs] + y0[pairs] : y0[pairs] + b;
+            }
+        }
+    }
+}
+
+/* Workspace budget for V and M together, in values (64 MB in float32): chunks of
+ * tiles are sized to it, but never below MIN_CHUNK tiles (wide enough products). */
+enum { WS_BUDGET = 16 << 20, MIN_CHUNK = 256 };
+
+static _Atomic int chunk_override; /* conv2d_winograd_set_chunk; 0 = sized to WS_BUDGET */
+
+void conv2d_winograd_set_chunk(int tiles) { atomic_store(&chunk_override, tiles > 0 ? tiles : 0); }
+
+static int chunk_tiles(const wg_geom *g, long total) {
+    long nt = atomic_load(&chunk_override);
+    if (nt == 0) {
+        nt = WS_BUDGET / (16L * (g->c + g->k));
+        if (nt < MIN_CHUNK) nt = MIN_CHUNK;
+    }
+    if (nt > total) nt = total;
+    return (int)nt;
+}
+
+/* The distance between two of the 16 matrices of U, V or M holding `size` values each:
+ * rounded up to 64 bytes, plus 3 cache lines, so that the 16 streams a transform reads
+ * or writes at once do not all fall into the same cache set when size is a multiple
+ * of 4 KiB. */
+static size_t mat_stride(size_t size) { return (size + 15) / 16 * 16 + 48; }
+
+/* The core convolution of g. U[xi] is built from the filters f, filter (r, q) at
+ * f + r*fr + q*fq, tap t at stride ts (filter_transform_row), as a (K, C) matrix, or,
+ * with `trans`, as a (C, K) one that the products read transposed (so that the filters
+ * are always read row by row in memory order). Returns 0, or -1 + nn_fail when the
+ * workspace cannot be allocated. */
+static int wg_conv(nn_real *out, int accumulate, const nn_real *bias, const nn_real *in, const wg_geom *g,
+                   const nn_real *f, long fr, long fq, int ts, int trans, const char *who) {
+    const long total = (long)g->n * g->tiles_y * g->tiles_x;
+    const int nt = chunk_tiles(g, total);
+    const size_t us = mat_stride((size_t)g->k * g->c), vs = mat_stride((size_t)g->c * nt),
+                 ms = mat_stride((size_t)g->k * nt);
+    nn_real *U = conv2d_workspace(16 * (us + vs + ms), who);
+    if (!U) return -1;
+    nn_real *V = U + 16 * us, *M = V + 16 * vs;
+    const int rows = trans ? g->c : g->k, cols = trans ? g->k : g->c;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) filter_transform_row(U, us, r, cols, f + r * fr, fq, ts);
+    for (long t0 = 0; t0 < total; t0 += nt) {
+        const int cnt = (int)(total - t0 < nt ? total - t0 : nt);
+        const size_t xv = mat_stride((size_t)g->c * cnt), xm = mat_stride((size_t)g->k * cnt);
+        input_transform(V, xv, in, g, t0, cnt);
+        for (int xi = 0; xi < 16; xi++) /* M[xi] (K, cnt) = U[xi] (K, C) . V[xi] (C, cnt) */
+            nn_cblas_gemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans, g->k, cnt, g->c, 1,
+                          U + xi * us, cols, V + xi * xv, cnt, 0, M + xi * xm, cnt);
+        output_transform(out, accumulate, bias, M, xm, g, t0, cnt);
+    }
+    return 0;
+}
+
+static void geom_tiles(wg_geom *g) {
+    g->tiles_y = (g->ho + 1) / 2;
+    g->tiles_x = (g->wo + 1) / 2;
+}
+
+int conv2d_winograd_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
+                                const nn_real *bias, const nn_conv_shape *s) {
+    if (!conv2d_winograd_applies(s))
+        return nn_fail("conv2d winograd forward: kernel %dx%d, stride %d, dilation %d (needs 3x3, stride 1, "
+                       "dilation 1)", s->kh, s->kw, s->stride, s->dilation);
+    wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0};
+    geom_tiles(&g);
+    /* filter (k, c) = weight[k, c, :, :], U (K, C) */
+    return wg_conv(out, 0, bias, in, &g, weight, 9L * s->c_in, 9, 1, 0, "conv2d winograd forward");
+}
+
+int conv2d_winograd_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *weight,
+                                      const nn_conv_shape *s) {
+    if (!conv2d_winograd_applies(s))
+        return nn_fail("conv2d winograd backward data: kernel %dx%d, stride %d, dilation %d (needs 3x3, "
+                       "stride 1, dilation 1)", s->kh, s->kw, s->stride, s->dilation);
+    /* core: dout (N, C_out, H_out, W_out) -> din (N, C_in, H_in, W_in), padding 2 - pad,
+     * filter (ci, co) = weight[co, ci] rotated by 180 degrees (tap t at 8 - t), built as
+     * U (C_out, C_in) in weight's order and read transposed */
+    wg_geom g = {s->n, s->c_out, s->h_out, s->w_out, s->c_in, s->h_in, s->w_in, 2 - s->pad, 0, 0};
+    geom_tiles(&g);
+    return wg_conv(din, 1, NULL, dout, &g, weight + 8, 9L * s->c_in, 9, -1, 1, "conv2d winograd backward data");
+}
