@@ -372,3 +372,15 @@ int stereo_load_pair(const stereo_dataset *ds, int i, image **left, image **righ
     *left = l, *right = r;
     return 0;
 }
+
+stereo_dataset *stereo_dataset_open(const char *const *paths, int n, const char *layout_name) {
+    stereo_layout layout = STEREO_PAIRS;
+    if (stereo_layout_parse(layout_name, &layout)) return NULL;
+    stereo_dataset *ds = stereo_dataset_new();
+    for (int i = 0; ds && i < n; i++)
+        if (stereo_dataset_add(ds, paths[i], layout)) {
+            stereo_dataset_free(ds);
+            return NULL;
+        }
+    return ds;
+}

@@ -69,6 +69,11 @@ void stereo_dataset_free(stereo_dataset *ds);
  * Files are only listed here; they are decoded by stereo_load_pair. */
 int stereo_dataset_add(stereo_dataset *ds, const char *path, stereo_layout layout);
 
+/* A dataset of every pair found in the n folders, all of the layout named by
+ * layout_name (stereo_layout_parse). NULL + nn_fail on a bad layout name or on the
+ * first folder that stereo_dataset_add rejects. */
+stereo_dataset *stereo_dataset_open(const char *const *paths, int n, const char *layout_name);
+
 /* Decodes pair i (0 <= i < ds->n) into two new images of equal size, planar RGB 0..255
  * (image.h); frames are split with stereo_split_frame.
  * Errors (-1 + nn_fail, *left and *right set to NULL): the image_load message naming

@@ -34,15 +34,8 @@ int cmd_eval(int argc, char **argv) {
         return cli_error("eval", "no --model given and the bundled model weights/%s was not found", DEEP3D_BUNDLED_MODEL);
     deep3d_set_threads(threads);
     nn_device device;
-    stereo_layout layout;
-    if (nn_device_parse(device_name, &device) || stereo_layout_parse(layout_name, &layout))
-        return cli_error("eval", "%s", nn_last_error());
-    stereo_dataset *ds = stereo_dataset_new();
-    for (int i = 0; ds && i < data.n; i++)
-        if (stereo_dataset_add(ds, data.items[i], layout)) {
-            stereo_dataset_free(ds);
-            return cli_error("eval", "%s", nn_last_error());
-        }
+    if (nn_device_parse(device_name, &device)) return cli_error("eval", "%s", nn_last_error());
+    stereo_dataset *ds = stereo_dataset_open(data.items, data.n, layout_name);
     deep3d_model m;
     if (!ds || deep3d_model_load(&m, model_path, device)) {
         stereo_dataset_free(ds);

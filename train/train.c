@@ -42,15 +42,6 @@ typedef struct train_state {
 
 static const char *schedule_names[] = {"constant", "step", "cosine"};
 
-static int open_dataset(stereo_dataset **ds, const cli_list *dirs, const char *layout_name) {
-    stereo_layout layout;
-    if (stereo_layout_parse(layout_name, &layout)) return -1;
-    if (!(*ds = stereo_dataset_new())) return -1;
-    for (int i = 0; i < dirs->n; i++)
-        if (stereo_dataset_add(*ds, dirs->items[i], layout)) return -1;
-    return 0;
-}
-
 /* Checkpoint = model tensors + optimizer state ("optim.velocity.<p>", "optim.m.<p>",
  * "optim.v.<p>") + the training state in the config text (weights/FORMAT.md). */
 static int save_checkpoint(const char *path, const deep3d_model *m, const nn_optimizer *opt,
@@ -130,8 +121,8 @@ static int run(train_opts *o) {
         nn_fail("cannot create output folder %s: %s", o->out, strerror(errno));
         goto done;
     }
-    if (open_dataset(&train_ds, &o->data, o->layout)) goto done;
-    if (o->val_data.n && open_dataset(&val_ds, &o->val_data, o->layout)) goto done;
+    if (!(train_ds = stereo_dataset_open(o->data.items, o->data.n, o->layout))) goto done;
+    if (o->val_data.n && !(val_ds = stereo_dataset_open(o->val_data.items, o->val_data.n, o->layout))) goto done;
 
     if (o->resume) {
         if (!(ckpt = nn_weights_open(o->resume)) || read_state(ckpt, &st) || deep3d_model_read(&m, ckpt, device))
