@@ -183,10 +183,19 @@ int render_cuda_blend(nn_real *right, nn_real *disparity, unsigned long long *ba
  * so work still queued on a recycled block cannot be overwritten; the staging is
  * reused only after the previous round's placements (an event on the compute stream)
  * and the pinned staging only after the previous round's transfers (an event on the
- * copy stream). Between the two calls, dst must not be read, written or released
- * (releasing exactly dst triggers the placement first). Typical use, a training loop:
- *   queue step k; upload_async(batch k+1); ... download step k's loss;
- *   wait_uploads(); queue step k+1 reading batch k+1.
+ * copy stream). Kernels queued before nn_cuda_upload_async see dst's old contents
+ * (every write into dst is queued after them), so a training loop may upload the next
+ * batch into the very tensor the current step reads. Kernels queued between the two
+ * calls may see either (a full staging, a large upload or a release places earlier):
+ * do not use dst there, nor upload into it twice. Releasing exactly dst before the
+ * wait queues its placement first (so the block's next owner is not overwritten);
+ * release a block containing dst at another offset only after the wait. The staging
+ * grows to the largest round and is kept (pinned host and device memory of that
+ * size); an upload over 512 MiB, or one for which pinned memory cannot be had, is done
+ * the synchronous way instead (correct, in stream order, just not overlapped). Typical
+ * use, a training loop:
+ *   queue step k (reads tensor x); upload_async(x, batch k+1); download step k's loss
+ *   (the host waits for step k while the copy runs); wait_uploads(); queue step k+1.
  * Both return 0, or -1 + nn_fail (backend not started, CUDA or allocation errors). */
 int nn_cuda_upload_async(void *dst, const void *host_src, size_t bytes);
 int nn_cuda_wait_uploads(void);

@@ -97,6 +97,7 @@ void *cuda_alloc(size_t bytes) { return nn_cuda_allocator_alloc(ctx.alloc, bytes
 
 constexpr size_t kChunk = (size_t)16 << 20;    /* largest synchronous staging buffer */
 constexpr size_t kAlign = 256;                 /* sub-allocations of the async staging */
+constexpr size_t kAsyncMost = (size_t)512 << 20;   /* larger async uploads go the synchronous way */
 
 struct Pinned {
     void *host = nullptr;
@@ -166,9 +167,8 @@ int pinned_grow(void **p, size_t *cap, size_t need, size_t most) {
     return 0;
 }
 
-int cuda_upload(void *dst, const void *host_src, size_t bytes) {
-    if (!bytes) return 0;
-    std::lock_guard<std::mutex> lock(up.mu);
+/* The synchronous upload (under up.mu). */
+int upload_locked(void *dst, const void *host_src, size_t bytes) {
     if (uploads_ready()) return -1;
     up.stats.uploads++;
     const char *src = (const char *)host_src;
@@ -191,6 +191,12 @@ int cuda_upload(void *dst, const void *host_src, size_t bytes) {
         off += len;
     }
     return 0;
+}
+
+int cuda_upload(void *dst, const void *host_src, size_t bytes) {
+    if (!bytes) return 0;
+    std::lock_guard<std::mutex> lock(up.mu);
+    return upload_locked(dst, host_src, bytes);
 }
 
 /* Queues the placements of the open round on the compute stream (under up.mu). */
@@ -221,7 +227,8 @@ int uploads_open(void) {
     return 0;
 }
 
-/* Grows both staging areas to at least `need` bytes (open round, nothing pending). */
+/* Grows both staging areas to at least `need` bytes (open round, nothing pending).
+ * 1 when the pinned memory cannot be had (error cleared; the staging is then empty). */
 int uploads_grow(size_t need) {
     size_t want = up.cap * 2 > need ? up.cap * 2 : need;
     if (up.dev) {
@@ -232,7 +239,7 @@ int uploads_grow(size_t need) {
     up.cap = 0;
     int g = pinned_grow(&up.host, &up.host_cap, want, 0);
     if (g < 0) return -1;
-    if (g > 0) return nn_fail("nn_cuda_upload_async: cudaHostAlloc of %zu bytes of pinned memory failed", want);
+    if (g > 0) return 1;
     want = up.host_cap;
     up.dev = nn_cuda_allocator_alloc(ctx.alloc, want);
     if (!up.dev) return nn_fail_context("nn_cuda_upload_async: device staging");
@@ -245,13 +252,21 @@ int uploads_grow(size_t need) {
     return 0;
 }
 
+/* An asynchronous upload too large for the staging (over kAsyncMost, or no pinned
+ * memory for it) is done synchronously on the compute stream instead: the data is in
+ * dst even earlier than the contract promises, and in stream order. */
 int upload_async_locked(void *dst, const void *host_src, size_t bytes) {
     if (uploads_ready()) return -1;
     size_t need = (bytes + kAlign - 1) & ~(kAlign - 1);
+    if (need > kAsyncMost) return upload_locked(dst, host_src, bytes);
     if (!up.open && uploads_open()) return -1;
     if (up.used + need > up.cap) {
         if (up.n_pending && (uploads_place() || uploads_open())) return -1;
-        if (need > up.cap && uploads_grow(need)) return -1;
+        if (need > up.cap) {
+            int g = uploads_grow(need);
+            if (g < 0) return -1;
+            if (g > 0) return upload_locked(dst, host_src, bytes);
+        }
     }
     if (up.n_pending == up.max_pending) {
         int m = up.max_pending ? 2 * up.max_pending : 16;
