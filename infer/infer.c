@@ -3,7 +3,15 @@
  * view at the input's own resolution, DEEP3D.md "Rendering at the source resolution"),
  * NAME_sbs.png (full side-by-side, left view on the left), NAME_anaglyph.png (red-cyan),
  * NAME_depth.png (the disparity map, near = bright), and on request NAME_ou.png
- * (over-under). Every file is written to a temporary name and renamed. */
+ * (over-under). Every file is written to a temporary name and renamed.
+ *
+ * --device cpu: render_image (infer/render.h), the network on one window at a time.
+ * --device cuda: render_image_cuda's steps (infer/render_cuda.h): the frame is
+ * uploaded once, the windows are cropped and resized on the GPU, the network runs on
+ * all of them as one batch, and the right view and disparity are rendered on the GPU
+ * and downloaded once. Images are pipelined: while the GPU works on image i, the host
+ * decodes image i+1 (and starts its upload on the copy stream), then encodes image i's
+ * outputs while the GPU works on image i+1. Output, messages and order are the same. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +24,9 @@
 #include "../deep3d/model.h"
 #include "../deep3d/runtime.h"
 #include "render.h"
+#ifdef NN_WITH_CUDA
+#include "render_cuda.h"
+#endif
 
 enum { FMT_RIGHT = 1, FMT_SBS = 2, FMT_ANAGLYPH = 4, FMT_DEPTH = 8, FMT_OU = 16 };
 static const struct {
@@ -55,6 +66,20 @@ static int run_window(void *ctx, const nn_real *window, nn_real *prob) {
     return rc ? -1 : 0;
 }
 
+#ifdef NN_WITH_CUDA
+/* The network on a batch of windows already on the GPU, for render_cuda_launch():
+ * windows (N, 3, H, W) -> *prob (N, D, H, W). */
+static int run_windows_gpu(void *ctx, nn_tensor *windows, nn_tensor **prob) {
+    deep3d_model *m = ((net_ctx *)ctx)->model;
+    nn_graph g;
+    nn_graph_init(&g, 0);
+    *prob = NULL;
+    int rc = deep3d_forward(m, &g, windows, NULL, prob);
+    nn_graph_free(&g);
+    return rc ? -1 : 0;
+}
+#endif
+
 /* Writes a planar (3, h, w) array as OUT/STEM_SUFFIX.png. */
 static int save(const char *out, const char *stem, const char *suffix, nn_real *data, int w, int h) {
     char path[4096];
@@ -63,51 +88,148 @@ static int save(const char *out, const char *stem, const char *suffix, nn_real *
     return image_save_png(&im, path);
 }
 
-static int convert(deep3d_model *m, const char *in_path, const char *out, int mask) {
-    double t0 = deep3d_now();
-    image *left = image_load(in_path);
-    if (!left) return -1;
-    const int W = left->w, H = left->h;
-    nn_real *right = malloc((size_t)3 * H * W * sizeof *right), *disp = malloc((size_t)H * W * sizeof *disp);
-    nn_real *extra = NULL;
-    render_config cfg;
-    render_config_default(&cfg);
-    cfg.net_w = m->cfg.width, cfg.net_h = m->cfg.height, cfg.D = m->cfg.disparities, cfg.dmin = m->cfg.dmin;
+/* One input image on its way: loaded, rendered, saved. A failed step keeps its
+ * message in err (later steps of other images overwrite nn_last_error). */
+typedef struct frame {
+    const char *path;
+    image *left;
+    nn_real *right, *disp;   /* (3, H, W), (H, W) */
     render_info info;
-    net_ctx ctx = {m};
-    char stem[256];
-    deep3d_stem(in_path, stem, sizeof stem);
-    int rc = -1;
-    if (!right || !disp) {
-        nn_fail("out of memory for a %dx%d image", W, H);
-        goto done;
+    double t0;
+    int ok;
+    char err[1024];
+#ifdef NN_WITH_CUDA
+    render_cuda_job *job;
+#endif
+} frame;
+
+static void frame_fail(frame *f) {
+    if (!f->ok) return;
+    f->ok = 0;
+    snprintf(f->err, sizeof f->err, "%s", nn_last_error());
+}
+
+static void frame_free(frame *f) {
+#ifdef NN_WITH_CUDA
+    render_cuda_free(f->job);
+#endif
+    free(f->right), free(f->disp);
+    image_free(f->left);
+    memset(f, 0, sizeof *f);
+}
+
+/* Decodes the image and allocates its outputs; f->ok says whether it worked. */
+static void frame_load(frame *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    f->path = path, f->ok = 1, f->t0 = deep3d_now();
+    if (!(f->left = image_load(path))) {
+        frame_fail(f);
+        return;
     }
-    if (render_image(right, disp, &info, &cfg, run_window, &ctx, left->data, H, W)) goto done;
-    if ((mask & FMT_RIGHT) && save(out, stem, "right", right, W, H)) goto done;
+    const int W = f->left->w, H = f->left->h;
+    f->right = malloc((size_t)3 * H * W * sizeof *f->right), f->disp = malloc((size_t)H * W * sizeof *f->disp);
+    if (!f->right || !f->disp) {
+        nn_fail("out of memory for a %dx%d image", W, H);
+        frame_fail(f);
+    }
+}
+
+/* Writes the requested outputs of a rendered frame and prints its line. */
+static int frame_save(frame *f, const deep3d_model *m, const char *out, int mask) {
+    const int W = f->left->w, H = f->left->h;
+    const nn_real *left = f->left->data;
+    nn_real *extra = NULL;
+    char stem[256];
+    deep3d_stem(f->path, stem, sizeof stem);
+    int rc = -1;
+    if ((mask & FMT_RIGHT) && save(out, stem, "right", f->right, W, H)) goto done;
     if (mask & FMT_SBS) {
-        if (!(extra = render_side_by_side(left->data, right, H, W)) || save(out, stem, "sbs", extra, 2 * W, H)) goto done;
+        if (!(extra = render_side_by_side(left, f->right, H, W)) || save(out, stem, "sbs", extra, 2 * W, H)) goto done;
         free(extra), extra = NULL;
     }
     if (mask & FMT_OU) {
-        if (!(extra = render_over_under(left->data, right, H, W)) || save(out, stem, "ou", extra, W, 2 * H)) goto done;
+        if (!(extra = render_over_under(left, f->right, H, W)) || save(out, stem, "ou", extra, W, 2 * H)) goto done;
         free(extra), extra = NULL;
     }
     if (mask & FMT_ANAGLYPH) {
-        if (!(extra = render_anaglyph(left->data, right, H, W)) || save(out, stem, "anaglyph", extra, W, H)) goto done;
+        if (!(extra = render_anaglyph(left, f->right, H, W)) || save(out, stem, "anaglyph", extra, W, H)) goto done;
         free(extra), extra = NULL;
     }
     if (mask & FMT_DEPTH) {
-        extra = render_depth_map(disp, H, W, m->cfg.disparities, m->cfg.dmin, info.scale);
+        extra = render_depth_map(f->disp, H, W, m->cfg.disparities, m->cfg.dmin, f->info.scale);
         if (!extra || save(out, stem, "depth", extra, W, H)) goto done;
     }
-    printf("%s: %dx%d, %d network window%s, %.2f s -> %s/%s_*.png\n", in_path, W, H, info.n_windows,
-           info.n_windows == 1 ? "" : "s", deep3d_now() - t0, out, stem);
+    printf("%s: %dx%d, %d network window%s, %.2f s -> %s/%s_*.png\n", f->path, W, H, f->info.n_windows,
+           f->info.n_windows == 1 ? "" : "s", deep3d_now() - f->t0, out, stem);
     rc = 0;
 done:
-    free(extra), free(right), free(disp);
-    image_free(left);
+    free(extra);
     return rc;
 }
+
+/* Reports a failed frame (one line); returns 1 if it failed. */
+static int frame_report(const frame *f) {
+    if (f->ok) return 0;
+    cli_error("infer", "%s", f->err);
+    return 1;
+}
+
+static render_config model_render_config(const deep3d_model *m) {
+    render_config cfg;
+    render_config_default(&cfg);
+    cfg.net_w = m->cfg.width, cfg.net_h = m->cfg.height, cfg.D = m->cfg.disparities, cfg.dmin = m->cfg.dmin;
+    return cfg;
+}
+
+/* CPU: one image after the other, the network one window at a time. */
+static int convert_cpu(deep3d_model *m, const char *const *images, int n_images, const char *out, int mask) {
+    const render_config cfg = model_render_config(m);
+    net_ctx ctx = {m};
+    int failed = 0;
+    for (int i = 0; i < n_images; i++) {
+        frame f;
+        frame_load(&f, images[i]);
+        if (f.ok && render_image(f.right, f.disp, &f.info, &cfg, run_window, &ctx, f.left->data, f.left->h, f.left->w))
+            frame_fail(&f);
+        if (f.ok && frame_save(&f, m, out, mask)) frame_fail(&f);
+        failed += frame_report(&f);
+        frame_free(&f);
+    }
+    return failed;
+}
+
+#ifdef NN_WITH_CUDA
+/* Decodes the image and starts its upload (render_cuda_prepare). */
+static void gpu_prepare(frame *f, const char *path, const render_config *cfg) {
+    frame_load(f, path);
+    if (f->ok && render_cuda_prepare(&f->job, cfg, f->left->data, f->left->h, f->left->w)) frame_fail(f);
+}
+
+/* CUDA: the pipeline described at the top of this file. */
+static int convert_cuda(deep3d_model *m, const char *const *images, int n_images, const char *out, int mask) {
+    const render_config cfg = model_render_config(m);
+    net_ctx ctx = {m};
+    int failed = 0;
+    frame a, b, *cur = &a, *next = &b;
+    gpu_prepare(cur, images[0], &cfg);
+    if (cur->ok && render_cuda_launch(cur->job, run_windows_gpu, &ctx)) frame_fail(cur);
+    for (int i = 0; i < n_images; i++) {
+        if (i + 1 < n_images) gpu_prepare(next, images[i + 1], &cfg); /* while the GPU works on image i */
+        if (cur->ok) {
+            render_cuda_job *job = cur->job;
+            cur->job = NULL; /* finish frees it */
+            if (render_cuda_finish(job, cur->right, cur->disp, &cur->info)) frame_fail(cur);
+        }
+        if (i + 1 < n_images && next->ok && render_cuda_launch(next->job, run_windows_gpu, &ctx)) frame_fail(next);
+        if (cur->ok && frame_save(cur, m, out, mask)) frame_fail(cur); /* while the GPU works on image i+1 */
+        failed += frame_report(cur);
+        frame_free(cur);
+        frame *t = cur;
+        cur = next, next = t;
+    }
+    return failed;
+}
+#endif
 
 int cmd_infer(int argc, char **argv) {
     const char *model_path = NULL, *out = ".", *format_list = "right,sbs,anaglyph,depth", *device_name = "auto", *precision = "fp32";
@@ -137,12 +259,12 @@ int cmd_infer(int argc, char **argv) {
         return cli_error("infer", "cannot create output folder %s: %s", out, strerror(errno));
     deep3d_model m;
     if (deep3d_model_load(&m, model_path, device)) return cli_error("infer", "%s", nn_last_error());
-    int failed = 0;
-    for (int i = 0; i < n_images; i++)
-        if (convert(&m, images[i], out, mask)) {
-            cli_error("infer", "%s", nn_last_error());
-            failed++;
-        }
+    int failed;
+#ifdef NN_WITH_CUDA
+    if (device == NN_CUDA) failed = convert_cuda(&m, images, n_images, out, mask);
+    else
+#endif
+        failed = convert_cpu(&m, images, n_images, out, mask);
     deep3d_model_free(&m);
     if (failed && n_images > 1) cli_error("infer", "%d of %d images failed", failed, n_images);
     return failed ? 1 : 0;

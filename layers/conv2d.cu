@@ -11,9 +11,19 @@
  * cudnnFindConvolution*AlgorithmEx, then taken from the algorithm cache; all
  * convolutions share one workspace, capped (nn/cuda_plan.h has the rules).
  * Math: precision fp32 -> CUDNN_FMA_MATH (no tensor cores: true float32), tf32 ->
- * CUDNN_DEFAULT_MATH (cuDNN permits TF32 tensor cores on Ampere and later), and the
- * math type each measured algorithm reports is the one it runs with (as PyTorch's
- * aten/src/ATen/native/cudnn/Conv_v7.cpp does).
+ * CUDNN_DEFAULT_MATH (cuDNN permits TF32 tensor cores on Ampere and later), bf16 ->
+ * CUDNN_TENSOR_OP_MATH, and the math type each measured algorithm reports is the one
+ * it runs with (as PyTorch's aten/src/ATen/native/cudnn/Conv_v7.cpp does).
+ * bf16 (mixed precision): the tensors, master weights and gradients stay float32; each
+ * call converts its operands to bf16 scratch copies (round to nearest even), runs cuDNN
+ * on bf16 tensor and filter descriptors with a float32 convolution compute type (the
+ * BFLOAT16 configuration of the cuDNN API reference; PyTorch's ConvolutionDescriptor
+ * does the same), alpha 1 beta 0 into a bf16 result, and converts that back: forward
+ * out = float(result) (+ bias in float32), backward din += float(result), dweight +=
+ * float(result). Every product then sees operands rounded to 8 mantissa bits, and each
+ * result is rounded once to bf16 (relative 2^-9) before the float32 accumulation.
+ * The algorithm cache is keyed by precision (nn_conv_key), so bf16 geometries are
+ * measured on bf16 data.
  */
 #include "../nn/cuda_check.h"
 
@@ -42,14 +52,22 @@ void shape_str(const nn_conv_shape *s, char *buf, size_t size) {
              s->dilation);
 }
 
-int desc_create(ConvDesc *d, const nn_conv_shape *s) {
+/* Element counts of the three tensors of a geometry. */
+size_t numel_in(const nn_conv_shape *s) { return (size_t)s->n * s->c_in * s->h_in * s->w_in; }
+size_t numel_out(const nn_conv_shape *s) { return (size_t)s->n * s->c_out * s->h_out * s->w_out; }
+size_t numel_w(const nn_conv_shape *s) { return (size_t)s->c_out * s->c_in * s->kh * s->kw; }
+
+/* Descriptors of the geometry: float32 tensors, or bf16 ones for precision bf16; the
+ * convolution always computes in float32. */
+int desc_create(ConvDesc *d, const nn_conv_shape *s, nn_precision prec) {
+    const cudnnDataType_t dt = prec == NN_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     NN_CUDNN(cudnnCreateTensorDescriptor(&d->x));
     NN_CUDNN(cudnnCreateTensorDescriptor(&d->y));
     NN_CUDNN(cudnnCreateFilterDescriptor(&d->w));
     NN_CUDNN(cudnnCreateConvolutionDescriptor(&d->conv));
-    NN_CUDNN(cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->c_in, s->h_in, s->w_in));
-    NN_CUDNN(cudnnSetTensor4dDescriptor(d->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->c_out, s->h_out, s->w_out));
-    NN_CUDNN(cudnnSetFilter4dDescriptor(d->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->c_out, s->c_in, s->kh, s->kw));
+    NN_CUDNN(cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, dt, s->n, s->c_in, s->h_in, s->w_in));
+    NN_CUDNN(cudnnSetTensor4dDescriptor(d->y, CUDNN_TENSOR_NCHW, dt, s->n, s->c_out, s->h_out, s->w_out));
+    NN_CUDNN(cudnnSetFilter4dDescriptor(d->w, dt, CUDNN_TENSOR_NCHW, s->c_out, s->c_in, s->kh, s->kw));
     NN_CUDNN(cudnnSetConvolution2dDescriptor(d->conv, s->pad, s->pad, s->stride, s->stride, s->dilation, s->dilation,
                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     int n = 0, c = 0, h = 0, w = 0;
@@ -132,7 +150,7 @@ int workspace_needs(nn_conv_dir dir, const ConvDesc *d, size_t *needs, int *n_al
 /* Runs cudnnFind*AlgorithmEx. x, w, dy are the real inputs; `out` receives arbitrary
  * values (the real output for forward, a scratch buffer for the backward ones, whose
  * real outputs accumulate and must not be overwritten). */
-int measure(nn_conv_dir dir, const ConvDesc *d, const float *x, const float *w, const float *dy, void *out,
+int measure(nn_conv_dir dir, const ConvDesc *d, const void *x, const void *w, const void *dy, void *out,
             int n_algo, void *ws, size_t ws_bytes, nn_algo_perf *cands, int *returned) {
     cudnnHandle_t h = nn_cuda_cudnn();
     switch (dir) {
@@ -161,12 +179,22 @@ int measure(nn_conv_dir dir, const ConvDesc *d, const float *x, const float *w, 
     return 0;
 }
 
+/* The math type the algorithms are measured with (each then runs with the one it reports). */
+cudnnMathType_t measure_math(nn_precision prec) {
+    switch (prec) {
+    case NN_PRECISION_FP32: return CUDNN_FMA_MATH;
+    case NN_PRECISION_TF32: return CUDNN_DEFAULT_MATH;
+    case NN_PRECISION_BF16: return CUDNN_TENSOR_OP_MATH;
+    }
+    return CUDNN_FMA_MATH;
+}
+
 /* The algorithm for (geometry, direction, settings): from the cache, or measured,
- * chosen by the plan rules and cached. `fwd_out` is the forward output (it is
- * overwritten by the measurement, and then by the real convolution). */
-int choose(nn_conv_dir dir, const ConvDesc *d, const nn_conv_shape *s, const float *x, const float *w,
-           const float *dy, float *fwd_out, nn_algo_choice *out) {
-    nn_precision prec = nn_cuda_precision();
+ * chosen by the plan rules and cached. x, w, dy are the operands as cuDNN gets them
+ * (float32, or the bf16 copies); `fwd_out` is the forward output (it is overwritten by
+ * the measurement, and then by the real convolution). */
+int choose(nn_conv_dir dir, const ConvDesc *d, const nn_conv_shape *s, nn_precision prec, const void *x,
+           const void *w, const void *dy, void *fwd_out, nn_algo_choice *out) {
     int det = nn_cuda_deterministic();
     nn_conv_key key;
     nn_conv_key_make(&key, s, dir, prec, det);
@@ -175,7 +203,7 @@ int choose(nn_conv_dir dir, const ConvDesc *d, const nn_conv_shape *s, const flo
         *out = *hit;
         return 0;
     }
-    NN_CUDNN(cudnnSetConvolutionMathType(d->conv, prec == NN_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+    NN_CUDNN(cudnnSetConvolutionMathType(d->conv, measure_math(prec)));
     size_t needs[MAX_ALGOS];
     int n_algo = 0;
     if (workspace_needs(dir, d, needs, &n_algo)) return -1;
@@ -192,10 +220,10 @@ int choose(nn_conv_dir dir, const ConvDesc *d, const nn_conv_shape *s, const flo
             find_ws = 0;
         }
     }
-    size_t out_bytes = 0;
-    if (dir == NN_CONV_BWD_DATA) out_bytes = (size_t)s->n * s->c_in * s->h_in * s->w_in * sizeof(float);
-    if (dir == NN_CONV_BWD_FILTER) out_bytes = (size_t)s->c_out * s->c_in * s->kh * s->kw * sizeof(float);
-    void *scratch = out_bytes ? nn_cuda_scratch(out_bytes) : (void *)fwd_out;
+    size_t out_bytes = 0, elem = prec == NN_PRECISION_BF16 ? 2 : sizeof(float);
+    if (dir == NN_CONV_BWD_DATA) out_bytes = numel_in(s) * elem;
+    if (dir == NN_CONV_BWD_FILTER) out_bytes = numel_w(s) * elem;
+    void *scratch = out_bytes ? nn_cuda_scratch(out_bytes) : fwd_out;
     if (!scratch) {
         nn_cuda_scratch_release(ws);
         return nn_fail_context("conv2d (cuda) %s: measuring the algorithms", dir_name(dir));
@@ -219,49 +247,83 @@ int choose(nn_conv_dir dir, const ConvDesc *d, const nn_conv_shape *s, const flo
 /* Makes the workspace fit the choice and sets its math type on the descriptor. When
  * the workspace cannot be had now (the device filled up since the choice was made),
  * the choice's zero-workspace alternative runs instead (the fallback rule). */
-int prepare(const ConvDesc *d, nn_algo_choice *c) {
+int prepare(const ConvDesc *d, nn_precision prec, nn_algo_choice *c) {
     if (nn_cuda_workspace_ensure(c->workspace)) {
         if (c->zero_algo < 0) return nn_fail_context("conv2d (cuda): no algorithm runs without workspace");
         nn_clear_error();
         c->algo = c->zero_algo;
-        c->math_type = nn_cuda_precision() == NN_PRECISION_FP32 ? (int)CUDNN_FMA_MATH : c->zero_math_type;
+        c->math_type = prec == NN_PRECISION_FP32 ? (int)CUDNN_FMA_MATH : c->zero_math_type;
         c->workspace = 0;
     }
     NN_CUDNN(cudnnSetConvolutionMathType(d->conv, (cudnnMathType_t)c->math_type));
     return 0;
 }
 
-int forward_body(const ConvDesc *d, float *out, const float *in, const float *weight, const nn_real *bias,
-                 const nn_conv_shape *s) {
+int bf16_failed(const char *what) { return nn_fail_context("conv2d (cuda) %s: bf16 operands", what); }
+
+int forward_body(const ConvDesc *d, nn_precision prec, float *out, const float *in, const float *weight,
+                 const nn_real *bias, const nn_conv_shape *s) {
+    const void *x = in, *w = weight;
+    void *y = out;
+    NnScratch t;
+    if (prec == NN_PRECISION_BF16) {
+        if (!(t.p[0] = nn_cuda_bf16_copy(in, numel_in(s))) || !(t.p[1] = nn_cuda_bf16_copy(weight, numel_w(s))) ||
+            !(t.p[2] = nn_cuda_scratch(numel_out(s) * 2)))
+            return bf16_failed("forward");
+        x = t.p[0], w = t.p[1], y = t.p[2];
+    }
     nn_algo_choice c;
-    if (choose(NN_CONV_FWD, d, s, in, weight, nullptr, out, &c) || prepare(d, &c)) return -1;
+    if (choose(NN_CONV_FWD, d, s, prec, x, w, nullptr, y, &c) || prepare(d, prec, &c)) return -1;
     const float one = 1.0f, zero = 0.0f;
-    NN_CUDNN(cudnnConvolutionForward(nn_cuda_cudnn(), &one, d->x, in, d->w, weight, d->conv,
+    NN_CUDNN(cudnnConvolutionForward(nn_cuda_cudnn(), &one, d->x, x, d->w, w, d->conv,
                                      (cudnnConvolutionFwdAlgo_t)c.algo, nn_cuda_workspace(), c.workspace, &zero, d->y,
-                                     out));
+                                     y));
+    if (prec == NN_PRECISION_BF16 && nn_cuda_from_bf16(out, y, numel_out(s), 0)) return -1;
     if (bias) return bias_forward_cuda(out, bias, s->n, s->c_out, s->h_out * s->w_out);
     return 0;
 }
 
-int backward_data_body(const ConvDesc *d, float *din, const float *dout, const float *weight,
+int backward_data_body(const ConvDesc *d, nn_precision prec, float *din, const float *dout, const float *weight,
                        const nn_conv_shape *s) {
+    const void *dy = dout, *w = weight;
+    void *dx = din;
+    float beta = 1.0f;   /* float32: accumulate in place */
+    NnScratch t;
+    if (prec == NN_PRECISION_BF16) {
+        if (!(t.p[0] = nn_cuda_bf16_copy(dout, numel_out(s))) || !(t.p[1] = nn_cuda_bf16_copy(weight, numel_w(s))) ||
+            !(t.p[2] = nn_cuda_scratch(numel_in(s) * 2)))
+            return bf16_failed("backward data");
+        dy = t.p[0], w = t.p[1], dx = t.p[2], beta = 0.0f;
+    }
     nn_algo_choice c;
-    if (choose(NN_CONV_BWD_DATA, d, s, nullptr, weight, dout, nullptr, &c) || prepare(d, &c)) return -1;
+    if (choose(NN_CONV_BWD_DATA, d, s, prec, nullptr, w, dy, nullptr, &c) || prepare(d, prec, &c)) return -1;
     const float one = 1.0f;
-    NN_CUDNN(cudnnConvolutionBackwardData(nn_cuda_cudnn(), &one, d->w, weight, d->y, dout, d->conv,
+    NN_CUDNN(cudnnConvolutionBackwardData(nn_cuda_cudnn(), &one, d->w, w, d->y, dy, d->conv,
                                           (cudnnConvolutionBwdDataAlgo_t)c.algo, nn_cuda_workspace(), c.workspace,
-                                          &one, d->x, din));
+                                          &beta, d->x, dx));
+    if (prec == NN_PRECISION_BF16) return nn_cuda_from_bf16(din, dx, numel_in(s), 1);
     return 0;
 }
 
-int backward_weight_body(const ConvDesc *d, float *dweight, const float *dout, const float *in,
+int backward_weight_body(const ConvDesc *d, nn_precision prec, float *dweight, const float *dout, const float *in,
                          const nn_conv_shape *s) {
+    const void *x = in, *dy = dout;
+    void *dw = dweight;
+    float beta = 1.0f;   /* float32: accumulate in place */
+    NnScratch t;
+    if (prec == NN_PRECISION_BF16) {
+        if (!(t.p[0] = nn_cuda_bf16_copy(in, numel_in(s))) || !(t.p[1] = nn_cuda_bf16_copy(dout, numel_out(s))) ||
+            !(t.p[2] = nn_cuda_scratch(numel_w(s) * 2)))
+            return bf16_failed("backward weight");
+        x = t.p[0], dy = t.p[1], dw = t.p[2], beta = 0.0f;
+    }
     nn_algo_choice c;
-    if (choose(NN_CONV_BWD_FILTER, d, s, in, nullptr, dout, nullptr, &c) || prepare(d, &c)) return -1;
+    if (choose(NN_CONV_BWD_FILTER, d, s, prec, x, nullptr, dy, nullptr, &c) || prepare(d, prec, &c)) return -1;
     const float one = 1.0f;
-    NN_CUDNN(cudnnConvolutionBackwardFilter(nn_cuda_cudnn(), &one, d->x, in, d->y, dout, d->conv,
+    NN_CUDNN(cudnnConvolutionBackwardFilter(nn_cuda_cudnn(), &one, d->x, x, d->y, dy, d->conv,
                                             (cudnnConvolutionBwdFilterAlgo_t)c.algo, nn_cuda_workspace(),
-                                            c.workspace, &one, d->w, dweight));
+                                            c.workspace, &beta, d->w, dw));
+    if (prec == NN_PRECISION_BF16) return nn_cuda_from_bf16(dweight, dw, numel_w(s), 1);
     return 0;
 }
 
@@ -305,16 +367,18 @@ __global__ void channel_sum_finish_kernel(float *dbias, const double *partial, i
 
 int conv2d_forward_cuda(nn_real *out, const nn_real *in, const nn_real *weight, const nn_real *bias,
                         const nn_conv_shape *s) {
+    const nn_precision prec = nn_cuda_precision();
     ConvDesc d;
-    int rc = desc_create(&d, s);
-    if (!rc) rc = forward_body(&d, out, in, weight, bias, s);
+    int rc = desc_create(&d, s, prec);
+    if (!rc) rc = forward_body(&d, prec, out, in, weight, bias, s);
     return desc_finish(&d, rc);
 }
 
 int conv2d_backward_data_cuda(nn_real *din, const nn_real *dout, const nn_real *weight, const nn_conv_shape *s) {
+    const nn_precision prec = nn_cuda_precision();
     ConvDesc d;
-    int rc = desc_create(&d, s);
-    if (!rc) rc = backward_data_body(&d, din, dout, weight, s);
+    int rc = desc_create(&d, s, prec);
+    if (!rc) rc = backward_data_body(&d, prec, din, dout, weight, s);
     return desc_finish(&d, rc);
 }
 
@@ -322,9 +386,10 @@ int conv2d_backward_weight_cuda(nn_real *dweight, nn_real *dbias, const nn_real 
                                 const nn_conv_shape *s) {
     int rc = 0;
     if (dweight) {
+        const nn_precision prec = nn_cuda_precision();
         ConvDesc d;
-        rc = desc_create(&d, s);
-        if (!rc) rc = backward_weight_body(&d, dweight, dout, in, s);
+        rc = desc_create(&d, s, prec);
+        if (!rc) rc = backward_weight_body(&d, prec, dweight, dout, in, s);
         rc = desc_finish(&d, rc);
     }
     if (!rc && dbias) rc = bias_backward_cuda(dbias, dout, s->n, s->c_out, s->h_out * s->w_out);

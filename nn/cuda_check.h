@@ -93,6 +93,24 @@ size_t nn_cuda_available_bytes(void);
 /* The algorithm cache of the convolutions. */
 nn_algo_cache *nn_cuda_algo_cache(void);
 
+/* Asynchronous uploads on the copy stream (semantics in infer/render_cuda.h, where C
+ * callers find them): start a copy without waiting for the compute stream; the compute
+ * stream waits for them and places them in their destinations at nn_cuda_wait_uploads. */
+extern "C" int nn_cuda_upload_async(void *dst, const void *host_src, size_t bytes);
+extern "C" int nn_cuda_wait_uploads(void);
+
+/* bf16 temporaries of precision bf16 (conv2d.cu, linear.cu): float32 tensors stay
+ * float32; a convolution or matrix product converts its operands to bf16 (round to
+ * nearest even, __float2bfloat16_rn) in scratch memory, computes with float32
+ * accumulation, and converts its result back.
+ *   nn_cuda_to_bf16:   dst[i] = bf16(src[i]), n values
+ *   nn_cuda_from_bf16: dst[i] = float(src[i]) (accumulate 0) or dst[i] += float(src[i]) (1)
+ *   nn_cuda_bf16_copy: a new scratch block (nn_cuda_scratch) holding bf16(src), or NULL
+ *                      + nn_fail; release it with nn_cuda_scratch_release. */
+int nn_cuda_to_bf16(void *dst, const float *src, size_t n);
+int nn_cuda_from_bf16(float *dst, const void *src, size_t n, int accumulate);
+void *nn_cuda_bf16_copy(const float *src, size_t n);
+
 /* ---- 3. kernels of the backend table ---------------------------------------------- */
 
 /* layers/elementwise.cu */
@@ -154,6 +172,20 @@ int adam_step_cuda(nn_real *w, nn_real *m, nn_real *v, const nn_real *grad, size
                    nn_real beta1, nn_real beta2, nn_real eps, nn_real weight_decay, long step);
 
 /* ---- 4. device helpers --------------------------------------------------------------- */
+
+/* Scratch blocks (nn_cuda_scratch) released when the holder goes out of scope, so the
+ * early returns of NN_CUDA / NN_CUDNN / NN_CUBLAS cannot leak them. Release is ordered
+ * on the compute stream: kernels already queued may still use the blocks. */
+struct NnScratch {
+    void *p[4] = {nullptr, nullptr, nullptr, nullptr};
+    NnScratch() = default;
+    NnScratch(const NnScratch &) = delete;
+    NnScratch &operator=(const NnScratch &) = delete;
+    ~NnScratch() {
+        for (void *q : p)
+            if (q) nn_cuda_scratch_release(q);
+    }
+};
 
 #define NN_CUDA_BLOCK 256
 

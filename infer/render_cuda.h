@@ -1,0 +1,370 @@
+/* Inference on the GPU: render_image (render.h) with every step on the device, and the
+ * CUDA backend's pinned / asynchronous uploads it uses.
+ *
+ * The single-image path of `deep3d infer --device cuda` (render_image_cuda):
+ *   1. upload the source frame once (and a few KB of tables: the plan below);
+ *   2. crop every window of render_plan_windows() and resize it to the network
+ *      resolution (render_resize's convention: half-pixel centres, bilinear when
+ *      enlarging, antialiased tent when shrinking)            kernel, layers/render.cu
+ *   3. run the network once on all windows as ONE batch (N = number of windows);
+ *   4. at every source pixel: resample each covering window's probabilities to the
+ *      source resolution, renormalise them per window, blend them with the feathered
+ *      window weights, renormalise over the D levels, and render the right view and
+ *      E[d] with fractional shifts and clamped borders       kernel, layers/render.cu
+ *   5. download the right view and the disparity map once each.
+ * The formulas are render.c's (render.h states them); the reference stays render_image
+ * on the CPU (also the --device cpu path).
+ *
+ * Same numbers as the CPU: the per-pixel code below is shared by the CUDA kernels and
+ * by the CPU tests that emulate them (tests/test_cuda_render.c). It performs render.c's
+ * float and double operations in render.c's order, without fused multiply-adds (on the
+ * device every product and sum is an explicitly rounded __fmul_rn / __fadd_rn, as the
+ * CPU build, which does not contract, rounds them), from the same resampling weights.
+ * So the GPU result is expected to equal render_image bit for bit; the GPU tests allow
+ * a few float ulps (see tests/test_cuda_render.c).
+ *
+ * Layouts: as render.h (host arrays planar RGB (3, H, W) 0..255, prob (D, h, w)); on the
+ * device the windows are a (N, 3, net_h, net_w) tensor and the network's answer a
+ * (N, D, net_h, net_w) tensor, N = number of windows, window i at batch index i.
+ *
+ * Memory on the device: the frame (3 H W floats), the windows and the probabilities
+ * (N (3 + D) net_h net_w floats), the right view and disparity (4 H W floats), besides
+ * what the network itself needs for a batch of N. The full-resolution (D, H, W)
+ * probabilities are never stored: every pixel recomputes its few taps.
+ *
+ * Errors: 0 / -1 + nn_fail, as render.h: bad sizes or settings, NULL arguments, no
+ * CUDA device or a build without CUDA ("... built without CUDA"), out of device
+ * memory, a failing network callback ("render (cuda): network failed on the batch of
+ * N windows ...: <callback's message>"), probabilities that do not sum to a positive
+ * finite number ("render (cuda): probabilities of window i at (y Y, x X) ...": the
+ * first such pixel in (row, window, column) order).
+ *
+ * Everything declared here needs the CUDA build (layers/render.cu, nn/backend_cuda.cu);
+ * the plan functions are host code but live in the same .cu file, so callers and tests
+ * guard them with #ifdef NN_WITH_CUDA.
+ */
+#ifndef INFER_RENDER_CUDA_H
+#define INFER_RENDER_CUDA_H
+
+#include <float.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "../nn/tensor.h"
+#include "render.h"
+
+/* ---------------------------------------------------------------- the plan */
+
+/* Separable resampling along one axis (render.c's axis filter, same formula): output
+ * pixel i reads input pixels first[i] .. first[i] + count[i] - 1 with weights
+ * w[i * max_taps + j] (normalised to sum 1): a tent of half-width max(1, n_in / n_out)
+ * input pixels around (i + 0.5) * n_in / n_out (pixel-area convention). */
+typedef struct {
+    int n_in, n_out, max_taps;
+    int *first;   /* (n_out) */
+    int *count;   /* (n_out) */
+    nn_real *w;   /* (n_out, max_taps) */
+} render_axis_table;
+
+/* Most windows that may cover one source pixel (the kernels keep one weight per
+ * covering window in registers). The default plan covers a pixel at most 3 times;
+ * only a min_overlap close to 1 exceeds this, and render_cuda_plan_make then fails. */
+#define RENDER_CUDA_MAX_COVER 16
+
+/* Everything the kernels read besides the images: the window plan of
+ * render_plan_windows(), the four resampling tables (all windows have one size) and
+ * the shift table. All arrays live in one host block (block, bytes), uploaded as one;
+ * render_cuda_plan_rebase() makes the copy whose pointers point into the device block. */
+typedef struct {
+    int H, W;                       /* source frame */
+    int n;                          /* windows = network batch */
+    int D, dmin;                    /* disparity levels d_k = dmin + k, network pixels */
+    int net_h, net_w;
+    int win_w, win_h;               /* window size at the source */
+    int axis;                       /* as render_info.axis */
+    int max_cover;                  /* most windows covering one pixel */
+    double scale;                   /* s: source pixels per network pixel of disparity */
+    render_window *win;             /* (n) */
+    render_axis_table in_x, in_y;   /* window -> network: win_w -> net_w, win_h -> net_h */
+    render_axis_table out_x, out_y; /* network -> window: net_w -> win_w, net_h -> win_h */
+    int *shift_off;                 /* (D) floor(-s d_k) */
+    nn_real *shift_frac;            /* (D) -s d_k - floor(-s d_k), in [0, 1) */
+    void *block;                    /* every array above; free with render_cuda_plan_free */
+    size_t bytes;
+} render_cuda_plan;
+
+/* Builds the plan of an H x W frame: render_plan_windows(cfg, H, W) and tables equal
+ * to render.c's. Host only (no GPU needed). 0, or -1 + nn_fail (bad config or sizes,
+ * out of memory, more than RENDER_CUDA_MAX_COVER windows over one pixel). */
+int render_cuda_plan_make(render_cuda_plan *p, const render_config *cfg, int H, int W);
+
+/* Frees p->block and zeroes p (NULL-safe, idempotent). */
+void render_cuda_plan_free(render_cuda_plan *p);
+
+/* *out = *p with every array pointer moved from p->block to the same offset in `base`
+ * (a copy of the block elsewhere, e.g. on the device). */
+void render_cuda_plan_rebase(render_cuda_plan *out, const render_cuda_plan *p, void *base);
+
+/* ---------------------------------------------------------------- the GPU path */
+
+/* The network on a batch of windows: windows (N, 3, net_h, net_w) CUDA tensor, raw RGB
+ * 0..255 (the callback subtracts the mean if its network wants it). On success *prob is
+ * a new CUDA tensor (N, D, net_h, net_w) of softmax probabilities, owned by the caller
+ * of the callback. Returns 0, or nonzero after nn_fail() (the message becomes the
+ * cause of render's error). Called once per frame, from the calling thread. */
+typedef int (*render_cuda_net_fn)(void *ctx, nn_tensor *windows, nn_tensor **prob);
+
+/* render_image on the GPU (see the top of this file): left (3, H, W) host, 0..255 ->
+ * right (3, H, W) and, when disparity is not NULL, E[d] (H, W) in output pixels; info
+ * (may be NULL) as render_image's. Equals render_cuda_prepare + render_cuda_launch +
+ * render_cuda_finish. */
+int render_image_cuda(nn_real *right, nn_real *disparity, render_info *info, const render_config *cfg,
+                      render_cuda_net_fn net, void *ctx, const nn_real *left, int H, int W);
+
+/* The same in three steps, so that a caller can overlap frames (deep3d infer decodes
+ * the next image and encodes the previous outputs while the GPU works):
+ *  - render_cuda_prepare: plans, allocates the device frame, and starts its upload on
+ *    the copy stream (nn_cuda_upload_async); `left` may be reused on return. Cheap for
+ *    the GPU: it can run while an earlier frame's job computes.
+ *  - render_cuda_launch: waits for the uploads (on the device, not the host), crops and
+ *    resizes the windows, runs net on the batch, launches the rendering; returns once
+ *    everything is queued (the network callback's host work aside).
+ *  - render_cuda_finish: waits for the job, checks it, downloads right (3, H, W) and
+ *    disparity (H, W; may be NULL), fills info (may be NULL) and frees the job, whether
+ *    it succeeds or not.
+ *  - render_cuda_free: frees a job without finishing it (NULL-safe).
+ * Run one job's launch .. finish before the next job's launch (prepare may come in
+ * between). Errors as render_image_cuda; a failed step frees nothing, so call
+ * render_cuda_free (or finish) on the job in any case. */
+typedef struct render_cuda_job render_cuda_job;
+int render_cuda_prepare(render_cuda_job **job, const render_config *cfg, const nn_real *left, int H, int W);
+int render_cuda_launch(render_cuda_job *job, render_cuda_net_fn net, void *ctx);
+int render_cuda_finish(render_cuda_job *job, nn_real *right, nn_real *disparity, render_info *info);
+void render_cuda_free(render_cuda_job *job);
+
+/* The two kernels, for tests (device pointers; dplan from render_cuda_plan_rebase onto
+ * the device copy of the block; queued on the compute stream, not waited for):
+ *   windows (n, 3, net_h, net_w) <- left (3, H, W)
+ *   right (3, H, W), disparity (H, W) or NULL <- probs (n, D, net_h, net_w), left;
+ *   *bad (device, 1 value) is lowered (atomicMin) to the key (y * n + i) * W + x of
+ *   every pixel (y, x) where window i's probabilities do not sum to a positive finite
+ *   number; initialise it to UINT64_MAX. */
+int render_cuda_crop_windows(nn_real *windows, const render_cuda_plan *dplan, const nn_real *left);
+int render_cuda_blend(nn_real *right, nn_real *disparity, unsigned long long *bad, const render_cuda_plan *dplan,
+                      const nn_real *probs, const nn_real *left);
+
+/* ---------------------------------------------------------------- CUDA backend uploads
+ * (defined in nn/backend_cuda.cu; declared here for C callers. At merge they belong in
+ * nn/backend.h, ideally as two slots of the backend table.)
+ *
+ * The backend's `upload` copies through pinned host memory (cudaHostAlloc): two staging
+ * buffers used in turn, each grown as needed up to 16 MiB and reused (larger uploads go
+ * in 16 MiB chunks), queued on the compute stream. It returns once the data is in the
+ * staging buffer: the host buffer may be reused at once, the copy is ordered before
+ * every later kernel, and the host no longer waits for the GPU to go idle as a
+ * pageable cudaMemcpy does. A staging buffer is refilled only after its previous copy
+ * finished (an event per buffer). If pinned memory cannot be had, that upload falls
+ * back to a pageable cudaMemcpy.
+ *
+ * Asynchronous uploads overlap the copy with the compute already queued:
+ *   nn_cuda_upload_async(dst, host, bytes)
+ *       copies host into pinned staging (the host buffer may be reused on return) and
+ *       queues its transfer on the backend's copy stream (a non-blocking stream) into a
+ *       device staging area owned by the backend; nothing waits for the compute stream.
+ *       dst (device memory of the backend) does NOT hold the data yet.
+ *   nn_cuda_wait_uploads()
+ *       makes the compute stream wait (on the device; the host does not block) for the
+ *       copies started so far and queues their placement into each dst (a device-to-
+ *       device copy, microseconds); kernels queued afterwards see the data.
+ * Safety: the copy stream only ever writes the backend's own staging, never a tensor,
+ * so work still queued on a recycled block cannot be overwritten; the staging is
+ * reused only after the previous round's placements (an event on the compute stream)
+ * and the pinned staging only after the previous round's transfers (an event on the
+ * copy stream). Kernels queued before nn_cuda_upload_async see dst's old contents
+ * (every write into dst is queued after them), so a training loop may upload the next
+ * batch into the very tensor the current step reads. Kernels queued between the two
+ * calls may see either (a full staging, a large upload or a release places earlier):
+ * do not use dst there, nor upload into it twice. Releasing exactly dst before the
+ * wait queues its placement first (so the block's next owner is not overwritten);
+ * release a block containing dst at another offset only after the wait. The staging
+ * grows to the largest round and is kept (pinned host and device memory of that
+ * size); an upload over 512 MiB, or one for which pinned memory cannot be had, is done
+ * the synchronous way instead (correct, in stream order, just not overlapped). Typical
+ * use, a training loop:
+ *   queue step k (reads tensor x); upload_async(x, batch k+1); download step k's loss
+ *   (the host waits for step k while the copy runs); wait_uploads(); queue step k+1.
+ * Both return 0, or -1 + nn_fail (backend not started, CUDA or allocation errors). */
+int nn_cuda_upload_async(void *dst, const void *host_src, size_t bytes);
+int nn_cuda_wait_uploads(void);
+
+/* Counters of the staging buffers, since the backend started. */
+typedef struct {
+    long pinned_allocs;     /* cudaHostAlloc calls (a staging buffer grown) */
+    size_t pinned_bytes;    /* pinned host memory held now */
+    size_t staging_bytes;   /* device staging held now (asynchronous uploads) */
+    long uploads;           /* upload calls with bytes > 0 */
+    long pageable_uploads;  /* uploads (or chunks) that fell back to pageable memory */
+    long async_uploads;     /* nn_cuda_upload_async calls with bytes > 0 */
+    long async_rounds;      /* placements queued by nn_cuda_wait_uploads (or forced) */
+} nn_cuda_upload_stats;
+
+/* Fills *out; -1 + nn_fail when the CUDA backend has not started. */
+int nn_cuda_upload_stats_get(nn_cuda_upload_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* ---------------------------------------------------------------- per-pixel code
+ * Shared by the kernels (layers/render.cu) and the CPU tests that emulate them. On the
+ * device every operation is explicitly rounded (no contraction into fused
+ * multiply-adds); on the host the plain operators are used, which the C11 build does
+ * not contract (as render.c). */
+
+#if defined(__CUDACC__)
+#define RENDER_HD static __host__ __device__ __forceinline__
+#else
+#define RENDER_HD static inline
+#endif
+
+#if defined(__CUDA_ARCH__)
+#define RG_FMUL(a, b) __fmul_rn((a), (b))
+#define RG_FADD(a, b) __fadd_rn((a), (b))
+#define RG_FSUB(a, b) __fsub_rn((a), (b))
+#define RG_FDIV(a, b) __fdiv_rn((a), (b))
+#define RG_DMUL(a, b) __dmul_rn((a), (b))
+#define RG_DADD(a, b) __dadd_rn((a), (b))
+#define RG_DSUB(a, b) __dsub_rn((a), (b))
+#define RG_DDIV(a, b) __ddiv_rn((a), (b))
+#else
+#define RG_FMUL(a, b) ((a) * (b))
+#define RG_FADD(a, b) ((a) + (b))
+#define RG_FSUB(a, b) ((a) - (b))
+#define RG_FDIV(a, b) ((a) / (b))
+#define RG_DMUL(a, b) ((a) * (b))
+#define RG_DADD(a, b) ((a) + (b))
+#define RG_DSUB(a, b) ((a) - (b))
+#define RG_DDIV(a, b) ((a) / (b))
+#endif
+
+/* Network input of window i: channel c, row y, column x at the network resolution =
+ * render_resize of the window's crop of left (3, H, W), in resample()'s order:
+ * vertical taps per input column, then horizontal. */
+RENDER_HD nn_real render_cuda_window_input(const render_cuda_plan *p, const nn_real *left, int i, int c, int y,
+                                           int x) {
+    const render_window *r = &p->win[i];
+    const render_axis_table *fy = &p->in_y, *fx = &p->in_x;
+    const nn_real *wy = fy->w + (size_t)y * fy->max_taps, *wx = fx->w + (size_t)x * fx->max_taps;
+    const nn_real *src = left + (size_t)c * p->H * p->W + (size_t)(r->y0 + fy->first[y]) * p->W + r->x0 + fx->first[x];
+    int cy = fy->count[y], cx = fx->count[x];
+    nn_real acc = 0;
+    for (int jx = 0; jx < cx; jx++) {
+        nn_real t = RG_FMUL(wy[0], src[jx]);
+        for (int jy = 1; jy < cy; jy++) t = RG_FADD(t, RG_FMUL(wy[jy], src[(size_t)jy * p->W + jx]));
+        acc = RG_FADD(acc, RG_FMUL(wx[jx], t));
+    }
+    return acc;
+}
+
+/* Level k of one window's probabilities prob (D, net_h, net_w) resampled to the window
+ * pixel (ty, tx): blend_render's vertical pass (from 0), then its horizontal pass. */
+RENDER_HD nn_real render_cuda_window_prob(const render_cuda_plan *p, const nn_real *prob, int k, int ty, int tx) {
+    const render_axis_table *fy = &p->out_y, *fx = &p->out_x;
+    const nn_real *wy = fy->w + (size_t)ty * fy->max_taps, *wx = fx->w + (size_t)tx * fx->max_taps;
+    const nn_real *src = prob + ((size_t)k * p->net_h + fy->first[ty]) * p->net_w + fx->first[tx];
+    int cy = fy->count[ty], cx = fx->count[tx];
+    nn_real hp = 0;
+    for (int jx = 0; jx < cx; jx++) {
+        nn_real v = 0;
+        for (int jy = 0; jy < cy; jy++) v = RG_FADD(v, RG_FMUL(wy[jy], src[(size_t)jy * p->net_w + jx]));
+        hp = jx == 0 ? RG_FMUL(wx[0], v) : RG_FADD(hp, RG_FMUL(wx[jx], v));
+    }
+    return hp;
+}
+
+/* render.h's window weight along one axis: min(1, (t + 0.5) / a, (n - t - 0.5) / b). */
+RENDER_HD double render_cuda_ramp(int t, int n, int a, int b) {
+    double v = 1;
+    if (a > 0) {
+        double q = RG_DDIV(RG_DADD((double)t, 0.5), (double)a);
+        if (q < v) v = q;
+    }
+    if (b > 0) {
+        double q = RG_DDIV(RG_DSUB((double)(n - t), 0.5), (double)b);
+        if (q < v) v = q;
+    }
+    return v;
+}
+
+/* The blended, renormalised probability of level k at the pixel, before the division
+ * by the total: sum over the m covering windows (idx[c], weight g[c]) in window order. */
+RENDER_HD nn_real render_cuda_blend_level(const render_cuda_plan *p, const nn_real *probs, const int *idx,
+                                          const nn_real *g, int m, int k, int y, int x) {
+    size_t psize = (size_t)p->D * p->net_h * p->net_w;
+    nn_real a = 0;
+    for (int c = 0; c < m; c++) {
+        const render_window *r = &p->win[idx[c]];
+        a = RG_FADD(a, RG_FMUL(g[c], render_cuda_window_prob(p, probs + (size_t)idx[c] * psize, k, y - r->y0,
+                                                             x - r->x0)));
+    }
+    return a;
+}
+
+/* One source pixel (y, x) of the GPU path: probs (n, D, net_h, net_w), left (3, H, W) ->
+ * rgb[0..2] = R(:, y, x), *e = E[d](y, x) in output pixels. Returns -1 on success, or
+ * the first window (in index order) whose probabilities at this pixel do not sum to a
+ * positive finite number (rgb and e are then not written). */
+RENDER_HD int render_cuda_pixel(const render_cuda_plan *p, const nn_real *probs, const nn_real *left, int y, int x,
+                                nn_real *rgb, nn_real *e) {
+    int idx[RENDER_CUDA_MAX_COVER];
+    nn_real g[RENDER_CUDA_MAX_COVER];
+    int m = 0;
+    size_t psize = (size_t)p->D * p->net_h * p->net_w;
+    for (int i = 0; i < p->n; i++) {
+        const render_window *r = &p->win[i];
+        if (y < r->y0 || y >= r->y0 + r->h || x < r->x0 || x >= r->x0 + r->w) continue;
+        int ty = y - r->y0, tx = x - r->x0;
+        nn_real sum = 0;
+        for (int k = 0; k < p->D; k++) sum = RG_FADD(sum, render_cuda_window_prob(p, probs + (size_t)i * psize, k, ty, tx));
+        if (!(sum > 0) || !(sum <= FLT_MAX)) return i;
+        if (m == RENDER_CUDA_MAX_COVER) continue; /* excluded by render_cuda_plan_make */
+        double wy = render_cuda_ramp(ty, r->h, r->ramp_top, r->ramp_bottom);
+        double wx = render_cuda_ramp(tx, r->w, r->ramp_left, r->ramp_right);
+        idx[m] = i;
+        g[m] = (nn_real)RG_DDIV(RG_DMUL(wy, wx), (double)sum);
+        m++;
+    }
+    nn_real tot = 0;
+    for (int k = 0; k < p->D; k++) tot = RG_FADD(tot, render_cuda_blend_level(p, probs, idx, g, m, k, y, x));
+    size_t plane = (size_t)p->H * p->W;
+    const nn_real *l0 = left + (size_t)y * p->W, *l1 = l0 + plane, *l2 = l1 + plane;
+    const int W = p->W;
+    nn_real r0 = 0, r1 = 0, r2 = 0, ed = 0;
+    for (int k = 0; k < p->D; k++) {
+        nn_real pk = RG_FDIV(render_cuda_blend_level(p, probs, idx, g, m, k, y, x), tot);
+        int i0 = x + p->shift_off[k];
+        if (i0 < 0) {
+            r0 = RG_FADD(r0, RG_FMUL(pk, l0[0]));
+            r1 = RG_FADD(r1, RG_FMUL(pk, l1[0]));
+            r2 = RG_FADD(r2, RG_FMUL(pk, l2[0]));
+        } else if (i0 >= W - 1) {
+            r0 = RG_FADD(r0, RG_FMUL(pk, l0[W - 1]));
+            r1 = RG_FADD(r1, RG_FMUL(pk, l1[W - 1]));
+            r2 = RG_FADD(r2, RG_FMUL(pk, l2[W - 1]));
+        } else {
+            nn_real f = p->shift_frac[k];
+            r0 = RG_FADD(r0, RG_FMUL(pk, RG_FADD(l0[i0], RG_FMUL(f, RG_FSUB(l0[i0 + 1], l0[i0])))));
+            r1 = RG_FADD(r1, RG_FMUL(pk, RG_FADD(l1[i0], RG_FMUL(f, RG_FSUB(l1[i0 + 1], l1[i0])))));
+            r2 = RG_FADD(r2, RG_FMUL(pk, RG_FADD(l2[i0], RG_FMUL(f, RG_FSUB(l2[i0 + 1], l2[i0])))));
+        }
+        ed = RG_FADD(ed, RG_FMUL(pk, (nn_real)(p->dmin + k)));
+    }
+    rgb[0] = r0, rgb[1] = r1, rgb[2] = r2;
+    *e = (nn_real)RG_DMUL(p->scale, (double)ed);
+    return -1;
+}
+
+#endif
