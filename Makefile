@@ -75,6 +75,12 @@ $(BUILD)/f32/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# These objects test NN_WITH_CUDA: rebuild them when CUDA=0/1 changes in this folder.
+CUDA_STAMP := $(BUILD)/.cuda-$(CUDA)
+$(CUDA_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/.cuda-* && touch $@
+$(BUILD)/f32/infer/infer.o $(BUILD)/f32/tests/test_cuda_render.o: $(CUDA_STAMP)
+
 $(BUILD)/f64/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DNN_REAL_DOUBLE -UNN_WITH_CUDA -c -o $@ $<

@@ -26,7 +26,7 @@ const char *nn_precision_name(nn_precision p) {
 }
 
 int nn_cuda_set_precision(const char *name) {
-    if (!name) return nn_fail("--precision: no name given (expected fp32 or tf32)");
+    if (!name) return nn_fail("--precision: no name given (expected fp32, tf32 or bf16)");
     if (!strcmp(name, "fp32")) {
         precision = NN_PRECISION_FP32;
         return 0;
@@ -35,10 +35,11 @@ int nn_cuda_set_precision(const char *name) {
         precision = NN_PRECISION_TF32;
         return 0;
     }
-    if (!strcmp(name, "bf16"))
-        return nn_fail("--precision bf16 is not implemented yet (use fp32 or tf32)");
-    return nn_fail("--precision: unknown precision '%s' (expected fp32 or tf32; bf16 is not "
-                   "implemented yet)", name);
+    if (!strcmp(name, "bf16")) {
+        precision = NN_PRECISION_BF16;
+        return 0;
+    }
+    return nn_fail("--precision: unknown precision '%s' (expected fp32, tf32 or bf16)", name);
 }
 
 nn_precision nn_cuda_precision(void) { return precision; }

@@ -23,8 +23,10 @@
  * backend ignores them): precision fp32 (default: cuDNN CUDNN_FMA_MATH, cuBLAS
  * default math, true float32), tf32 (tensor cores with TF32 inputs: cuDNN
  * CUDNN_DEFAULT_MATH, which permits TF32 on Ampere and later, and cuBLAS
- * CUBLAS_TF32_TENSOR_OP_MATH), bf16 (not implemented yet); deterministic mode; the
- * workspace limit.
+ * CUBLAS_TF32_TENSOR_OP_MATH), bf16 (mixed precision: float32 tensors and master
+ * weights; convolutions and matrix products convert their operands to bf16 and
+ * accumulate in float32, see layers/conv2d.cu and layers/linear.cu); deterministic
+ * mode; the workspace limit.
  */
 #ifndef NN_CUDA_PLAN_H
 #define NN_CUDA_PLAN_H
@@ -38,8 +40,8 @@ typedef enum { NN_PRECISION_FP32 = 0, NN_PRECISION_TF32 = 1, NN_PRECISION_BF16 =
 /* --- settings ------------------------------------------------------------------ */
 
 /* Selects the math of the CUDA backend's convolutions and matrix products by name:
- * "fp32" or "tf32" (the --precision option). "bf16" fails with "bf16 is not
- * implemented yet"; any other name fails listing the valid ones. 0 or -1 + nn_fail. */
+ * "fp32", "tf32" or "bf16" (the --precision option); any other name fails listing the
+ * valid ones. 0 or -1 + nn_fail. */
 int nn_cuda_set_precision(const char *name);
 nn_precision nn_cuda_precision(void);
 const char *nn_precision_name(nn_precision p);

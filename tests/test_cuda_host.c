@@ -434,11 +434,12 @@ Test(cuda_plan, precision_and_deterministic_settings) {
     cr_assert_eq(nn_cuda_set_precision("tf32"), 0);
     cr_assert_eq(nn_cuda_precision(), NN_PRECISION_TF32);
     cr_assert_str_eq(nn_precision_name(nn_cuda_precision()), "tf32");
-    cr_assert_eq(nn_cuda_set_precision("bf16"), -1);
-    cr_assert(strstr(nn_last_error(), "bf16 is not implemented yet"), "%s", nn_last_error());
-    cr_assert_eq(nn_cuda_precision(), NN_PRECISION_TF32, "a failed set changes nothing");
+    cr_assert_eq(nn_cuda_set_precision("bf16"), 0);
+    cr_assert_eq(nn_cuda_precision(), NN_PRECISION_BF16);
+    cr_assert_str_eq(nn_precision_name(nn_cuda_precision()), "bf16");
     cr_assert_eq(nn_cuda_set_precision("fp64"), -1);
-    cr_assert(strstr(nn_last_error(), "unknown precision 'fp64' (expected fp32 or tf32"), "%s", nn_last_error());
+    cr_assert(strstr(nn_last_error(), "unknown precision 'fp64' (expected fp32, tf32 or bf16)"), "%s", nn_last_error());
+    cr_assert_eq(nn_cuda_precision(), NN_PRECISION_BF16, "a failed set changes nothing");
     cr_assert_eq(nn_cuda_set_precision(NULL), -1);
     cr_assert_eq(nn_cuda_set_precision("fp32"), 0);
     cr_assert_eq(nn_cuda_precision(), NN_PRECISION_FP32);
