@@ -11,11 +11,11 @@
  *                    din_n += col2im(dcol)  (the adjoint of im2col: scatter-add)
  *   backward weight  dW (C_out, CKK)     += dout_n (C_out, HWo) . col^T (HWo, CKK)
  *                    dbias[c]            += sum over n, y, x of dout[n, c, y, x]
- * The weight gradient batches images: the column matrices of nc images side by side
+ * The weight gradient may batch images: the column matrices of nc images side by side
  * (CKK, nc*HWo) and their output gradients gathered alongside (C_out, nc*HWo) make one
- * product with an nc times longer reduction, nc as large as a 64 MB workspace allows
- * (backward_weight_im2col). Late layers have small HWo, and per-image products there
- * are small and pay one hand-over between the OpenMP and OpenBLAS threads per image.
+ * product with an nc times longer reduction (backward_weight_im2col), which saves the
+ * hand-overs between OpenMP and OpenBLAS threads of per-image products where those
+ * are costly (conv2d_im2col_images).
  * The products are nn_cblas_gemm (OpenBLAS, itself multi-threaded); im2col and col2im
  * are OpenMP loops. A 1x1 kernel with stride 1 and no padding needs no im2col: the
  * image (C_in, H*W) already is the column matrix.
@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../nn/status.h"
 #include "conv2d_winograd.h"
@@ -179,27 +180,46 @@ int conv2d_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *w
     return 0;
 }
 
-/* Images per weight-gradient product on the im2col path: as many as fit the
- * workspace budget (the column matrices and the gathered output gradient of the chunk
- * together), at least 1; 1 for a pointwise kernel, whose per-image products read the
- * images and dout in place; conv2d_im2col_set_chunk overrides it (tests).
- * Measured (2 threads on a shared 2-core machine, batch 4, time ratios batched /
- * per-image, medians of A B alternations): 3x3 C = K = 128 at 5x12: 0.26; C = K = 64
- * at 20x48: 0.36; C = 128 -> K = 33 at 40x96 (3 images a product): 0.77; the adjoint
- * convolutions of Deep3D's transposed ones, 33 channels, kernel 2s, stride s, to
- * 40x96 .. 5x12: 0.6-1.1; 1x1 C = K = 512 at 10x24: 1.8-2.6 (the copies of the images
- * cost more than the products they merge), hence no batching there. */
+/* Images per weight-gradient product on the im2col path (conv2d_im2col_images).
+ * Batching saves hand-overs between the OpenMP threads (im2col) and OpenBLAS's own
+ * threads (the products): with libgomp's default wait policy idle OpenMP threads spin,
+ * OpenBLAS's threads spin-yield after each product, and on 2 cores each hand-over can
+ * cost a scheduler slice. Measured (2 threads, a shared 2-core machine, batch 4, time
+ * ratios batched / per-image, medians of A B alternations in one process):
+ *   default wait policy: 3x3 C = K = 128 at 5x12 0.26, C = K = 64 at 20x48 0.36,
+ *   C = 128 -> K = 33 at 40x96 0.77; the adjoints of Deep3D's transposed convolutions
+ *   (33 channels, kernel 2s, stride s, to 40x96 .. 5x12, and to 80x192) 0.54-0.95;
+ *   the RGB input conv (C = 3 -> 64 at 160x384) 0.74;
+ *   OMP_WAIT_POLICY=passive (threads sleep; the hand-overs become cheap): the same
+ *   adjoints 0.99-1.35, C = K = 64 at 20x48 1.13, C = K = 512 at 10x24 1.08, the RGB
+ *   input conv 1.34 (the copies into the larger buffers cost more than they save);
+ *   1x1 C = K = 512 at 10x24, default policy: 1.8-2.6 (the images copied, which the
+ *   per-image products read in place).
+ * Hence: one image at a time for pointwise kernels and when OpenMP threads sleep
+ * (OMP_WAIT_POLICY=passive, or GOMP_SPINCOUNT at most 10000: the environment libgomp
+ * read at start-up); otherwise as many images as fit the workspace budget (the column
+ * matrices and the gathered output gradient of a chunk together), at least 1. */
 enum { WGRAD_BUDGET = 16 << 20 }; /* values: 64 MB in float32 */
 
 static _Atomic int wgrad_chunk_override;
 
 void conv2d_im2col_set_chunk(int images) { atomic_store(&wgrad_chunk_override, images > 0 ? images : 0); }
 
-static int wgrad_chunk(const nn_conv_shape *s, int ckk, int hwo) {
+/* 1 when idle OpenMP threads sleep rather than spin: the variables libgomp read at
+ * start-up (read here at every call: a few dozen string comparisons). */
+static int omp_threads_sleep(void) {
+    const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    char *end = NULL;
+    const double count = spin ? strtod(spin, &end) : 0;
+    return (policy && !strcasecmp(policy, "passive")) || (spin && end != spin && count <= 10000);
+}
+
+int conv2d_im2col_images(const nn_conv_shape *s) {
+    const long ckk = (long)s->c_in * s->kh * s->kw, hwo = (long)s->h_out * s->w_out;
     long nc = atomic_load(&wgrad_chunk_override);
-    if (nc == 0 && is_pointwise(s)) nc = 1;
+    if (nc == 0 && (is_pointwise(s) || omp_threads_sleep())) nc = 1;
     if (nc == 0) {
-        const long per_image = ((long)ckk + s->c_out) * hwo;
+        const long per_image = (ckk + s->c_out) * hwo;
         nc = per_image > 0 ? WGRAD_BUDGET / per_image : s->n;
         if (nc < 1) nc = 1;
     }
@@ -216,7 +236,7 @@ static int backward_weight_im2col(nn_real *dweight, const nn_real *dout, const n
                                   const nn_conv_shape *s) {
     const int ckk = s->c_in * s->kh * s->kw, hwo = s->h_out * s->w_out;
     const size_t in_sz = (size_t)s->c_in * s->h_in * s->w_in, out_sz = (size_t)s->c_out * hwo;
-    const int nc = wgrad_chunk(s, ckk, hwo), pointwise = is_pointwise(s);
+    const int nc = conv2d_im2col_images(s), pointwise = is_pointwise(s);
     if (nc <= 0) return 0; /* empty batch */
     if (nc == 1) {
         nn_real *col = pointwise ? NULL : conv2d_workspace((size_t)ckk * hwo, "conv2d backward weight");

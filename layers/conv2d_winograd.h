@@ -105,8 +105,14 @@ int conv2d_winograd_backward_weight_cpu(nn_real *dweight, const nn_real *dout, c
  * sized to the workspace budget (the default). Applies to the three Winograd kernels. */
 void conv2d_winograd_set_chunk(int tiles);
 
-/* Tests: the im2col weight gradient (layers/conv2d.c) multiplies `images` (> 0) images
- * at a time, or, with 0, as many as fit its 64 MB workspace budget (the default). */
+/* The images per product of the im2col weight gradient (layers/conv2d.c) for s: the
+ * column matrices of several images side by side make one product with a longer
+ * reduction. By default (see layers/conv2d.c for the measurements) 1 for a pointwise
+ * kernel, and 1 when idle OpenMP threads sleep (OMP_WAIT_POLICY=passive or
+ * GOMP_SPINCOUNT <= 10000 in the environment), else as many as fit a 64 MB workspace;
+ * never more than N. conv2d_im2col_set_chunk(images > 0) forces `images` (tests), 0
+ * restores the default. */
+int conv2d_im2col_images(const nn_conv_shape *s);
 void conv2d_im2col_set_chunk(int images);
 
 /* The per-thread workspace shared by the CPU convolution kernels (layers/conv2d.c):

@@ -189,7 +189,8 @@ static const geom OTHER_SHAPES[] = {
 };
 
 static const config IM2COL_CONFIGS[] = {
-    {NN_CONV_ALGO_IM2COL, 0, 0}, /* default: every image of these small shapes in one product */
+    {NN_CONV_ALGO_IM2COL, 0, 0}, /* default: all images of these small shapes in one product, or one */
+    {NN_CONV_ALGO_IM2COL, 3, 0}, /* 3 images (all of batch 3) in one product */
     {NN_CONV_ALGO_IM2COL, 1, 0}, /* one image a product (the earlier path) */
     {NN_CONV_ALGO_IM2COL, 2, 0}, /* 2 images: with batch 3 a last chunk of 1 */
 };
@@ -229,17 +230,18 @@ static nn_real *wgrad_with(const config *c, const nn_real *dout, const nn_real *
     return dw;
 }
 
-/* The default chunk sizes on shapes that need several chunks, against the per-image
- * im2col products (the naive loop would take seconds; the per-image path is checked
- * against it above):
- *   im2col: (C_in*9 + C_out) * H*W = (2304 + 16) * 1920 values a image, so 3 images fit
- *   the 16M-value budget: chunks of 3 and 1;
+/* Chunks on shapes whose default products need several of them, against the
+ * per-image im2col products (the naive loop would take seconds; the per-image path is
+ * checked against it above):
+ *   im2col: (C_in*9 + C_out) * H*W = (2304 + 16) * 1920 values an image, so 3 images
+ *   fit the 16M-value budget (the default where OpenMP threads spin; forced here, as
+ *   the environment may make the default 1): chunks of 3 and 1;
  *   Winograd: 16M / (16 (C_in + C_out)) = 1024 tiles a chunk at C_in + C_out = 1024,
  *   here 2 images of 5 x 110 tiles, the second chunk starting inside the second image
  *   and inside a row of tiles. */
 Test(conv_wgrad, default_chunks_match_per_image_products) {
     const geom gs[] = {{4, 256, 40, 48, 16, 3, 3, 1, 1, 1}, {2, 16, 10, 220, 1008, 3, 3, 1, 1, 1}};
-    const config per_image = {NN_CONV_ALGO_IM2COL, 1, 0}, batched = {NN_CONV_ALGO_IM2COL, 0, 0},
+    const config per_image = {NN_CONV_ALGO_IM2COL, 1, 0}, batched = {NN_CONV_ALGO_IM2COL, 3, 0},
                  winograd = {NN_CONV_ALGO_WINOGRAD, 0, 0};
     for (size_t i = 0; i < COUNT(gs); i++) {
         const nn_conv_shape s = shape_of(&gs[i]);
@@ -247,11 +249,46 @@ Test(conv_wgrad, default_chunks_match_per_image_products) {
         nn_real *ref = wgrad_with(&per_image, dout, x, &s, "per-image im2col");
         double *refd = to_double(ref, n_w(&s));
         nn_real *a = wgrad_with(&batched, dout, x, &s, "batched im2col");
-        check_close(a, refd, n_w(&s), "batched im2col vs per-image im2col, default chunks");
+        check_close(a, refd, n_w(&s), "im2col, 3 images a product, vs per-image im2col");
         nn_real *b = wgrad_with(&winograd, dout, x, &s, "winograd");
         check_close(b, refd, n_w(&s), "winograd vs per-image im2col, default chunks");
         free(x), free(dout), free(ref), free(refd), free(a), free(b);
     }
+}
+
+/* The images per im2col product: as many as fit 16M values when OpenMP threads spin
+ * (the default wait policy), 1 when they sleep or for a pointwise kernel, never more
+ * than N; the forced values. */
+Test(conv_wgrad, images_per_product) {
+    const nn_conv_shape big = shape_of(&(geom){4, 256, 40, 48, 16, 3, 3, 1, 1, 1}),   /* 3 fit */
+        small = shape_of(&(geom){3, 33, 10, 24, 33, 3, 3, 1, 1, 1}),                 /* all fit */
+        huge = shape_of(&(geom){4, 33, 160, 384, 33, 3, 3, 1, 1, 1}),                /* none fits */
+        point = shape_of(&(geom){4, 64, 10, 24, 64, 1, 1, 1, 0, 1});
+    unsetenv("GOMP_SPINCOUNT");
+    setenv("OMP_WAIT_POLICY", "active", 1);
+    cr_assert_eq(conv2d_im2col_images(&big), 3);
+    cr_assert_eq(conv2d_im2col_images(&small), 3);
+    cr_assert_eq(conv2d_im2col_images(&huge), 1);
+    cr_assert_eq(conv2d_im2col_images(&point), 1);
+    unsetenv("OMP_WAIT_POLICY");
+    cr_assert_eq(conv2d_im2col_images(&big), 3);
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    cr_assert_eq(conv2d_im2col_images(&big), 1);
+    cr_assert_eq(conv2d_im2col_images(&small), 1);
+    unsetenv("OMP_WAIT_POLICY");
+    setenv("GOMP_SPINCOUNT", "100", 1);
+    cr_assert_eq(conv2d_im2col_images(&small), 1);
+    setenv("GOMP_SPINCOUNT", "300000", 1);
+    cr_assert_eq(conv2d_im2col_images(&small), 3);
+    setenv("GOMP_SPINCOUNT", "infinite", 1);
+    cr_assert_eq(conv2d_im2col_images(&small), 3);
+    conv2d_im2col_set_chunk(2);
+    cr_assert_eq(conv2d_im2col_images(&huge), 2);
+    cr_assert_eq(conv2d_im2col_images(&point), 2);
+    conv2d_im2col_set_chunk(7);
+    cr_assert_eq(conv2d_im2col_images(&small), 3);
+    conv2d_im2col_set_chunk(0);
+    unsetenv("GOMP_SPINCOUNT");
 }
 
 /* A Deep3D-like layer (C = K = 128, 12x20, batch 2): the measured error of each path
