@@ -92,13 +92,16 @@ int conv2d_winograd_applies(const nn_conv_shape *s) {
  * With 2 threads (wall clock, machine shared, noisy) at C = K = 128 and 256: forward
  * 1.5-2.1, input gradient 1.1-1.2 (the memory-bound transforms scale less than GEMM).
  * Hence: at least 16 channels each way (Deep3D has none between 3 and 33) and 64 tiles.
- * Weight gradient, against the batched im2col path (layers/conv2d.c), 2 threads on a
- * shared 2-core machine (time ratios Winograd / im2col, medians of A B alternations):
- *   C = K = 512, 10x24: batch 4 (240 tiles) 0.8, batch 2 (120) 0.85-1.3, 16x16 batch 1
- *   (64 tiles) 1.2;  C = K = 256, 16x16 batch 1: 1.5;  C = 512 -> K = 33, 10x24 batch 4:
- *   0.85;  C = K = 256 at 10x24 and C = K = 128 at 20x48, batch 4: 1.0-1.05;  C = 128 ->
- *   K = 33, 40x96 batch 4: 0.55.  The fixed costs (the 16 (C_out, C_in) products M and
- *   their inverse transform) want more tiles than the forward pass: 128. */
+ * Weight gradient, 2 threads on a shared 2-core machine, time ratios Winograd /
+ * per-image im2col (medians of A B alternations in one process), with
+ * OMP_WAIT_POLICY=passive (steady): C = K = 512 at 10x24: batch 4 (240 tiles) 0.64,
+ * batch 2 (120) 0.77; at 5x12 batch 4 (60 tiles) 1.08;  C = K = 256 at 10x24 batch 4
+ * 0.71;  C = K = 128 at 20x48: 0.61;  C = K = 64 at 10x24: 0.80;  C = K = 33 at 20x48:
+ * 0.75;  C = 512 -> K = 33 at 10x24: 0.66;  C = 3 -> K = 64 at 160x384: 3.0.  With the
+ * default (spinning) wait policy, noisier and against the batched im2col path: 512
+ * channels at 10x24 batch 4: 0.8, batch 2: 0.85-1.3, 16x16 batch 1 (64 tiles): 1.2;
+ * C = K = 256 at 16x16 batch 1: 1.5. The fixed costs (the 16 (C_out, C_in) products M
+ * and their inverse transform) want more tiles than the forward pass: 128. */
 enum { AUTO_MIN_CHANNELS = 16, AUTO_MIN_TILES = 64, AUTO_MIN_TILES_WGRAD = 128 };
 
 int conv2d_algo_cpu(const nn_conv_shape *s, int dir) {

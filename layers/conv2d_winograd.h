@@ -95,7 +95,9 @@ int conv2d_winograd_backward_data_cpu(nn_real *din, const nn_real *dout, const n
  *     dW[k,c] += G^T [ sum over tiles t of (A y[k,t] A^T) (.) (B^T d[c,t] B) ] G
  * i.e. 16 products M[xi] (C_out, C_in) += Y[xi] (C_out, T) . V[xi]^T (T, C_in) with the
  * input transform V of the forward pass, the output-gradient transform Y = A y A^T, and
- * the inverse transform G^T M G once per call. Workspace: 16*C_out*C_in values for M
+ * the inverse transform G^T M G once per call. Rounding error as im2col + GEMM's
+ * (measured at C = K = 128, 12x20, batch 2, float32: 5.4e-7 of the gradient's scale,
+ * against 5.3e-7; tests/test_conv_wgrad.c). Workspace: 16*C_out*C_in values for M
  * plus 16*(C_in + C_out) per tile of a chunk (chunks as in the forward pass); -1 +
  * nn_fail when it cannot be allocated, or when the shape does not apply. */
 int conv2d_winograd_backward_weight_cpu(nn_real *dweight, const nn_real *dout, const nn_real *in,
