@@ -11,6 +11,11 @@
  *                    din_n += col2im(dcol)  (the adjoint of im2col: scatter-add)
  *   backward weight  dW (C_out, CKK)     += dout_n (C_out, HWo) . col^T (HWo, CKK)
  *                    dbias[c]            += sum over n, y, x of dout[n, c, y, x]
+ * The weight gradient may batch images: the column matrices of nc images side by side
+ * (CKK, nc*HWo) and their output gradients gathered alongside (C_out, nc*HWo) make one
+ * product with an nc times longer reduction (backward_weight_im2col), which saves the
+ * hand-overs between OpenMP and OpenBLAS threads of per-image products where those
+ * are costly (conv2d_im2col_images).
  * The products are nn_cblas_gemm (OpenBLAS, itself multi-threaded); im2col and col2im
  * are OpenMP loops. A 1x1 kernel with stride 1 and no padding needs no im2col: the
  * image (C_in, H*W) already is the column matrix.
@@ -19,16 +24,18 @@
  * need seen so far and reused by every later call (never freed before exit), as
  * darknet's shared scratch buffer.
  *
- * The forward pass and the input gradient of 3x3 stride-1 dilation-1 convolutions may
- * instead run Winograd F(2x2, 3x3) (layers/conv2d_winograd.c, same workspace), as
- * conv2d_algo_cpu decides (DEEP3D_CONV_ALGO, layers/conv2d.h).
+ * The forward pass, the input gradient and the weight gradient of 3x3 stride-1
+ * dilation-1 convolutions may instead run Winograd F(2x2, 3x3) (layers/conv2d_winograd.c,
+ * same workspace), as conv2d_algo_cpu decides (DEEP3D_CONV_ALGO, layers/conv2d.h).
  */
 #include "conv2d.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../nn/status.h"
 #include "conv2d_winograd.h"
@@ -67,33 +74,36 @@ static void valid_range(int off, int stride, int w, int w_out, int *lo, int *hi)
     *hi = b;
 }
 
+/* Row r of the column matrix of one image im (C_in, H_in, W_in): dst (H_out*W_out). */
+static void im2col_row(nn_real *dst, const nn_real *im, const nn_conv_shape *s, int r) {
+    const int kk = s->kh * s->kw;
+    const int c = r / kk, ki = (r % kk) / s->kw, kj = r % s->kw;
+    const nn_real *plane = im + (size_t)c * s->h_in * s->w_in;
+    const int xoff = kj * s->dilation - s->pad;
+    int lo, hi;
+    valid_range(xoff, s->stride, s->w_in, s->w_out, &lo, &hi);
+    for (int oy = 0; oy < s->h_out; oy++, dst += s->w_out) {
+        const int iy = oy * s->stride - s->pad + ki * s->dilation;
+        if (iy < 0 || iy >= s->h_in) {
+            memset(dst, 0, (size_t)s->w_out * sizeof *dst);
+            continue;
+        }
+        const nn_real *src = plane + (size_t)iy * s->w_in + xoff;
+        for (int ox = 0; ox < lo; ox++) dst[ox] = 0;
+        if (s->stride == 1)
+            memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
+        else
+            for (int ox = lo; ox < hi; ox++) dst[ox] = src[(size_t)ox * s->stride];
+        for (int ox = hi; ox < s->w_out; ox++) dst[ox] = 0;
+    }
+}
+
 /* col (C_in*KH*KW, H_out*W_out) from one image im (C_in, H_in, W_in). */
 static void im2col(nn_real *col, const nn_real *im, const nn_conv_shape *s) {
-    const int kk = s->kh * s->kw, rows = s->c_in * kk;
+    const int rows = s->c_in * s->kh * s->kw;
     const size_t hwo = (size_t)s->h_out * s->w_out;
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) {
-        const int c = r / kk, ki = (r % kk) / s->kw, kj = r % s->kw;
-        const nn_real *plane = im + (size_t)c * s->h_in * s->w_in;
-        nn_real *dst = col + (size_t)r * hwo;
-        const int xoff = kj * s->dilation - s->pad;
-        int lo, hi;
-        valid_range(xoff, s->stride, s->w_in, s->w_out, &lo, &hi);
-        for (int oy = 0; oy < s->h_out; oy++, dst += s->w_out) {
-            const int iy = oy * s->stride - s->pad + ki * s->dilation;
-            if (iy < 0 || iy >= s->h_in) {
-                memset(dst, 0, (size_t)s->w_out * sizeof *dst);
-                continue;
-            }
-            const nn_real *src = plane + (size_t)iy * s->w_in + xoff;
-            for (int ox = 0; ox < lo; ox++) dst[ox] = 0;
-            if (s->stride == 1)
-                memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
-            else
-                for (int ox = lo; ox < hi; ox++) dst[ox] = src[(size_t)ox * s->stride];
-            for (int ox = hi; ox < s->w_out; ox++) dst[ox] = 0;
-        }
-    }
+    for (int r = 0; r < rows; r++) im2col_row(col + (size_t)r * hwo, im, s, r);
 }
 
 /* im (C_in, H_in, W_in) += col2im(col): every column entry is added back to the input
@@ -128,7 +138,7 @@ static int is_pointwise(const nn_conv_shape *s) {
 
 int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
                        const nn_real *bias, const nn_conv_shape *s) {
-    const int algo = conv2d_algo_cpu(s, 0);
+    const int algo = conv2d_algo_cpu(s, NN_CONV_DIR_FORWARD);
     if (algo < 0) return -1;
     if (algo == NN_CONV_ALGO_WINOGRAD) return conv2d_winograd_forward_cpu(out, in, weight, bias, s);
     const int ckk = s->c_in * s->kh * s->kw, hwo = s->h_out * s->w_out;
@@ -149,7 +159,7 @@ int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
 
 int conv2d_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *weight,
                              const nn_conv_shape *s) {
-    const int algo = conv2d_algo_cpu(s, 1);
+    const int algo = conv2d_algo_cpu(s, NN_CONV_DIR_BACKWARD_DATA);
     if (algo < 0) return -1;
     if (algo == NN_CONV_ALGO_WINOGRAD) return conv2d_winograd_backward_data_cpu(din, dout, weight, s);
     const int ckk = s->c_in * s->kh * s->kw, hwo = s->h_out * s->w_out;
@@ -170,22 +180,111 @@ int conv2d_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *w
     return 0;
 }
 
-int conv2d_backward_weight_cpu(nn_real *dweight, nn_real *dbias, const nn_real *dout,
-                               const nn_real *in, const nn_conv_shape *s) {
+/* Images per weight-gradient product on the im2col path (conv2d_im2col_images).
+ * Batching saves hand-overs between the OpenMP threads (im2col) and OpenBLAS's own
+ * threads (the products): with libgomp's default wait policy idle OpenMP threads spin,
+ * OpenBLAS's threads spin-yield after each product, and on 2 cores each hand-over can
+ * cost a scheduler slice. Measured (2 threads, a shared 2-core machine, batch 4, time
+ * ratios batched / per-image, medians of A B alternations in one process):
+ *   default wait policy: 3x3 C = K = 128 at 5x12 0.26, C = K = 64 at 20x48 0.36,
+ *   C = 128 -> K = 33 at 40x96 0.77; the adjoints of Deep3D's transposed convolutions
+ *   (33 channels, kernel 2s, stride s, to 40x96 .. 5x12, and to 80x192) 0.54-0.95;
+ *   the RGB input conv (C = 3 -> 64 at 160x384) 0.74;
+ *   OMP_WAIT_POLICY=passive (threads sleep; the hand-overs become cheap): the same
+ *   adjoints 0.99-1.35, C = K = 64 at 20x48 1.13, C = K = 512 at 10x24 1.08, the RGB
+ *   input conv 1.34 (the copies into the larger buffers cost more than they save);
+ *   1x1 C = K = 512 at 10x24, default policy: 1.8-2.6 (the images copied, which the
+ *   per-image products read in place).
+ * Hence: one image at a time for pointwise kernels and when OpenMP threads sleep
+ * (OMP_WAIT_POLICY=passive, or GOMP_SPINCOUNT at most 10000: the environment libgomp
+ * read at start-up); otherwise as many images as fit the workspace budget (the column
+ * matrices and the gathered output gradient of a chunk together), at least 1. */
+enum { WGRAD_BUDGET = 16 << 20 }; /* values: 64 MB in float32 */
+
+static _Atomic int wgrad_chunk_override;
+
+void conv2d_im2col_set_chunk(int images) { atomic_store(&wgrad_chunk_override, images > 0 ? images : 0); }
+
+/* 1 when idle OpenMP threads sleep rather than spin: the variables libgomp read at
+ * start-up (read here at every call: a few dozen string comparisons). */
+static int omp_threads_sleep(void) {
+    const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    char *end = NULL;
+    const double count = spin ? strtod(spin, &end) : 0;
+    return (policy && !strcasecmp(policy, "passive")) || (spin && end != spin && count <= 10000);
+}
+
+int conv2d_im2col_images(const nn_conv_shape *s) {
+    const long ckk = (long)s->c_in * s->kh * s->kw, hwo = (long)s->h_out * s->w_out;
+    long nc = atomic_load(&wgrad_chunk_override);
+    if (nc == 0 && (is_pointwise(s) || omp_threads_sleep())) nc = 1;
+    if (nc == 0) {
+        const long per_image = (ckk + s->c_out) * hwo;
+        nc = per_image > 0 ? WGRAD_BUDGET / per_image : s->n;
+        if (nc < 1) nc = 1;
+    }
+    if (nc > s->n) nc = s->n;
+    return (int)nc;
+}
+
+/* dweight (C_out, CKK) += dout . im2col(in)^T, the images nc at a time: for a chunk of
+ * nc > 1 images the column matrices are laid side by side, col (CKK, nc*HWo), and the
+ * output gradients gathered to match, dcat (C_out, nc*HWo), so one product covers the
+ * chunk (a reduction nc times longer than one image's). With nc = 1 the product reads
+ * dout in place (and, for a pointwise kernel, the image itself as the column matrix). */
+static int backward_weight_im2col(nn_real *dweight, const nn_real *dout, const nn_real *in,
+                                  const nn_conv_shape *s) {
     const int ckk = s->c_in * s->kh * s->kw, hwo = s->h_out * s->w_out;
     const size_t in_sz = (size_t)s->c_in * s->h_in * s->w_in, out_sz = (size_t)s->c_out * hwo;
-    if (dweight) {
-        const int pointwise = is_pointwise(s);
+    const int nc = conv2d_im2col_images(s), pointwise = is_pointwise(s);
+    if (nc <= 0) return 0; /* empty batch */
+    if (nc == 1) {
         nn_real *col = pointwise ? NULL : conv2d_workspace((size_t)ckk * hwo, "conv2d backward weight");
         if (!pointwise && !col) return -1;
         for (int n = 0; n < s->n; n++) {
             const nn_real *im = in + n * in_sz;
             if (!pointwise) im2col(col, im, s);
-            nn_cblas_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->c_out, ckk, hwo, 1,
-                          dout + n * out_sz, hwo, pointwise ? im : col, hwo, 1, dweight, ckk);
+            nn_cblas_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->c_out, ckk, hwo, 1, dout + n * out_sz, hwo,
+                          pointwise ? im : col, hwo, 1, dweight, ckk);
         }
+        return 0;
     }
-    if (dbias) bias_backward_cpu(dbias, dout, s->n, s->c_out, hwo);
+    const size_t ld = (size_t)nc * hwo;
+    nn_real *col = conv2d_workspace(((size_t)ckk + s->c_out) * ld, "conv2d backward weight");
+    if (!col) return -1;
+    nn_real *dcat = col + (size_t)ckk * ld;
+    for (int n0 = 0; n0 < s->n; n0 += nc) {
+        const int cnt = s->n - n0 < nc ? s->n - n0 : nc;
+        const size_t l = (size_t)cnt * hwo; /* this chunk's columns: the row stride of col and dcat */
+        /* one parallel loop over the rows of both matrices and the images of the chunk:
+         * item (j, r) is row r of image j, a column-matrix row for r < CKK, else output
+         * channel r - CKK of dout */
+        const long items = (long)cnt * (ckk + s->c_out);
+#pragma omp parallel for schedule(static)
+        for (long i = 0; i < items; i++) {
+            const int j = (int)(i / (ckk + s->c_out)), r = (int)(i % (ckk + s->c_out));
+            if (r < ckk)
+                im2col_row(col + (size_t)r * l + (size_t)j * hwo, in + (n0 + j) * in_sz, s, r);
+            else
+                memcpy(dcat + (size_t)(r - ckk) * l + (size_t)j * hwo,
+                       dout + (n0 + j) * out_sz + (size_t)(r - ckk) * hwo, (size_t)hwo * sizeof *dcat);
+        }
+        nn_cblas_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->c_out, ckk, (int)l, 1, dcat, (int)l, col, (int)l,
+                      1, dweight, ckk);
+    }
+    return 0;
+}
+
+int conv2d_backward_weight_cpu(nn_real *dweight, nn_real *dbias, const nn_real *dout,
+                               const nn_real *in, const nn_conv_shape *s) {
+    if (dweight) {
+        const int algo = conv2d_algo_cpu(s, NN_CONV_DIR_BACKWARD_WEIGHT);
+        if (algo < 0) return -1;
+        if (algo == NN_CONV_ALGO_WINOGRAD ? conv2d_winograd_backward_weight_cpu(dweight, dout, in, s)
+                                          : backward_weight_im2col(dweight, dout, in, s))
+            return -1;
+    }
+    if (dbias) bias_backward_cpu(dbias, dout, s->n, s->c_out, s->h_out * s->w_out);
     return 0;
 }
 

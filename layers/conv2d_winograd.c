@@ -23,8 +23,13 @@
  *   out            inverse transform of M (OpenMP over output channels)
  * all in the calling thread's conv2d workspace (layers/conv2d.c), so the steady state
  * allocates nothing. The transforms work on segments of up to SEG tiles of one row of
- * tiles, with the tile index innermost, so that their loops vectorise. The weight
- * gradient stays im2col + GEMM (layers/conv2d.c).
+ * tiles, with the tile index innermost, so that their loops vectorise.
+ *
+ * The weight gradient (conv2d_winograd_backward_weight_cpu) reuses the forward tiling:
+ * per chunk, V (16, C, nt) (the forward input transform) and Y (16, K, nt) (A y A^T of
+ * the 2x2 output-gradient tiles) in one OpenMP loop over C + K rows, then 16 products
+ * M[xi] (K, C) += Y[xi] . V[xi]^T reducing over the chunk's tiles (OpenBLAS), and once
+ * per call dweight[k,c] += G^T M[.][k][c] G (OpenMP over output channels).
  */
 #include "conv2d_winograd.h"
 
@@ -86,17 +91,29 @@ int conv2d_winograd_applies(const nn_conv_shape *s) {
  *   C = 3 -> K = 64, 160x384: 0.4 (a reduction over 3 channels makes thin products).
  * With 2 threads (wall clock, machine shared, noisy) at C = K = 128 and 256: forward
  * 1.5-2.1, input gradient 1.1-1.2 (the memory-bound transforms scale less than GEMM).
- * Hence: at least 16 channels each way (Deep3D has none between 3 and 33) and 64 tiles. */
-enum { AUTO_MIN_CHANNELS = 16, AUTO_MIN_TILES = 64 };
+ * Hence: at least 16 channels each way (Deep3D has none between 3 and 33) and 64 tiles.
+ * Weight gradient, 2 threads on a shared 2-core machine, time ratios Winograd /
+ * per-image im2col (medians of A B alternations in one process), with
+ * OMP_WAIT_POLICY=passive (steady): C = K = 512 at 10x24: batch 4 (240 tiles) 0.64,
+ * batch 2 (120) 0.77; at 5x12 batch 4 (60 tiles) 1.08;  C = K = 256 at 10x24 batch 4
+ * 0.71;  C = K = 128 at 20x48: 0.61;  C = K = 64 at 10x24: 0.80;  C = K = 33 at 20x48:
+ * 0.75;  C = 512 -> K = 33 at 10x24: 0.66;  C = 3 -> K = 64 at 160x384: 3.0.  With the
+ * default (spinning) wait policy, noisier and against the batched im2col path: 512
+ * channels at 10x24 batch 4: 0.8, batch 2: 0.85-1.3, 16x16 batch 1 (64 tiles): 1.2;
+ * C = K = 256 at 16x16 batch 1: 1.5. The fixed costs (the 16 (C_out, C_in) products M
+ * and their inverse transform) want more tiles than the forward pass: 128. */
+enum { AUTO_MIN_CHANNELS = 16, AUTO_MIN_TILES = 64, AUTO_MIN_TILES_WGRAD = 128 };
 
-int conv2d_algo_cpu(const nn_conv_shape *s, int backward_data) {
+int conv2d_algo_cpu(const nn_conv_shape *s, int dir) {
     nn_conv_algo a = NN_CONV_ALGO_AUTO;
     if (nn_conv_algo_get(&a)) return -1;
     if (a == NN_CONV_ALGO_IM2COL || !conv2d_winograd_applies(s)) return NN_CONV_ALGO_IM2COL;
     if (a == NN_CONV_ALGO_WINOGRAD) return NN_CONV_ALGO_WINOGRAD;
-    const long h = backward_data ? s->h_in : s->h_out, w = backward_data ? s->w_in : s->w_out;
+    const int on_input = dir == NN_CONV_DIR_BACKWARD_DATA;
+    const long h = on_input ? s->h_in : s->h_out, w = on_input ? s->w_in : s->w_out;
     const long tiles = (long)s->n * ((h + 1) / 2) * ((w + 1) / 2);
-    return s->c_in >= AUTO_MIN_CHANNELS && s->c_out >= AUTO_MIN_CHANNELS && tiles >= AUTO_MIN_TILES
+    const long min_tiles = dir == NN_CONV_DIR_BACKWARD_WEIGHT ? AUTO_MIN_TILES_WGRAD : AUTO_MIN_TILES;
+    return s->c_in >= AUTO_MIN_CHANNELS && s->c_out >= AUTO_MIN_CHANNELS && tiles >= min_tiles
                ? NN_CONV_ALGO_WINOGRAD
                : NN_CONV_ALGO_IM2COL;
 }
@@ -177,60 +194,63 @@ static inline void load_pair(nn_real *e, nn_real *o, const nn_real *row, long x,
     *o = x + 1 >= 0 && x + 1 < w ? row[x + 1] : 0;
 }
 
-/* V (16 matrices xs values apart, each (C, nt)): the transformed 4x4 input tiles t0 ..
- * t0+nt-1 of every channel. The 4 input rows of a segment are first split into even
- * and odd columns (zero outside the image), so tile u reads columns e[u], o[u], e[u+1],
- * o[u+1] of each row. */
-static void input_transform(nn_real *V, size_t xs, const nn_real *in, const wg_geom *g, long t0, int nt) {
+/* V (16 matrices xs values apart, each (C, nt)), row c: the transformed 4x4 input tiles
+ * t0 .. t0+nt-1 of channel c (input_transform: of every channel, in parallel). The 4
+ * input rows of a segment are first split into even and odd columns (zero outside the
+ * image), so tile u reads columns e[u], o[u], e[u+1], o[u+1] of each row. */
+static void input_transform_channel(nn_real *V, size_t xs, const nn_real *in, const wg_geom *g, long t0, int nt,
+                                    int c) {
     const size_t plane = (size_t)g->h * g->w;
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < g->c; c++) {
-        for (long t = t0, cnt; t < t0 + nt; t += cnt) {
-            long n;
-            int ty, tx0;
-            cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
-            const long u0 = t - t0;
-            const nn_real *p = in + ((size_t)n * g->c + c) * plane;
-            nn_real e[4][SEG + 1], o[4][SEG + 1];
-            /* columns x = xa + 2m (e) and xa + 2m + 1 (o), m = 0 .. cnt; m in [ma, mb) reads
-             * both inside the image */
-            const long xa = 2 * tx0 - g->pad;
-            long ma = xa >= 0 ? 0 : (-xa + 1) / 2, mb = xa + 1 < g->w ? (g->w - xa) / 2 : 0;
-            if (mb > cnt + 1) mb = cnt + 1;
-            if (ma > mb) ma = mb;
-            for (int i = 0; i < 4; i++) {
-                const long y = 2 * ty - g->pad + i;
-                if (y < 0 || y >= g->h) {
-                    for (int m = 0; m <= cnt; m++) e[i][m] = o[i][m] = 0;
-                    continue;
-                }
-                const nn_real *row = p + y * g->w;
-                for (long m = ma; m < mb; m++) {
-                    e[i][m] = row[xa + 2 * m];
-                    o[i][m] = row[xa + 2 * m + 1];
-                }
-                for (long m = 0; m < ma; m++) load_pair(&e[i][m], &o[i][m], row, xa + 2 * m, g->w);
-                for (long m = mb; m <= cnt; m++) load_pair(&e[i][m], &o[i][m], row, xa + 2 * m, g->w);
+    for (long t = t0, cnt; t < t0 + nt; t += cnt) {
+        long n;
+        int ty, tx0;
+        cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
+        const long u0 = t - t0;
+        const nn_real *p = in + ((size_t)n * g->c + c) * plane;
+        nn_real e[4][SEG + 1], o[4][SEG + 1];
+        /* columns x = xa + 2m (e) and xa + 2m + 1 (o), m = 0 .. cnt; m in [ma, mb) reads
+         * both inside the image */
+        const long xa = 2 * tx0 - g->pad;
+        long ma = xa >= 0 ? 0 : (-xa + 1) / 2, mb = xa + 1 < g->w ? (g->w - xa) / 2 : 0;
+        if (mb > cnt + 1) mb = cnt + 1;
+        if (ma > mb) ma = mb;
+        for (int i = 0; i < 4; i++) {
+            const long y = 2 * ty - g->pad + i;
+            if (y < 0 || y >= g->h) {
+                for (int m = 0; m <= cnt; m++) e[i][m] = o[i][m] = 0;
+                continue;
             }
-            /* a[i][j] = (d B)[i][j] for every tile of the segment, then v = B^T (d B) */
-            nn_real a[4][4][SEG];
-            for (int i = 0; i < 4; i++)
-                for (int u = 0; u < cnt; u++) {
-                    a[i][0][u] = e[i][u] - e[i][u + 1];
-                    a[i][1][u] = o[i][u] + e[i][u + 1];
-                    a[i][2][u] = e[i][u + 1] - o[i][u];
-                    a[i][3][u] = o[i][u] - o[i][u + 1];
-                }
-            nn_real *restrict dst = V + (size_t)c * nt + u0;
-            for (int j = 0; j < 4; j++)
-                for (int u = 0; u < cnt; u++) {
-                    dst[(0 + j) * xs + u] = a[0][j][u] - a[2][j][u];
-                    dst[(4 + j) * xs + u] = a[1][j][u] + a[2][j][u];
-                    dst[(8 + j) * xs + u] = a[2][j][u] - a[1][j][u];
-                    dst[(12 + j) * xs + u] = a[1][j][u] - a[3][j][u];
-                }
+            const nn_real *row = p + y * g->w;
+            for (long m = ma; m < mb; m++) {
+                e[i][m] = row[xa + 2 * m];
+                o[i][m] = row[xa + 2 * m + 1];
+            }
+            for (long m = 0; m < ma; m++) load_pair(&e[i][m], &o[i][m], row, xa + 2 * m, g->w);
+            for (long m = mb; m <= cnt; m++) load_pair(&e[i][m], &o[i][m], row, xa + 2 * m, g->w);
         }
+        /* a[i][j] = (d B)[i][j] for every tile of the segment, then v = B^T (d B) */
+        nn_real a[4][4][SEG];
+        for (int i = 0; i < 4; i++)
+            for (int u = 0; u < cnt; u++) {
+                a[i][0][u] = e[i][u] - e[i][u + 1];
+                a[i][1][u] = o[i][u] + e[i][u + 1];
+                a[i][2][u] = e[i][u + 1] - o[i][u];
+                a[i][3][u] = o[i][u] - o[i][u + 1];
+            }
+        nn_real *restrict dst = V + (size_t)c * nt + u0;
+        for (int j = 0; j < 4; j++)
+            for (int u = 0; u < cnt; u++) {
+                dst[(0 + j) * xs + u] = a[0][j][u] - a[2][j][u];
+                dst[(4 + j) * xs + u] = a[1][j][u] + a[2][j][u];
+                dst[(8 + j) * xs + u] = a[2][j][u] - a[1][j][u];
+                dst[(12 + j) * xs + u] = a[1][j][u] - a[3][j][u];
+            }
     }
+}
+
+static void input_transform(nn_real *V, size_t xs, const nn_real *in, const wg_geom *g, long t0, int nt) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < g->c; c++) input_transform_channel(V, xs, in, g, t0, nt, c);
 }
 
 /* out tiles t0 .. t0+nt-1 (=, or += when accumulate) from M (16 matrices xs values
@@ -350,4 +370,113 @@ int conv2d_winograd_backward_data_cpu(nn_real *din, const nn_real *dout, const n
     wg_geom g = {s->n, s->c_out, s->h_out, s->w_out, s->c_in, s->h_in, s->w_in, 2 - s->pad, 0, 0};
     geom_tiles(&g);
     return wg_conv(din, 1, NULL, dout, &g, weight + 8, 9L * s->c_in, 9, -1, 1, "conv2d winograd backward data");
+}
+
+/* ---- weight gradient ------------------------------------------------------------------ */
+
+/* Wd (16 matrices xs values apart, each (K, nt)), row k: the transforms A y A^T of the
+ * 2x2 output-gradient tiles t0 .. t0+nt-1 of channel k (zero beyond the output: the
+ * last tile row or column may be partial), A = (A^T)^T = [1 0; 1 1; 1 -1; 0 -1]. */
+static void dout_transform_channel(nn_real *Wd, size_t xs, const nn_real *dout, const wg_geom *g, long t0, int nt,
+                                   int k) {
+    const size_t plane = (size_t)g->ho * g->wo;
+    for (long t = t0, cnt; t < t0 + nt; t += cnt) {
+        long n;
+        int ty, tx0;
+        cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
+        const long u0 = t - t0;
+        const nn_real *p = dout + ((size_t)n * g->k + k) * plane;
+        const int rows = 2 * ty + 1 < g->ho ? 2 : 1;
+        const int pairs = 2 * (tx0 + cnt) <= g->wo ? (int)cnt : (int)cnt - 1; /* whole 2x2 tiles */
+        nn_real y[2][2][SEG]; /* y[a][b][u]: tile u's value at row a, column b */
+        for (int a = 0; a < 2; a++) {
+            if (a >= rows) {
+                for (int u = 0; u < cnt; u++) y[a][0][u] = y[a][1][u] = 0;
+                continue;
+            }
+            const nn_real *row = p + (size_t)(2 * ty + a) * g->wo + 2 * tx0;
+            for (int u = 0; u < pairs; u++) y[a][0][u] = row[2 * u], y[a][1][u] = row[2 * u + 1];
+            if (pairs < cnt) y[a][0][pairs] = row[2 * pairs], y[a][1][pairs] = 0;
+        }
+        /* h = A y (4x2), then A y A^T = h A^T (4x4) */
+        nn_real h[4][2][SEG];
+        for (int b = 0; b < 2; b++)
+            for (int u = 0; u < cnt; u++) {
+                h[0][b][u] = y[0][b][u];
+                h[1][b][u] = y[0][b][u] + y[1][b][u];
+                h[2][b][u] = y[0][b][u] - y[1][b][u];
+                h[3][b][u] = -y[1][b][u];
+            }
+        nn_real *restrict dst = Wd + (size_t)k * nt + u0;
+        for (int i = 0; i < 4; i++)
+            for (int u = 0; u < cnt; u++) {
+                dst[(4 * i + 0) * xs + u] = h[i][0][u];
+                dst[(4 * i + 1) * xs + u] = h[i][0][u] + h[i][1][u];
+                dst[(4 * i + 2) * xs + u] = h[i][0][u] - h[i][1][u];
+                dst[(4 * i + 3) * xs + u] = -h[i][1][u];
+            }
+    }
+}
+
+/* dweight (K, C, 3, 3) += G^T M[.][k][c] G for every (k, c), M 16 matrices (K, C) ms
+ * values apart. */
+static void filter_grad_transform(nn_real *dweight, const nn_real *M, size_t ms, int K, int C) {
+    const nn_real h = (nn_real)0.5;
+#pragma omp parallel for schedule(static) if ((long)K * C >= 16384)
+    for (int k = 0; k < K; k++)
+        for (int c0 = 0; c0 < C; c0 += SEG) {
+            const int cnt = C - c0 < SEG ? C - c0 : SEG;
+            const nn_real *src = M + (size_t)k * C + c0;
+            nn_real a[3][4][SEG]; /* a = G^T m */
+            for (int j = 0; j < 4; j++)
+                for (int q = 0; q < cnt; q++) {
+                    const nn_real m0 = src[j * ms + q], m1 = src[(4 + j) * ms + q], m2 = src[(8 + j) * ms + q],
+                                  m3 = src[(12 + j) * ms + q];
+                    a[0][j][q] = m0 + h * (m1 + m2);
+                    a[1][j][q] = h * (m1 - m2);
+                    a[2][j][q] = h * (m1 + m2) + m3;
+                }
+            nn_real *dst = dweight + ((size_t)k * C + c0) * 9;
+            for (int q = 0; q < cnt; q++)
+                for (int i = 0; i < 3; i++) { /* r = a G */
+                    dst[9 * q + 3 * i + 0] += a[i][0][q] + h * (a[i][1][q] + a[i][2][q]);
+                    dst[9 * q + 3 * i + 1] += h * (a[i][1][q] - a[i][2][q]);
+                    dst[9 * q + 3 * i + 2] += h * (a[i][1][q] + a[i][2][q]) + a[i][3][q];
+                }
+        }
+}
+
+int conv2d_winograd_backward_weight_cpu(nn_real *dweight, const nn_real *dout, const nn_real *in,
+                                        const nn_conv_shape *s) {
+    if (!conv2d_winograd_applies(s))
+        return nn_fail("conv2d winograd backward weight: kernel %dx%d, stride %d, dilation %d (needs 3x3, "
+                       "stride 1, dilation 1)", s->kh, s->kw, s->stride, s->dilation);
+    /* the forward geometry: input tiles of x, output tiles of dout */
+    wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0};
+    geom_tiles(&g);
+    const long total = (long)g.n * g.tiles_y * g.tiles_x;
+    if (total == 0) return 0; /* an empty batch adds nothing */
+    const int nt = chunk_tiles(&g, total);
+    const size_t ms = mat_stride((size_t)g.k * g.c), vs = mat_stride((size_t)g.c * nt),
+                 ws = mat_stride((size_t)g.k * nt);
+    nn_real *M = conv2d_workspace(16 * (ms + vs + ws), "conv2d winograd backward weight");
+    if (!M) return -1;
+    nn_real *V = M + 16 * ms, *Wd = V + 16 * vs;
+    for (long t0 = 0; t0 < total; t0 += nt) {
+        const int cnt = (int)(total - t0 < nt ? total - t0 : nt);
+        const size_t xv = mat_stride((size_t)g.c * cnt), xw = mat_stride((size_t)g.k * cnt);
+        /* both transforms in one parallel loop (one hand-over between OpenMP and OpenBLAS
+         * threads per chunk less) */
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < g.c + g.k; r++)
+            if (r < g.c)
+                input_transform_channel(V, xv, in, &g, t0, cnt, r);
+            else
+                dout_transform_channel(Wd, xw, dout, &g, t0, cnt, r - g.c);
+        for (int xi = 0; xi < 16; xi++) /* M[xi] (K, C) (+)= Wd[xi] (K, cnt) . V[xi]^T (cnt, C) */
+            nn_cblas_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.k, g.c, cnt, 1, Wd + xi * xw, cnt,
+                          V + xi * xv, cnt, t0 ? 1 : 0, M + xi * ms, g.c);
+    }
+    filter_grad_transform(dweight, M, ms, g.k, g.c);
+    return 0;
 }

@@ -20,7 +20,10 @@
  * Used for 3x3 convolutions with stride 1 and dilation 1 (any padding, odd sizes
  * handled by partial tiles): the forward pass, and the input gradient, which is the
  * 3x3 stride-1 convolution of dout with the filters rotated by 180 degrees and the
- * channels swapped, with padding 2 - pad. The weight gradient stays im2col + GEMM.
+ * channels swapped, with padding 2 - pad; and the weight gradient, F(3x3, 2x2) by the
+ * same trilinear form (conv2d_winograd_backward_weight_cpu below: the forward pass's
+ * input transform, the output-gradient transform A y A^T, 16 products reducing over the
+ * tiles, and the inverse transform G^T M G).
  */
 #ifndef LAYERS_CONV2D_WINOGRAD_H
 #define LAYERS_CONV2D_WINOGRAD_H
@@ -51,14 +54,21 @@ void nn_conv_algo_set(nn_conv_algo algo);
 /* 1 when the Winograd kernels apply to s: a 3x3 kernel, stride 1, dilation 1. */
 int conv2d_winograd_applies(const nn_conv_shape *s);
 
+/* Which CPU kernel conv2d_algo_cpu decides for. */
+typedef enum {
+    NN_CONV_DIR_FORWARD = 0,         /* conv2d_forward_cpu */
+    NN_CONV_DIR_BACKWARD_DATA = 1,   /* conv2d_backward_data_cpu */
+    NN_CONV_DIR_BACKWARD_WEIGHT = 2, /* conv2d_backward_weight_cpu */
+} nn_conv_dir;
+
 /* The algorithm the CPU kernels use for s under the current setting:
  * NN_CONV_ALGO_IM2COL or NN_CONV_ALGO_WINOGRAD; -1 + nn_fail on a bad setting.
- * `backward_data` picks conv2d_backward_data_cpu (else conv2d_forward_cpu). Auto picks
- * Winograd when it applies, both channel counts are >= 16 and the result has at least
- * 64 2x2 tiles in all (N * ceil(H_out/2) * ceil(W_out/2) for the forward pass,
- * N * ceil(H_in/2) * ceil(W_in/2) for the input gradient); see layers/conv2d_winograd.c
- * for the measurements behind these bounds. */
-int conv2d_algo_cpu(const nn_conv_shape *s, int backward_data);
+ * `dir` (an nn_conv_dir) names the kernel. Auto picks Winograd when it applies, both
+ * channel counts are >= 16 and there are at least 64 2x2 tiles in all (forward pass:
+ * N * ceil(H_out/2) * ceil(W_out/2); input gradient: N * ceil(H_in/2) * ceil(W_in/2)),
+ * or at least 128 for the weight gradient (tiles of the output, as the forward pass);
+ * see layers/conv2d_winograd.c for the measurements behind these bounds. */
+int conv2d_algo_cpu(const nn_conv_shape *s, int dir);
 
 /* Winograd kernels, same contracts as conv2d_forward_cpu and conv2d_backward_data_cpu
  * (layers/conv2d.h) for a shape where conv2d_winograd_applies (any padding):
@@ -76,9 +86,36 @@ int conv2d_winograd_forward_cpu(nn_real *out, const nn_real *in, const nn_real *
 int conv2d_winograd_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *weight,
                                       const nn_conv_shape *s);
 
+/* Winograd weight gradient, same contract as conv2d_backward_weight_cpu (layers/conv2d.h)
+ * without the bias: dweight (C_out, C_in, 3, 3) += the weight gradient for the input
+ * in (N, C_in, H_in, W_in) and the output gradient dout (N, C_out, H_out, W_out), for a
+ * shape where conv2d_winograd_applies (any padding). Lavin & Gray 2016 section 5 (the
+ * weight gradient is F(3x3, 2x2): a correlation of 4x4 input tiles with the 2x2 output-
+ * gradient tiles): by the same trilinear form as the forward pass,
+ *     dW[k,c] += G^T [ sum over tiles t of (A y[k,t] A^T) (.) (B^T d[c,t] B) ] G
+ * i.e. 16 products M[xi] (C_out, C_in) += Y[xi] (C_out, T) . V[xi]^T (T, C_in) with the
+ * input transform V of the forward pass, the output-gradient transform Y = A y A^T, and
+ * the inverse transform G^T M G once per call. Rounding error as im2col + GEMM's
+ * (measured at C = K = 128, 12x20, batch 2, float32: 5.4e-7 of the gradient's scale,
+ * against 5.3e-7; tests/test_conv_wgrad.c). Workspace: 16*C_out*C_in values for M
+ * plus 16*(C_in + C_out) per tile of a chunk (chunks as in the forward pass); -1 +
+ * nn_fail when it cannot be allocated, or when the shape does not apply. */
+int conv2d_winograd_backward_weight_cpu(nn_real *dweight, const nn_real *dout, const nn_real *in,
+                                        const nn_conv_shape *s);
+
 /* Tests: process the tiles in chunks of at most `tiles` (> 0), or, with 0, in chunks
- * sized to the workspace budget (the default). */
+ * sized to the workspace budget (the default). Applies to the three Winograd kernels. */
 void conv2d_winograd_set_chunk(int tiles);
+
+/* The images per product of the im2col weight gradient (layers/conv2d.c) for s: the
+ * column matrices of several images side by side make one product with a longer
+ * reduction. By default (see layers/conv2d.c for the measurements) 1 for a pointwise
+ * kernel, and 1 when idle OpenMP threads sleep (OMP_WAIT_POLICY=passive or
+ * GOMP_SPINCOUNT <= 10000 in the environment), else as many as fit a 64 MB workspace;
+ * never more than N. conv2d_im2col_set_chunk(images > 0) forces `images` (tests), 0
+ * restores the default. */
+int conv2d_im2col_images(const nn_conv_shape *s);
+void conv2d_im2col_set_chunk(int images);
 
 /* The per-thread workspace shared by the CPU convolution kernels (layers/conv2d.c):
  * room for n values, grown on demand and kept for reuse; NULL + nn_fail("<who>: out
