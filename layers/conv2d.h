@@ -11,15 +11,18 @@
  * (floor), W_out likewise. Any kernel size, stride >= 1, padding >= 0, dilation >= 1.
  * Records a node when the graph records and x, weight or bias requires a gradient;
  * backward computes only the gradients of the tensors that require one.
- * CPU: im2col + GEMM per image (layers/conv2d.c), or for 3x3 stride-1 dilation-1
- * convolutions Winograd F(2x2, 3x3) (layers/conv2d_winograd.c; forward and input
- * gradient, the weight gradient is always im2col + GEMM). Source: LeCun et al. 1998; the
+ * CPU: im2col + GEMM (layers/conv2d.c; the weight gradient may put several images in one
+ * product, conv2d_im2col_images), or for 3x3 stride-1 dilation-1 convolutions Winograd
+ * (layers/conv2d_winograd.c: F(2x2, 3x3) for the forward pass and the input gradient,
+ * F(3x3, 2x2) for the weight gradient), as conv2d_algo_cpu chooses per shape and
+ * direction. Source: LeCun et al. 1998; the
  * im2col formulation of Chellapilla, Puri & Simard 2006 (Caffe); Lavin & Gray 2016.
  *
  * The environment variable DEEP3D_CONV_ALGO, read once at the first CPU convolution,
  * picks the CPU algorithm (layers/conv2d_winograd.h, nn_conv_algo_set overrides it):
  *   auto      (default, also when unset or empty) Winograd where it is expected to be
  *             faster: 3x3, stride 1, dilation 1, C_in and C_out >= 16, >= 64 tiles
+ *             (>= 128 output tiles for the weight gradient)
  *   im2col    im2col + GEMM everywhere
  *   winograd  Winograd for every 3x3 stride-1 dilation-1 convolution
  * Any other value makes every CPU convolution fail with a message naming it.

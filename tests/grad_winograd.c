@@ -1,7 +1,7 @@
 /* Finite-difference gradient checks (float64 build) of nn_conv2d and of the 3x3
  * stride-1 nn_conv_transpose2d with the Winograd path forced (nn_conv_algo_set), so
- * that the forward pass and the input gradient run through layers/conv2d_winograd.c
- * (the weight gradient is im2col + GEMM either way). */
+ * that the forward pass, the input gradient and the weight gradient run through
+ * layers/conv2d_winograd.c. */
 #include "../layers/conv2d_winograd.h"
 #include "testutil.h"
 

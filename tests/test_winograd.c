@@ -235,8 +235,8 @@ Test(winograd, default_chunks_match_im2col) {
     free(ref), free(x), free(w), free(b), free(init), free(y[0]), free(y[1]), free(dx[0]), free(dx[1]);
 }
 
-/* Through the ops with Winograd forced: nn_conv2d (forward + autograd, the weight
- * gradient by im2col) and nn_conv_transpose2d with a 3x3 stride-1 kernel (whose forward
+/* Through the ops with Winograd forced: nn_conv2d (forward + autograd, every gradient
+ * by Winograd) and nn_conv_transpose2d with a 3x3 stride-1 kernel (whose forward
  * pass is conv2d_backward_data) against the im2col path. */
 Test(winograd, ops_match_the_im2col_path) {
     nn_tensor *x = tu_uniform4(2, 6, 9, 8, -1, 1, 11), *w = tu_uniform4(5, 6, 3, 3, -1, 1, 12),
