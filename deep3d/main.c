@@ -1,6 +1,8 @@
 /* deep3d: automatic 2D-to-3D conversion (Xie, Girshick, Farhadi, Deep3D, ECCV 2016). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 
@@ -21,7 +23,20 @@ static void usage(FILE *out) {
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
 }
 
+/* OpenMP threads that spin while they wait take the cores from OpenBLAS's own threads
+ * (its matrix products run between our OpenMP loops): a Deep3D training step on 2 cores
+ * took 11-13 s with spinning threads and 1.9-2.1 s with sleeping ones, measured
+ * alternately in one run (bench/README.md). libgomp reads OMP_WAIT_POLICY once, when the
+ * process starts, so when the user has not chosen a policy we set "passive" and start
+ * the program again; if that fails, it goes on with the default. */
+static void prefer_passive_openmp(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv) {
+    prefer_passive_openmp(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
