@@ -1,5 +1,6 @@
 /* Inference rendering: see render.h for the formulas, layouts and conventions. */
 #include "render.h"
+#include "render_cuda.h"
 
 #include <math.h>
 #include <omp.h>
@@ -14,29 +15,11 @@
  * count[i] - 1 with weights w[i * max_taps + j] (normalised to sum 1). Tent filter of
  * half-width max(1, n_in / n_out) input pixels around the centre (i + 0.5) * n_in /
  * n_out (pixel-area convention; PIL's BILINEAR filter). */
-typedef struct {
-    int n_in, n_out, max_taps;
-    int *first, *count;
-    nn_real *w;
-} axis_filter;
+typedef render_axis_table axis_filter;
 
-static void axis_filter_free(axis_filter *f) {
-    free(f->first), free(f->count), free(f->w);
-    memset(f, 0, sizeof *f);
-}
-
-static int axis_filter_init(axis_filter *f, int n_in, int n_out) {
-    memset(f, 0, sizeof *f);
-    double scale = (double)n_in / n_out, support = scale > 1 ? scale : 1.0;
-    f->n_in = n_in, f->n_out = n_out, f->max_taps = (int)ceil(2 * support) + 3;
-    f->first = malloc((size_t)n_out * sizeof *f->first);
-    f->count = malloc((size_t)n_out * sizeof *f->count);
-    f->w = malloc((size_t)n_out * (size_t)f->max_taps * sizeof *f->w);
-    double *tw = malloc((size_t)f->max_taps * sizeof *tw);
-    if (!f->first || !f->count || !f->w || !tw) {
-        free(tw), axis_filter_free(f);
-        return nn_fail("render: out of memory for a %d -> %d resampling table", n_in, n_out);
-    }
+void render_axis_table_fill(render_axis_table *f, double *tw) {
+    const int n_in = f->n_in, n_out = f->n_out;
+    const double scale = (double)n_in / n_out, support = scale > 1 ? scale : 1.0;
     for (int i = 0; i < n_out; i++) {
         double centre = (i + 0.5) * scale;
         int lo = (int)floor(centre - support - 0.5), hi = (int)ceil(centre + support - 0.5);
@@ -57,6 +40,26 @@ static int axis_filter_init(axis_filter *f, int n_in, int n_out) {
         f->first[i] = first, f->count[i] = count;
         for (int j = 0; j < count; j++) f->w[(size_t)i * f->max_taps + j] = (nn_real)(tw[j] / total);
     }
+}
+
+static void axis_filter_free(axis_filter *f) {
+    free(f->first), free(f->count), free(f->w);
+    memset(f, 0, sizeof *f);
+}
+
+static int axis_filter_init(axis_filter *f, int n_in, int n_out) {
+    memset(f, 0, sizeof *f);
+    double scale = (double)n_in / n_out, support = scale > 1 ? scale : 1.0;
+    f->n_in = n_in, f->n_out = n_out, f->max_taps = (int)ceil(2 * support) + 3;
+    f->first = malloc((size_t)n_out * sizeof *f->first);
+    f->count = malloc((size_t)n_out * sizeof *f->count);
+    f->w = malloc((size_t)n_out * (size_t)f->max_taps * sizeof *f->w);
+    double *tw = malloc((size_t)f->max_taps * sizeof *tw);
+    if (!f->first || !f->count || !f->w || !tw) {
+        free(tw), axis_filter_free(f);
+        return nn_fail("render: out of memory for a %d -> %d resampling table", n_in, n_out);
+    }
+    render_axis_table_fill(f, tw);
     free(tw);
     return 0;
 }

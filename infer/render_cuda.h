@@ -69,6 +69,11 @@ typedef struct {
     nn_real *w;   /* (n_out, max_taps) */
 } render_axis_table;
 
+/* Fills f->first, f->count and f->w for f->n_in -> f->n_out (max_taps already set and
+ * the arrays allocated); tw is scratch of max_taps doubles. Defined in render.c: the CPU
+ * and the GPU paths resample with the same table. */
+void render_axis_table_fill(render_axis_table *f, double *tw);
+
 /* Most windows that may cover one source pixel (the kernels keep one weight per
  * covering window in registers). The default plan covers a pixel at most 3 times;
  * only a min_overlap close to 1 exceeds this, and render_cuda_plan_make then fails. */

@@ -26,32 +26,6 @@
 
 namespace {
 
-/* render.c's axis_filter_init, same formula and order of operations. first/count/w
- * point into the caller's block; tw is scratch of max_taps doubles. */
-void axis_table_fill(render_axis_table *f, double *tw) {
-    const int n_in = f->n_in, n_out = f->n_out;
-    double scale = (double)n_in / n_out, support = scale > 1 ? scale : 1.0;
-    for (int i = 0; i < n_out; i++) {
-        double centre = (i + 0.5) * scale;
-        int lo = (int)floor(centre - support - 0.5), hi = (int)ceil(centre + support - 0.5);
-        if (lo < 0) lo = 0;
-        if (hi > n_in - 1) hi = n_in - 1;
-        int first = -1, count = 0;
-        double total = 0;
-        for (int j = lo; j <= hi; j++) {
-            double t = 1.0 - fabs((j + 0.5 - centre) / support);
-            if (t <= 0) {
-                if (first >= 0) break;
-                continue;
-            }
-            if (first < 0) first = j;
-            tw[count++] = t, total += t;
-        }
-        f->first[i] = first, f->count[i] = count;
-        for (int j = 0; j < count; j++) f->w[(size_t)i * f->max_taps + j] = (nn_real)(tw[j] / total);
-    }
-}
-
 int axis_taps(int n_in, int n_out) {
     double scale = (double)n_in / n_out, support = scale > 1 ? scale : 1.0;
     return (int)ceil(2 * support) + 3;
@@ -139,7 +113,7 @@ extern "C" int render_cuda_plan_make(render_cuda_plan *p, const render_config *c
     p->block = block, p->bytes = bytes;
     memcpy(p->win, tmp, (size_t)n * sizeof *tmp);
     free(tmp);
-    for (render_axis_table *t : {&p->in_x, &p->in_y, &p->out_x, &p->out_y}) axis_table_fill(t, tw);
+    for (render_axis_table *t : {&p->in_x, &p->in_y, &p->out_x, &p->out_y}) render_axis_table_fill(t, tw);
     free(tw);
     for (int k = 0; k < p->D; k++) { /* render.c's shift_table_init */
         double u = -s * (p->dmin + k), f = floor(u);
@@ -175,7 +149,6 @@ extern "C" void render_cuda_plan_rebase(render_cuda_plan *out, const render_cuda
 /* ---- kernels ---------------------------------------------------------------------------- */
 
 namespace {
-
 /* One thread per window value (i, c, y, x), x fastest. */
 __global__ void crop_resize_kernel(float *windows, const __grid_constant__ render_cuda_plan p, const float *left,
                                    size_t total) {
@@ -245,7 +218,6 @@ struct render_cuda_job {
 };
 
 namespace {
-
 void job_release_inputs(render_cuda_job *j) {
     /* the allocator is ordered on the compute stream: queued kernels still read them */
     if (j->dblock) j->be->release(j->dblock);

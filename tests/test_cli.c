@@ -39,28 +39,11 @@
 
 static char root[64];
 
-static void make_root(void) {
-    strcpy(root, "/tmp/deep3d_test_cli_XXXXXX");
-    cr_assert_not_null(mkdtemp(root), "mkdtemp: %s", strerror(errno));
-}
+static void make_root(void) { tu_tmpdir(root, "deep3d_test_cli"); }
+static void remove_root(void) { tu_rmtree(root); }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void remove_root(void) {
-    if (root[0]) nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* root + "/" + name (static buffers in rotation). */
-static const char *P(const char *name) {
-    static char bufs[16][512];
-    static int k;
-    char *b = bufs[k++ & 15];
-    snprintf(b, sizeof bufs[0], "%s/%s", root, name);
-    return b;
-}
+/* root + "/" + name */
+static const char *P(const char *name) { return tu_join(root, name); }
 
 static void mkdir_in(const char *name) { cr_assert_eq(mkdir(P(name), 0755), 0, "mkdir %s: %s", name, strerror(errno)); }
 

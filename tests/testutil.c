@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -213,4 +214,26 @@ void tc_expect_error(const tc_result *r, const char *what, ...) {
     for (const char *s; (s = va_arg(ap, const char *));)
         cr_assert(strstr(r->err, s), "%s: stderr does not name '%s': %s", what, s, r->err);
     va_end(ap);
+}
+
+void tu_tmpdir(char *buf, const char *prefix) {
+    snprintf(buf, 64, "/tmp/%s_XXXXXX", prefix);
+    cr_assert_not_null(mkdtemp(buf), "mkdtemp: %s", strerror(errno));
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void tu_rmtree(const char *path) {
+    if (path[0]) nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *tu_join(const char *dir, const char *name) {
+    static char bufs[16][512];
+    static int k;
+    char *b = bufs[k++ & 15];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+    return b;
 }

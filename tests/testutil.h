@@ -45,6 +45,15 @@ typedef nn_tensor *(*tu_forward_fn)(nn_graph *g, nn_tensor **inputs, void *ctx);
 void tu_gradcheck(const char *name, tu_forward_fn fn, nn_tensor **inputs, int n_inputs, void *ctx,
                   double h, double atol, double rtol, int max_per_input, double max_skip_frac);
 
+/* A fresh folder "/tmp/<prefix>_XXXXXX" written into buf (at least 64 bytes). */
+void tu_tmpdir(char *buf, const char *prefix);
+
+/* Removes a folder and everything below it (nothing when path is empty). */
+void tu_rmtree(const char *path);
+
+/* dir + "/" + name, in one of 16 static buffers used in rotation. */
+const char *tu_join(const char *dir, const char *name);
+
 /* A finished run of the deep3d binary. */
 typedef struct tc_result {
     int exited;  /* 1: exited normally; 0: killed by a signal */
