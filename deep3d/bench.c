@@ -92,7 +92,7 @@ int cmd_bench(int argc, char **argv) {
          "math of the CUDA backend: fp32, tf32 or bf16 (default: fp32; the CPU computes in fp32 only)", 0, 0,
          "fp32|tf32|bf16"},
         {"json", CLI_FLAG, &json, NULL, "print one JSON object", 0, 0, NULL},
-        {"profile", CLI_FLAG, &profile, NULL, "print a table of time per op (training mode)", 0, 0, NULL},
+        {"profile", CLI_FLAG, &profile, NULL, "print a table of time per op", 0, 0, NULL},
         {0},
     };
     const char *pos[1];
@@ -134,6 +134,7 @@ int cmd_bench(int argc, char **argv) {
         double t0 = deep3d_now();
         nn_graph g;
         nn_graph_init(&g, train);
+        if (profile) g.recording = 1; /* the profile times recorded ops; inference keeps its semantics */
         nn_tensor *pred = NULL, *prob = NULL, *loss = NULL;
         int err = deep3d_forward(&m, &g, left, &pred, &prob);
         if (!err && train) {
