@@ -1,5 +1,5 @@
-/* Winograd F(2x2, 3x3) convolution on the CPU (Lavin & Gray 2016; formulas and
- * layouts in layers/conv2d_winograd.h), and the choice of algorithm.
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution on the CPU (Lavin & Gray 2016;
+ * formulas and layouts in layers/conv2d_winograd.h), and the choice of algorithm.
  *
  * One "core" convolution serves both directions:
  *   out[n,k,y,x] (=, or += when accumulating) bias[k] +
@@ -12,7 +12,8 @@
  *                   i.e. a correlation with the rotated filter and padding 2 - pad).
  *
  * The output is covered by 2x2 tiles (the last row/column of tiles partial when Ho or
- * Wo is odd), numbered t = (n*tiles_y + ty)*tiles_x + tx across the whole batch, so
+ * Wo is odd; with F(4x4, 3x3), 4x4 tiles of 6x6 inputs, and 36 matrices instead of the
+ * 16 below), numbered t = (n*tiles_y + ty)*tiles_x + tx across the whole batch, so
  * that small late layers still give wide matrix products. The tiles are processed in
  * chunks of nt (chunk_tiles: a 64 MB budget, so few chunks and few thread hand-overs
  * between OpenMP and OpenBLAS):
@@ -50,11 +51,13 @@ int nn_conv_algo_parse(const char *text, nn_conv_algo *out) {
         *out = NN_CONV_ALGO_AUTO;
     else if (!strcmp(text, "im2col"))
         *out = NN_CONV_ALGO_IM2COL;
-    else if (!strcmp(text, "winograd"))
+    else if (!strcmp(text, "winograd") || !strcmp(text, "winograd2"))
         *out = NN_CONV_ALGO_WINOGRAD;
+    else if (!strcmp(text, "winograd4"))
+        *out = NN_CONV_ALGO_WINOGRAD4;
     else
-        return nn_fail("DEEP3D_CONV_ALGO: unknown convolution algorithm \"%.40s\" (use im2col, winograd "
-                       "or auto)", text);
+        return nn_fail("DEEP3D_CONV_ALGO: unknown convolution algorithm \"%.40s\" (use im2col, winograd, "
+                       "winograd2, winograd4 or auto)", text);
     return 0;
 }
 
@@ -69,8 +72,8 @@ int nn_conv_algo_get(nn_conv_algo *out) {
     }
     if (v == SETTING_BAD) {
         const char *env = getenv("DEEP3D_CONV_ALGO");
-        return nn_fail("DEEP3D_CONV_ALGO: unknown convolution algorithm \"%.40s\" (use im2col, winograd "
-                       "or auto)", env ? env : "");
+        return nn_fail("DEEP3D_CONV_ALGO: unknown convolution algorithm \"%.40s\" (use im2col, winograd, "
+                       "winograd2, winograd4 or auto)", env ? env : "");
     }
     *out = (nn_conv_algo)v;
     return 0;
@@ -104,11 +107,24 @@ int conv2d_winograd_applies(const nn_conv_shape *s) {
  * and their inverse transform) want more tiles than the forward pass: 128. */
 enum { AUTO_MIN_CHANNELS = 16, AUTO_MIN_TILES = 64, AUTO_MIN_TILES_WGRAD = 128 };
 
+/* F(4x4, 3x3) rather than F(2x2, 3x3) under auto, by the number of 4x4 tiles. Time
+ * ratios F(4x4) / F(2x2), N = 1, C = K, padding 1, 2 threads (OMP_WAIT_POLICY=passive)
+ * on the shared 2-core AVX-512 machine (medians of 7 A B alternations of 5 calls in one
+ * process; load ~2 from other jobs, so +-10%), forward / input gradient:
+ *   C = 64, 160x384 (3840 tiles): 0.83 / 0.91;  C = 128, 80x192 (960): 0.89 / 0.74;
+ *   C = 256, 40x96 (240): 0.97 / 0.91;  C = 512, 20x48 (60): 1.29 / 1.48;
+ *   C = 512, 10x24 (18): 1.84 / 1.89.
+ * F(4x4) saves 28 of 64 multiply-adds per 4x4 outputs but builds and reads a filter
+ * transform 36/16 the size of F(2x2)'s (36 K C values) once per call, and its 36
+ * products are thin when there are few tiles; the cost per tile does not depend on the
+ * channel counts to first order, so the bound is a tile count: 200. */
+enum { AUTO4_MIN_TILES = 200 };
+
 int conv2d_algo_cpu(const nn_conv_shape *s, int dir) {
     nn_conv_algo a = NN_CONV_ALGO_AUTO;
     if (nn_conv_algo_get(&a)) return -1;
     if (a == NN_CONV_ALGO_IM2COL || !conv2d_winograd_applies(s)) return NN_CONV_ALGO_IM2COL;
-    if (a == NN_CONV_ALGO_WINOGRAD) return NN_CONV_ALGO_WINOGRAD;
+    if (a == NN_CONV_ALGO_WINOGRAD || a == NN_CONV_ALGO_WINOGRAD4) return NN_CONV_ALGO_WINOGRAD;
     const int on_input = dir == NN_CONV_DIR_BACKWARD_DATA;
     const long h = on_input ? s->h_in : s->h_out, w = on_input ? s->w_in : s->w_out;
     const long tiles = (long)s->n * ((h + 1) / 2) * ((w + 1) / 2);
@@ -116,6 +132,17 @@ int conv2d_algo_cpu(const nn_conv_shape *s, int dir) {
     return s->c_in >= AUTO_MIN_CHANNELS && s->c_out >= AUTO_MIN_CHANNELS && tiles >= min_tiles
                ? NN_CONV_ALGO_WINOGRAD
                : NN_CONV_ALGO_IM2COL;
+}
+
+int conv2d_winograd_tile(const nn_conv_shape *s, int dir) {
+    nn_conv_algo a = NN_CONV_ALGO_AUTO;
+    if (nn_conv_algo_get(&a)) return -1;
+    if (dir == NN_CONV_DIR_BACKWARD_WEIGHT || a == NN_CONV_ALGO_WINOGRAD) return 2;
+    if (a == NN_CONV_ALGO_WINOGRAD4) return 4;
+    const int on_input = dir == NN_CONV_DIR_BACKWARD_DATA;
+    const long h = on_input ? s->h_in : s->h_out, w = on_input ? s->w_in : s->w_out;
+    const long tiles4 = (long)s->n * ((h + 3) / 4) * ((w + 3) / 4);
+    return tiles4 >= AUTO4_MIN_TILES ? 4 : 2;
 }
 
 /* ---- the three transforms (Lavin & Gray 2016, F(2x2, 3x3)) ------------------------- */
@@ -140,6 +167,7 @@ typedef struct {
     int k, ho, wo;      /* output (N, K, Ho, Wo) */
     int pad;            /* offset of the 3x3 window: input row y - pad + i; may be < 0 */
     int tiles_y, tiles_x;
+    int m; /* output tile size: 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)) */
 } wg_geom;
 
 /* Tiles are transformed a segment at a time: up to SEG consecutive tiles of one row of
@@ -248,11 +276,6 @@ static void input_transform_channel(nn_real *V, size_t xs, const nn_real *in, co
     }
 }
 
-static void input_transform(nn_real *V, size_t xs, const nn_real *in, const wg_geom *g, long t0, int nt) {
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < g->c; c++) input_transform_channel(V, xs, in, g, t0, nt, c);
-}
-
 /* out tiles t0 .. t0+nt-1 (=, or += when accumulate) from M (16 matrices xs values
  * apart, each (K, nt)), plus bias. */
 static void output_transform(nn_real *out, int accumulate, const nn_real *bias, const nn_real *M, size_t xs,
@@ -290,6 +313,174 @@ static void output_transform(nn_real *out, int accumulate, const nn_real *bias, 
     }
 }
 
+/* ---- F(4x4, 3x3) (Lavin & Gray 2016, section 4.2) ------------------------------------ */
+
+/* The F(4x4, 3x3) matrices, from Lavin & Gray 2016 section 4.2 (interpolation points
+ * 0, 1, -1, 2, -2 and infinity; the same matrices as the authors' wincnn generator and
+ * NNPACK / cuDNN's F(4x4, 3x3)):
+ *   B^T = [4  0 -5  0 1 0;   G = [ 1/4     0    0  ;   A^T = [1 1  1 1  1 0;
+ *          0 -4 -4  1 1 0;         -1/6  -1/6 -1/6 ;          0 1 -1 2 -2 0;
+ *          0  4 -4 -1 1 0;         -1/6   1/6 -1/6 ;          0 1  1 4  4 0;
+ *          0 -2 -1  2 1 0;          1/24  1/12 1/6 ;          0 1 -1 8 -8 1]
+ *          0  2 -1 -2 1 0;          1/24 -1/12 1/6 ;
+ *          0  4  0 -5 0 1]          0     0    1   ]
+ * A 6x6 input tile d gives the 4x4 output tile A^T [(G g G^T) (.) (B^T d B)] A: 36
+ * multiplications for 16 outputs (2.25 per output, against 4 for F(2x2, 3x3) and 9
+ * directly). Tiles are 6x6 input windows 4 apart (rows 4*ty - pad + i), 36 products. */
+
+/* U (36 matrices us values apart), row r: G g G^T of the filters q = 0 .. cols-1 (as
+ * filter_transform_row). */
+static void filter_transform4_row(nn_real *U, size_t us, size_t r, int cols, const nn_real *f, long qs, int ts) {
+    const nn_real q4 = (nn_real)0.25, s6 = (nn_real)(1.0 / 6), s12 = (nn_real)(1.0 / 12),
+                  s24 = (nn_real)(1.0 / 24);
+    for (int q0 = 0; q0 < cols; q0 += SEG) {
+        const int cnt = cols - q0 < SEG ? cols - q0 : SEG;
+        nn_real g[9][SEG], a[6][3][SEG];
+        for (int q = 0; q < cnt; q++)
+            for (int t = 0; t < 9; t++) g[t][q] = f[(q0 + q) * qs + t * ts];
+        for (int j = 0; j < 3; j++) /* a = G g */
+            for (int q = 0; q < cnt; q++) {
+                const nn_real g0 = g[j][q], g1 = g[3 + j][q], g2 = g[6 + j][q];
+                a[0][j][q] = q4 * g0;
+                a[1][j][q] = -s6 * (g0 + g1 + g2);
+                a[2][j][q] = -s6 * (g0 - g1 + g2);
+                a[3][j][q] = s24 * g0 + s12 * g1 + s6 * g2;
+                a[4][j][q] = s24 * g0 - s12 * g1 + s6 * g2;
+                a[5][j][q] = g2;
+            }
+        nn_real *restrict dst = U + r * cols + q0;
+        for (int i = 0; i < 6; i++) /* u = a G^T */
+            for (int q = 0; q < cnt; q++) {
+                const nn_real a0 = a[i][0][q], a1 = a[i][1][q], a2 = a[i][2][q];
+                dst[(6 * i + 0) * us + q] = q4 * a0;
+                dst[(6 * i + 1) * us + q] = -s6 * (a0 + a1 + a2);
+                dst[(6 * i + 2) * us + q] = -s6 * (a0 - a1 + a2);
+                dst[(6 * i + 3) * us + q] = s24 * a0 + s12 * a1 + s6 * a2;
+                dst[(6 * i + 4) * us + q] = s24 * a0 - s12 * a1 + s6 * a2;
+                dst[(6 * i + 5) * us + q] = a2;
+            }
+    }
+}
+
+/* V (36 matrices xs values apart, each (C, nt)), row c: B^T d B of the 6x6 input tiles
+ * t0 .. t0+nt-1 of channel c. The 6 input rows of a segment are split into 4 column
+ * phases (p[k][m] = column 4m + k of the segment's window, zero outside the image), so
+ * tile u reads p[0..3][u], p[0][u+1], p[1][u+1]. */
+static void input_transform4_channel(nn_real *V, size_t xs, const nn_real *in, const wg_geom *g, long t0, int nt,
+                                     int c) {
+    const size_t plane = (size_t)g->h * g->w;
+    for (long t = t0, cnt; t < t0 + nt; t += cnt) {
+        long n;
+        int ty, tx0;
+        cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
+        const long u0 = t - t0;
+        const nn_real *p = in + ((size_t)n * g->c + c) * plane;
+        nn_real ph[6][4][SEG + 1];
+        const long xa = 4 * tx0 - g->pad;
+        /* m in [ma, mb): columns xa + 4m .. xa + 4m + 3 all inside the image */
+        long ma = xa >= 0 ? 0 : (-xa + 3) / 4, mb = xa + 3 < g->w ? (g->w - xa) / 4 : 0;
+        if (mb > cnt + 1) mb = cnt + 1;
+        if (ma > mb) ma = mb;
+        for (int i = 0; i < 6; i++) {
+            const long y = 4 * ty - g->pad + i;
+            if (y < 0 || y >= g->h) {
+                for (int k = 0; k < 4; k++)
+                    for (int m = 0; m <= cnt; m++) ph[i][k][m] = 0;
+                continue;
+            }
+            const nn_real *row = p + y * g->w;
+            for (long m = ma; m < mb; m++)
+                for (int k = 0; k < 4; k++) ph[i][k][m] = row[xa + 4 * m + k];
+            for (long m = 0; m <= cnt; m++) {
+                if (m >= ma && m < mb) continue;
+                for (int k = 0; k < 4; k++) {
+                    const long x = xa + 4 * m + k;
+                    ph[i][k][m] = x >= 0 && x < g->w ? row[x] : 0;
+                }
+            }
+        }
+        /* a[i][j] = (d B)[i][j] = sum_k d[i][k] B^T[j][k], then v = B^T a */
+        nn_real a[6][6][SEG];
+        for (int i = 0; i < 6; i++)
+            for (int u = 0; u < cnt; u++) {
+                const nn_real d0 = ph[i][0][u], d1 = ph[i][1][u], d2 = ph[i][2][u], d3 = ph[i][3][u],
+                              d4 = ph[i][0][u + 1], d5 = ph[i][1][u + 1];
+                a[i][0][u] = 4 * d0 - 5 * d2 + d4;
+                a[i][1][u] = -4 * (d1 + d2) + d3 + d4;
+                a[i][2][u] = 4 * (d1 - d2) - d3 + d4;
+                a[i][3][u] = 2 * (d3 - d1) - d2 + d4;
+                a[i][4][u] = 2 * (d1 - d3) - d2 + d4;
+                a[i][5][u] = 4 * d1 - 5 * d3 + d5;
+            }
+        nn_real *restrict dst = V + (size_t)c * nt + u0;
+        for (int j = 0; j < 6; j++)
+            for (int u = 0; u < cnt; u++) {
+                const nn_real d0 = a[0][j][u], d1 = a[1][j][u], d2 = a[2][j][u], d3 = a[3][j][u],
+                              d4 = a[4][j][u], d5 = a[5][j][u];
+                dst[(0 + j) * xs + u] = 4 * d0 - 5 * d2 + d4;
+                dst[(6 + j) * xs + u] = -4 * (d1 + d2) + d3 + d4;
+                dst[(12 + j) * xs + u] = 4 * (d1 - d2) - d3 + d4;
+                dst[(18 + j) * xs + u] = 2 * (d3 - d1) - d2 + d4;
+                dst[(24 + j) * xs + u] = 2 * (d1 - d3) - d2 + d4;
+                dst[(30 + j) * xs + u] = 4 * d1 - 5 * d3 + d5;
+            }
+    }
+}
+
+/* out tiles t0 .. t0+nt-1 (=, or += when accumulate) from M (36 matrices xs values
+ * apart, each (K, nt)): A^T m A, plus bias. */
+static void output_transform4(nn_real *out, int accumulate, const nn_real *bias, const nn_real *M, size_t xs,
+                              const wg_geom *g, long t0, int nt) {
+    const size_t plane = (size_t)g->ho * g->wo;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < g->k; k++) {
+        const nn_real b = bias ? bias[k] : 0;
+        for (long t = t0, cnt; t < t0 + nt; t += cnt) {
+            long n;
+            int ty, tx0;
+            cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
+            const long u0 = t - t0;
+            const nn_real *restrict src = M + (size_t)k * nt + u0;
+            nn_real s[4][6][SEG], y[4][4][SEG]; /* s = A^T m, y = s A */
+            for (int j = 0; j < 6; j++)
+                for (int u = 0; u < cnt; u++) {
+                    const nn_real m0 = src[j * xs + u], m1 = src[(6 + j) * xs + u], m2 = src[(12 + j) * xs + u],
+                                  m3 = src[(18 + j) * xs + u], m4 = src[(24 + j) * xs + u],
+                                  m5 = src[(30 + j) * xs + u];
+                    const nn_real p12 = m1 + m2, d12 = m1 - m2, p34 = m3 + m4, d34 = m3 - m4;
+                    s[0][j][u] = m0 + p12 + p34;
+                    s[1][j][u] = d12 + 2 * d34;
+                    s[2][j][u] = p12 + 4 * p34;
+                    s[3][j][u] = d12 + 8 * d34 + m5;
+                }
+            for (int i = 0; i < 4; i++)
+                for (int u = 0; u < cnt; u++) {
+                    const nn_real p12 = s[i][1][u] + s[i][2][u], d12 = s[i][1][u] - s[i][2][u],
+                                  p34 = s[i][3][u] + s[i][4][u], d34 = s[i][3][u] - s[i][4][u];
+                    y[i][0][u] = s[i][0][u] + p12 + p34;
+                    y[i][1][u] = d12 + 2 * d34;
+                    y[i][2][u] = p12 + 4 * p34;
+                    y[i][3][u] = d12 + 8 * d34 + s[i][5][u];
+                }
+            const int rows = g->ho - 4 * ty < 4 ? g->ho - 4 * ty : 4;
+            const int whole = 4 * (tx0 + cnt) <= g->wo ? (int)cnt : (int)cnt - 1; /* tiles 4 columns wide */
+            const int last = g->wo - 4 * (tx0 + whole);                           /* columns of a partial one */
+            for (int i = 0; i < rows; i++) {
+                nn_real *restrict row = out + ((size_t)n * g->k + k) * plane + (size_t)(4 * ty + i) * g->wo + 4 * tx0;
+                if (accumulate)
+                    for (int u = 0; u < whole; u++)
+                        for (int j = 0; j < 4; j++) row[4 * u + j] += y[i][j][u];
+                else
+                    for (int u = 0; u < whole; u++)
+                        for (int j = 0; j < 4; j++) row[4 * u + j] = y[i][j][u] + b;
+                if (whole < cnt)
+                    for (int j = 0; j < last; j++)
+                        row[4 * whole + j] = accumulate ? row[4 * whole + j] + y[i][j][whole] : y[i][j][whole] + b;
+            }
+        }
+    }
+}
+
 /* Workspace budget for V and M together, in values (64 MB in float32): chunks of
  * tiles are sized to it, but never below MIN_CHUNK tiles (wide enough products). */
 enum { WS_BUDGET = 16 << 20, MIN_CHUNK = 256 };
@@ -298,10 +489,10 @@ static _Atomic int chunk_override; /* conv2d_winograd_set_chunk; 0 = sized to WS
 
 void conv2d_winograd_set_chunk(int tiles) { atomic_store(&chunk_override, tiles > 0 ? tiles : 0); }
 
-static int chunk_tiles(const wg_geom *g, long total) {
+static int chunk_tiles(const wg_geom *g, long total, int nxi) {
     long nt = atomic_load(&chunk_override);
     if (nt == 0) {
-        nt = WS_BUDGET / (16L * (g->c + g->k));
+        nt = WS_BUDGET / ((long)nxi * (g->c + g->k));
         if (nt < MIN_CHUNK) nt = MIN_CHUNK;
     }
     if (nt > total) nt = total;
@@ -314,38 +505,53 @@ static int chunk_tiles(const wg_geom *g, long total) {
  * of 4 KiB. */
 static size_t mat_stride(size_t size) { return (size + 15) / 16 * 16 + 48; }
 
-/* The core convolution of g. U[xi] is built from the filters f, filter (r, q) at
- * f + r*fr + q*fq, tap t at stride ts (filter_transform_row), as a (K, C) matrix, or,
- * with `trans`, as a (C, K) one that the products read transposed (so that the filters
- * are always read row by row in memory order). Returns 0, or -1 + nn_fail when the
- * workspace cannot be allocated. */
+/* The core convolution of g by F(m x m, 3x3), m = g->m (2: 16 products, 4: 36). U[xi]
+ * is built from the filters f, filter (r, q) at f + r*fr + q*fq, tap t at stride ts
+ * (filter_transform_row), as a (K, C) matrix, or, with `trans`, as a (C, K) one that
+ * the products read transposed (so that the filters are always read row by row in
+ * memory order). Returns 0, or -1 + nn_fail when the workspace cannot be allocated. */
 static int wg_conv(nn_real *out, int accumulate, const nn_real *bias, const nn_real *in, const wg_geom *g,
                    const nn_real *f, long fr, long fq, int ts, int trans, const char *who) {
+    const int f4 = g->m == 4, nxi = f4 ? 36 : 16;
     const long total = (long)g->n * g->tiles_y * g->tiles_x;
-    const int nt = chunk_tiles(g, total);
+    const int nt = chunk_tiles(g, total, nxi);
     const size_t us = mat_stride((size_t)g->k * g->c), vs = mat_stride((size_t)g->c * nt),
                  ms = mat_stride((size_t)g->k * nt);
-    nn_real *U = conv2d_workspace(16 * (us + vs + ms), who);
+    nn_real *U = conv2d_workspace(nxi * (us + vs + ms), who);
     if (!U) return -1;
-    nn_real *V = U + 16 * us, *M = V + 16 * vs;
+    nn_real *V = U + nxi * us, *M = V + nxi * vs;
     const int rows = trans ? g->c : g->k, cols = trans ? g->k : g->c;
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) filter_transform_row(U, us, r, cols, f + r * fr, fq, ts);
+    for (int r = 0; r < rows; r++)
+        if (f4)
+            filter_transform4_row(U, us, r, cols, f + r * fr, fq, ts);
+        else
+            filter_transform_row(U, us, r, cols, f + r * fr, fq, ts);
     for (long t0 = 0; t0 < total; t0 += nt) {
         const int cnt = (int)(total - t0 < nt ? total - t0 : nt);
         const size_t xv = mat_stride((size_t)g->c * cnt), xm = mat_stride((size_t)g->k * cnt);
-        input_transform(V, xv, in, g, t0, cnt);
-        for (int xi = 0; xi < 16; xi++) /* M[xi] (K, cnt) = U[xi] (K, C) . V[xi] (C, cnt) */
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < g->c; c++)
+            if (f4)
+                input_transform4_channel(V, xv, in, g, t0, cnt, c);
+            else
+                input_transform_channel(V, xv, in, g, t0, cnt, c);
+        for (int xi = 0; xi < nxi; xi++) /* M[xi] (K, cnt) = U[xi] (K, C) . V[xi] (C, cnt) */
             nn_cblas_gemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans, g->k, cnt, g->c, 1,
                           U + xi * us, cols, V + xi * xv, cnt, 0, M + xi * xm, cnt);
-        output_transform(out, accumulate, bias, M, xm, g, t0, cnt);
+        if (f4)
+            output_transform4(out, accumulate, bias, M, xm, g, t0, cnt);
+        else
+            output_transform(out, accumulate, bias, M, xm, g, t0, cnt);
     }
     return 0;
 }
 
-static void geom_tiles(wg_geom *g) {
-    g->tiles_y = (g->ho + 1) / 2;
-    g->tiles_x = (g->wo + 1) / 2;
+/* Tiles of m x m outputs over the output of g (the last row/column partial). */
+static void geom_tiles(wg_geom *g, int m) {
+    g->m = m;
+    g->tiles_y = (g->ho + m - 1) / m;
+    g->tiles_x = (g->wo + m - 1) / m;
 }
 
 int conv2d_winograd_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
@@ -353,8 +559,10 @@ int conv2d_winograd_forward_cpu(nn_real *out, const nn_real *in, const nn_real *
     if (!conv2d_winograd_applies(s))
         return nn_fail("conv2d winograd forward: kernel %dx%d, stride %d, dilation %d (needs 3x3, stride 1, "
                        "dilation 1)", s->kh, s->kw, s->stride, s->dilation);
-    wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0};
-    geom_tiles(&g);
+    const int m = conv2d_winograd_tile(s, NN_CONV_DIR_FORWARD);
+    if (m < 0) return -1;
+    wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0, 0};
+    geom_tiles(&g, m);
     /* filter (k, c) = weight[k, c, :, :], U (K, C) */
     return wg_conv(out, 0, bias, in, &g, weight, 9L * s->c_in, 9, 1, 0, "conv2d winograd forward");
 }
@@ -367,8 +575,10 @@ int conv2d_winograd_backward_data_cpu(nn_real *din, const nn_real *dout, const n
     /* core: dout (N, C_out, H_out, W_out) -> din (N, C_in, H_in, W_in), padding 2 - pad,
      * filter (ci, co) = weight[co, ci] rotated by 180 degrees (tap t at 8 - t), built as
      * U (C_out, C_in) in weight's order and read transposed */
-    wg_geom g = {s->n, s->c_out, s->h_out, s->w_out, s->c_in, s->h_in, s->w_in, 2 - s->pad, 0, 0};
-    geom_tiles(&g);
+    const int m = conv2d_winograd_tile(s, NN_CONV_DIR_BACKWARD_DATA);
+    if (m < 0) return -1;
+    wg_geom g = {s->n, s->c_out, s->h_out, s->w_out, s->c_in, s->h_in, s->w_in, 2 - s->pad, 0, 0, 0};
+    geom_tiles(&g, m);
     return wg_conv(din, 1, NULL, dout, &g, weight + 8, 9L * s->c_in, 9, -1, 1, "conv2d winograd backward data");
 }
 
@@ -452,11 +662,11 @@ int conv2d_winograd_backward_weight_cpu(nn_real *dweight, const nn_real *dout, c
         return nn_fail("conv2d winograd backward weight: kernel %dx%d, stride %d, dilation %d (needs 3x3, "
                        "stride 1, dilation 1)", s->kh, s->kw, s->stride, s->dilation);
     /* the forward geometry: input tiles of x, output tiles of dout */
-    wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0};
-    geom_tiles(&g);
+    wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0, 0};
+    geom_tiles(&g, 2);
     const long total = (long)g.n * g.tiles_y * g.tiles_x;
     if (total == 0) return 0; /* an empty batch adds nothing */
-    const int nt = chunk_tiles(&g, total);
+    const int nt = chunk_tiles(&g, total, 16);
     const size_t ms = mat_stride((size_t)g.k * g.c), vs = mat_stride((size_t)g.c * nt),
                  ws = mat_stride((size_t)g.k * nt);
     nn_real *M = conv2d_workspace(16 * (ms + vs + ws), "conv2d winograd backward weight");

@@ -1,5 +1,5 @@
-/* Winograd F(2x2, 3x3) convolution for the CPU backend, and the choice between it
- * and im2col + GEMM (layers/conv2d.c).
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution for the CPU backend, and the choice
+ * between them and im2col + GEMM (layers/conv2d.c).
  *
  * Source: Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016
  * (arXiv 1509.09308), section 4: a 3x3 convolution of a 4x4 input tile d with filter g
@@ -34,11 +34,22 @@
  *   NN_CONV_ALGO_AUTO:     Winograd where it is expected to be faster (conv2d_algo_cpu),
  *                          im2col + GEMM elsewhere (the default)
  *   NN_CONV_ALGO_IM2COL:   im2col + GEMM for every convolution
- *   NN_CONV_ALGO_WINOGRAD: Winograd for every 3x3 stride-1 dilation-1 convolution,
- *                          im2col + GEMM for the others */
-typedef enum { NN_CONV_ALGO_AUTO = 0, NN_CONV_ALGO_IM2COL = 1, NN_CONV_ALGO_WINOGRAD = 2 } nn_conv_algo;
+ *   NN_CONV_ALGO_WINOGRAD: Winograd F(2x2, 3x3) for every 3x3 stride-1 dilation-1
+ *                          convolution, im2col + GEMM for the others
+ *   NN_CONV_ALGO_WINOGRAD4: as NN_CONV_ALGO_WINOGRAD, but F(4x4, 3x3) for the forward
+ *                          pass and the input gradient (the weight gradient stays
+ *                          F(3x3, 2x2))
+ * Under auto, a Winograd convolution uses F(4x4, 3x3) or F(2x2, 3x3) as
+ * conv2d_winograd_tile decides. */
+typedef enum {
+    NN_CONV_ALGO_AUTO = 0,
+    NN_CONV_ALGO_IM2COL = 1,
+    NN_CONV_ALGO_WINOGRAD = 2,
+    NN_CONV_ALGO_WINOGRAD4 = 3,
+} nn_conv_algo;
 
-/* Parses "auto", "im2col" or "winograd" (the values of DEEP3D_CONV_ALGO) into *out;
+/* Parses "auto", "im2col", "winograd" or "winograd2" (both NN_CONV_ALGO_WINOGRAD), or
+ * "winograd4" (the values of DEEP3D_CONV_ALGO) into *out;
  * returns 0, or -1 + nn_fail naming the value and the accepted ones. */
 int nn_conv_algo_parse(const char *text, nn_conv_algo *out);
 
@@ -62,7 +73,8 @@ typedef enum {
 } nn_conv_dir;
 
 /* The algorithm the CPU kernels use for s under the current setting:
- * NN_CONV_ALGO_IM2COL or NN_CONV_ALGO_WINOGRAD; -1 + nn_fail on a bad setting.
+ * NN_CONV_ALGO_IM2COL or NN_CONV_ALGO_WINOGRAD (also under NN_CONV_ALGO_WINOGRAD4: the
+ * tile size is conv2d_winograd_tile's); -1 + nn_fail on a bad setting.
  * `dir` (an nn_conv_dir) names the kernel. Auto picks Winograd when it applies, both
  * channel counts are >= 16 and there are at least 64 2x2 tiles in all (forward pass:
  * N * ceil(H_out/2) * ceil(W_out/2); input gradient: N * ceil(H_in/2) * ceil(W_in/2)),
@@ -70,16 +82,26 @@ typedef enum {
  * see layers/conv2d_winograd.c for the measurements behind these bounds. */
 int conv2d_algo_cpu(const nn_conv_shape *s, int dir);
 
+/* The output tile size m of F(m x m, 3x3) that conv2d_winograd_forward_cpu (dir
+ * NN_CONV_DIR_FORWARD) and conv2d_winograd_backward_data_cpu (NN_CONV_DIR_BACKWARD_DATA)
+ * use for s: 2 or 4; -1 + nn_fail on a bad setting. Setting winograd: 2; winograd4: 4;
+ * auto (and im2col, should the kernels be called directly): 4 when there are at least
+ * 200 4x4 tiles (forward: N * ceil(H_out/4) * ceil(W_out/4); input gradient: of H_in,
+ * W_in), else 2 (measurements in layers/conv2d_winograd.c). NN_CONV_DIR_BACKWARD_WEIGHT:
+ * always 2 (F(3x3, 2x2)). */
+int conv2d_winograd_tile(const nn_conv_shape *s, int dir);
+
 /* Winograd kernels, same contracts as conv2d_forward_cpu and conv2d_backward_data_cpu
  * (layers/conv2d.h) for a shape where conv2d_winograd_applies (any padding):
  *   conv2d_winograd_forward_cpu:       out (N, C_out, H_out, W_out) = conv(in, weight)
  *                                      + bias (bias may be NULL)
  *   conv2d_winograd_backward_data_cpu: din (N, C_in, H_in, W_in) += the input gradient
  *                                      for dout (N, C_out, H_out, W_out)
- * weight is (C_out, C_in, 3, 3). They use the calling thread's conv2d workspace: the
- * transformed filters (16*C_out*C_in values) plus 16*(C_in + C_out) values per tile of
- * the chunk of tiles processed at once (chunks of 16M / (16*(C_in + C_out)) tiles, at
- * least 256: 64 MB in float32); -1 + nn_fail when it cannot be allocated, or when the
+ * weight is (C_out, C_in, 3, 3); F(m x m, 3x3) with m = conv2d_winograd_tile(s, dir).
+ * They use the calling thread's conv2d workspace: the transformed filters
+ * (X*C_out*C_in values, X = 16 for m = 2, 36 for m = 4) plus X*(C_in + C_out) values
+ * per tile of the chunk of tiles processed at once (chunks of 16M / (X*(C_in + C_out))
+ * tiles, at least 256: 64 MB in float32); -1 + nn_fail when it cannot be allocated, or when the
  * shape does not apply. */
 int conv2d_winograd_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
                                 const nn_real *bias, const nn_conv_shape *s);
