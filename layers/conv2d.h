@@ -24,7 +24,8 @@
  *             faster: 3x3, stride 1, dilation 1, C_in and C_out >= 16, >= 64 tiles
  *             (>= 128 output tiles for the weight gradient)
  *   im2col    im2col + GEMM everywhere
- *   winograd  Winograd for every 3x3 stride-1 dilation-1 convolution
+ *   winograd  Winograd for every 3x3 stride-1 dilation-1 convolution (winograd2 and
+ *             winograd4 force the F(2x2,3x3) or F(4x4,3x3) tiles: conv2d_winograd.h)
  * Any other value makes every CPU convolution fail with a message naming it.
  * Errors (NULL + nn_fail): input/weight not 4-D, channel mismatch ("conv2d: input
  * (2, 3, 8, 8) has 3 channels, weight (4, 5, 3, 3) expects 5"), bias not (C_out),
