@@ -61,31 +61,10 @@ static void naive_wgrad(double *dw, double *db, const nn_real *dw0, const nn_rea
                 }
 }
 
-static nn_real *uniform(size_t n, uint64_t seed) {
-    nn_real *p = malloc((n ? n : 1) * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = (nn_real)(2 * nn_hash_uniform(seed, i) - 1);
-    return p;
-}
-
 static nn_real *copy_of(const nn_real *a, size_t n) {
     nn_real *p = malloc((n ? n : 1) * sizeof *p);
     memcpy(p, a, n * sizeof *p);
     return p;
-}
-
-/* max |a - ref| / max |ref|, and asserts every element within TOL * max|ref| */
-static double check_close(const nn_real *a, const double *ref, size_t n, const char *what) {
-    double scale = 0, err = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
-    nn_real *r = calloc(n + 1, sizeof *r);
-    cr_assert_not_null(r);
-    for (size_t i = 0; i < n; i++) {
-        r[i] = (nn_real)ref[i];
-        err = fmax(err, fabs((double)a[i] - ref[i]));
-    }
-    tu_assert_close(a, r, n, TOL * scale, 0, what);
-    free(r);
-    return scale > 0 ? err / scale : err;
 }
 
 static double *to_double(const nn_real *a, size_t n) {
@@ -129,8 +108,8 @@ static void check_config(const geom *g, const config *c, uint64_t seed) {
     char what[200];
     const nn_conv_shape s = shape_of(g);
     const size_t nx = n_in(&s), ny = n_out(&s), nw = n_w(&s);
-    nn_real *x = uniform(nx, seed), *dout = uniform(ny, seed + 1), *dw0 = uniform(nw, seed + 2),
-            *db0 = uniform(s.c_out, seed + 3);
+    nn_real *x = tu_uniform_array(nx, seed), *dout = tu_uniform_array(ny, seed + 1), *dw0 = tu_uniform_array(nw, seed + 2),
+            *db0 = tu_uniform_array(s.c_out, seed + 3);
     double *want_dw = malloc(nw * sizeof *want_dw), *want_db = malloc(s.c_out * sizeof *want_db);
     naive_wgrad(want_dw, want_db, dw0, db0, dout, x, &s);
 
@@ -138,20 +117,20 @@ static void check_config(const geom *g, const config *c, uint64_t seed) {
     use(c, &s, what);
     nn_real *dw = copy_of(dw0, nw), *db = copy_of(db0, s.c_out);
     cr_assert_eq(conv2d_backward_weight_cpu(dw, db, dout, x, &s), 0, "%s: %s", what, nn_last_error());
-    check_close(dw, want_dw, nw, what);
-    check_close(db, want_db, s.c_out, what);
+    tu_assert_close_scaled(dw, want_dw, nw, TOL, what);
+    tu_assert_close_scaled(db, want_db, s.c_out, TOL, what);
 
     /* dbias NULL: the weight gradient alone */
     describe(what, sizeof what, g, c, ", dbias NULL");
     memcpy(dw, dw0, nw * sizeof *dw);
     cr_assert_eq(conv2d_backward_weight_cpu(dw, NULL, dout, x, &s), 0, "%s: %s", what, nn_last_error());
-    check_close(dw, want_dw, nw, what);
+    tu_assert_close_scaled(dw, want_dw, nw, TOL, what);
 
     /* dweight NULL: the bias gradient alone */
     describe(what, sizeof what, g, c, ", dweight NULL");
     memcpy(db, db0, s.c_out * sizeof *db);
     cr_assert_eq(conv2d_backward_weight_cpu(NULL, db, dout, x, &s), 0, "%s: %s", what, nn_last_error());
-    check_close(db, want_db, s.c_out, what);
+    tu_assert_close_scaled(db, want_db, s.c_out, TOL, what);
 
     /* both NULL: nothing to do */
     cr_assert_eq(conv2d_backward_weight_cpu(NULL, NULL, dout, x, &s), 0, "%s: %s", what, nn_last_error());
@@ -245,13 +224,13 @@ Test(conv_wgrad, default_chunks_match_per_image_products) {
                  winograd = {NN_CONV_ALGO_WINOGRAD, 0, 0};
     for (size_t i = 0; i < COUNT(gs); i++) {
         const nn_conv_shape s = shape_of(&gs[i]);
-        nn_real *x = uniform(n_in(&s), 900 + i), *dout = uniform(n_out(&s), 910 + i);
+        nn_real *x = tu_uniform_array(n_in(&s), 900 + i), *dout = tu_uniform_array(n_out(&s), 910 + i);
         nn_real *ref = wgrad_with(&per_image, dout, x, &s, "per-image im2col");
         double *refd = to_double(ref, n_w(&s));
         nn_real *a = wgrad_with(&batched, dout, x, &s, "batched im2col");
-        check_close(a, refd, n_w(&s), "im2col, 3 images a product, vs per-image im2col");
+        tu_assert_close_scaled(a, refd, n_w(&s), TOL, "im2col, 3 images a product, vs per-image im2col");
         nn_real *b = wgrad_with(&winograd, dout, x, &s, "winograd");
-        check_close(b, refd, n_w(&s), "winograd vs per-image im2col, default chunks");
+        tu_assert_close_scaled(b, refd, n_w(&s), TOL, "winograd vs per-image im2col, default chunks");
         free(x), free(dout), free(ref), free(refd), free(a), free(b);
     }
 }
@@ -298,7 +277,7 @@ Test(conv_wgrad, winograd_accuracy_is_close_to_im2col_on_a_wide_layer) {
     const geom g = {2, 128, 12, 20, 128, 3, 3, 1, 1, 1};
     const nn_conv_shape s = shape_of(&g);
     const size_t nw = n_w(&s);
-    nn_real *x = uniform(n_in(&s), 1000), *dout = uniform(n_out(&s), 1001), *zero = calloc(nw, sizeof *zero),
+    nn_real *x = tu_uniform_array(n_in(&s), 1000), *dout = tu_uniform_array(n_out(&s), 1001), *zero = calloc(nw, sizeof *zero),
             *zb = calloc(s.c_out, sizeof *zb);
     double *want = malloc(nw * sizeof *want), *want_db = malloc(s.c_out * sizeof *want_db);
     naive_wgrad(want, want_db, zero, zb, dout, x, &s);
@@ -307,7 +286,7 @@ Test(conv_wgrad, winograd_accuracy_is_close_to_im2col_on_a_wide_layer) {
     double err[3];
     for (int i = 0; i < 3; i++) {
         nn_real *dw = wgrad_with(&cs[i], dout, x, &s, names[i]);
-        err[i] = check_close(dw, want, nw, names[i]);
+        err[i] = tu_assert_close_scaled(dw, want, nw, TOL, names[i]);
         free(dw);
     }
     cr_log_info("weight gradient error of the scale, C = K = 128, 12x20, batch 2: per-image im2col %.2g, "
@@ -323,7 +302,7 @@ Test(conv_wgrad, empty_batch_adds_nothing) {
     const geom g = {0, 16, 8, 8, 16, 3, 3, 1, 1, 1};
     const nn_conv_shape s = shape_of(&g);
     const size_t nw = n_w(&s);
-    nn_real *dw0 = uniform(nw, 1100), *db0 = uniform(s.c_out, 1101), dummy[1] = {0};
+    nn_real *dw0 = tu_uniform_array(nw, 1100), *db0 = tu_uniform_array(s.c_out, 1101), dummy[1] = {0};
     for (int a = 0; a < 2; a++) {
         const config c = {a ? NN_CONV_ALGO_WINOGRAD : NN_CONV_ALGO_IM2COL, 0, 0};
         use(&c, &s, "empty batch");
@@ -394,8 +373,8 @@ Test(conv_wgrad, op_backward_on_the_auto_winograd_path) {
     naive_wgrad(want_dw, want_db, w->grad->data, b->grad->data, r->data, x->data, &s);
     cr_assert_eq(nn_graph_backward_from(&gr, y, r), 0, "%s", nn_last_error());
     cr_assert_null(x->grad);
-    check_close(w->grad->data, want_dw, w->numel, "nn_conv2d dweight (auto: winograd)");
-    check_close(b->grad->data, want_db, b->numel, "nn_conv2d dbias (auto: winograd)");
+    tu_assert_close_scaled(w->grad->data, want_dw, w->numel, TOL, "nn_conv2d dweight (auto: winograd)");
+    tu_assert_close_scaled(b->grad->data, want_db, b->numel, TOL, "nn_conv2d dbias (auto: winograd)");
     nn_graph_free(&gr);
     free(want_dw), free(want_db);
     nn_tensor_unref(r), nn_tensor_unref(y), nn_tensor_unref(x), nn_tensor_unref(w), nn_tensor_unref(b);

@@ -362,16 +362,8 @@ static const nn_backend *G; /* the CUDA backend */
 static const nn_backend *C; /* the CPU backend */
 
 static void gpu_or_skip(void) {
-    G = nn_backend_cuda();
-    if (!G) {
-        const char *e = nn_last_error();
-        if (!strncmp(e, "no CUDA device", 14)) cr_skip_test("%s", e);
-        if (strstr(e, "built without CUDA")) cr_skip_test("no CUDA device: %s", e);
-        cr_assert_fail("the CUDA backend failed to start: %s", e);
-    }
+    G = tu_require_cuda();
     C = nn_backend_cpu();
-    cr_assert_eq(nn_cuda_set_precision("fp32"), 0);
-    nn_cuda_set_deterministic(0);
 }
 
 /* The fake network on the GPU: downloads the batch, answers fake_prob per window. */

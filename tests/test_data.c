@@ -6,7 +6,6 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,24 +22,14 @@
 #include "../data/stereo.h"
 #include "../nn/backend.h"
 #include "../nn/status.h"
+#include "testutil.h"
 
 /* ---- helpers ---- */
 
 static char tmp_root[64];
 
-static void make_tmp(void) {
-    strcpy(tmp_root, "/tmp/deep3d_test_data_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp_root), "mkdtemp: %s", strerror(errno));
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void remove_tmp(void) {
-    if (tmp_root[0]) nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+static void make_tmp(void) { tu_tmpdir(tmp_root, "deep3d_test_data"); }
+static void remove_tmp(void) { tu_rmtree(tmp_root); }
 
 TestSuite(image, .init = make_tmp, .fini = remove_tmp);
 TestSuite(stereo, .init = make_tmp, .fini = remove_tmp);

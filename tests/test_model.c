@@ -56,9 +56,9 @@ static void compare(const char *what, const nn_tensor *t, const char *fixture_na
     free(want), free(got);
 }
 
-/* A CUDA test skips itself, saying why, when the CUDA backend cannot start here. */
+/* A CUDA test skips itself, saying why, when there is no GPU here. */
 static void require_device(nn_device device) {
-    if (device == NN_CUDA && !nn_backend_cuda()) cr_skip_test("no CUDA backend here: %s", nn_last_error());
+    if (device == NN_CUDA) tu_require_cuda();
 }
 
 static void check_against_dump(nn_device device) {

@@ -59,9 +59,9 @@ static int half_is_nan(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff
 /* ---- files ---------------------------------------------------------------------- */
 
 static char *make_dir(void) {
-    char tmpl[] = "/tmp/deep3d_weights_XXXXXX";
-    cr_assert_not_null(mkdtemp(tmpl));
-    return strdup(tmpl);
+    char *dir = malloc(64);
+    tu_tmpdir(dir, "deep3d_weights");
+    return dir;
 }
 
 static char *join(const char *dir, const char *name) {
@@ -70,20 +70,7 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-/* Removes dir and everything in it (one level of subdirectories). */
-static void remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char *p = join(dir, e->d_name);
-        if (unlink(p)) remove_dir(p);
-        free(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
+static void remove_dir(const char *dir) { tu_rmtree(dir); }
 
 /* Names in dir, ", "-separated (for messages), and their count. */
 static int list_dir(const char *dir, char *names, size_t size) {
@@ -684,7 +671,7 @@ Test(weights, save_failing_midway_keeps_the_old_file_and_removes_the_temporary) 
 /* ---- devices ---------------------------------------------------------------------- */
 
 Test(weights, round_trip_through_cuda_tensors) {
-    if (!nn_backend_cuda()) cr_skip_test("no CUDA backend: %s", nn_last_error());
+    tu_require_cuda();
     char *dir = make_dir(), *path = join(dir, "gpu.d3w");
     nn_tensor *a = tu_uniform4(2, 3, 4, 5, -1, 1, 41);
     nn_tensor *g = nn_tensor_to(a, NN_CUDA);

@@ -27,72 +27,6 @@ static nn_conv_shape shape_of(const wgeom *g) {
     return s;
 }
 
-/* out (N, CO, HO, WO) = 3x3 stride-1 correlation of x with w, + b: 7 loops, double */
-static double *naive_forward(const nn_real *x, const nn_real *w, const nn_real *b, const wgeom *g) {
-    const int ho = out_size(g->h, g->pad), wo = out_size(g->w, g->pad);
-    double *out = malloc((size_t)g->n * g->co * ho * wo * sizeof *out);
-    for (int n = 0; n < g->n; n++)
-        for (int o = 0; o < g->co; o++)
-            for (int y = 0; y < ho; y++)
-                for (int xx = 0; xx < wo; xx++) {
-                    double s = b ? b[o] : 0;
-                    for (int c = 0; c < g->ci; c++)
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                int iy = y - g->pad + i, ix = xx - g->pad + j;
-                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
-                                s += (double)w[((o * g->ci + c) * 3 + i) * 3 + j] *
-                                     x[((size_t)(n * g->ci + c) * g->h + iy) * g->w + ix];
-                            }
-                    out[((size_t)(n * g->co + o) * ho + y) * wo + xx] = s;
-                }
-    return out;
-}
-
-/* dx (N, CI, H, W) = init + the same loops with dout routed back to the inputs, double */
-static double *naive_backward_data(const nn_real *init, const nn_real *dout, const nn_real *w, const wgeom *g) {
-    const int ho = out_size(g->h, g->pad), wo = out_size(g->w, g->pad);
-    const size_t nx = (size_t)g->n * g->ci * g->h * g->w;
-    double *dx = malloc(nx * sizeof *dx);
-    for (size_t i = 0; i < nx; i++) dx[i] = init[i];
-    for (int n = 0; n < g->n; n++)
-        for (int o = 0; o < g->co; o++)
-            for (int y = 0; y < ho; y++)
-                for (int xx = 0; xx < wo; xx++) {
-                    double d = dout[((size_t)(n * g->co + o) * ho + y) * wo + xx];
-                    for (int c = 0; c < g->ci; c++)
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                int iy = y - g->pad + i, ix = xx - g->pad + j;
-                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
-                                dx[((size_t)(n * g->ci + c) * g->h + iy) * g->w + ix] +=
-                                    d * w[((o * g->ci + c) * 3 + i) * 3 + j];
-                            }
-                }
-    return dx;
-}
-
-static nn_real *uniform(size_t n, uint64_t seed) {
-    nn_real *p = malloc((n ? n : 1) * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = (nn_real)(2 * nn_hash_uniform(seed, i) - 1);
-    return p;
-}
-
-/* max |a - ref| / max |ref|, and asserts every element within TOL * max|ref| */
-static double check_close(const nn_real *a, const double *ref, size_t n, const char *what) {
-    double scale = 0, err = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
-    nn_real *r = calloc(n + 1, sizeof *r);
-    cr_assert_not_null(r);
-    for (size_t i = 0; i < n; i++) {
-        r[i] = (nn_real)ref[i];
-        err = fmax(err, fabs((double)a[i] - ref[i]));
-    }
-    tu_assert_close(a, r, n, TOL * scale, 0, what);
-    free(r);
-    return scale > 0 ? err / scale : err;
-}
-
 static void use_algo(nn_conv_algo algo, const nn_conv_shape *s, int backward_data, const char *what) {
     nn_conv_algo_set(algo);
     int got = conv2d_algo_cpu(s, backward_data);
@@ -109,8 +43,9 @@ static void check_forward(const wgeom *g, int with_bias, uint64_t seed, double *
     nn_conv_shape s = shape_of(g);
     const size_t nx = (size_t)g->n * g->ci * g->h * g->w, nw = (size_t)g->co * g->ci * 9,
                  ny = (size_t)g->n * g->co * s.h_out * s.w_out;
-    nn_real *x = uniform(nx, seed), *w = uniform(nw, seed + 1), *b = with_bias ? uniform(g->co, seed + 2) : NULL;
-    double *want = naive_forward(x, w, b, g);
+    nn_real *x = tu_uniform_array(nx, seed), *w = tu_uniform_array(nw, seed + 1), *b = with_bias ? tu_uniform_array(g->co, seed + 2) : NULL;
+    const nn_conv_shape sh = shape_of(g);
+    double *want = tu_naive_conv2d(x, w, b, &sh);
     nn_real *y[2];
     for (int a = 0; a < 2; a++) {
         snprintf(what, sizeof what, "%s forward N%d C%d %dx%d -> C%d pad %d%s", ALGO_NAME[ALGOS[a]], g->n, g->ci,
@@ -119,13 +54,13 @@ static void check_forward(const wgeom *g, int with_bias, uint64_t seed, double *
         y[a] = malloc(ny * sizeof *y[a]);
         for (size_t i = 0; i < ny; i++) y[a][i] = NAN; /* every element must be written */
         cr_assert_eq(conv2d_forward_cpu(y[a], x, w, b, &s), 0, "%s: %s", what, nn_last_error());
-        double e = check_close(y[a], want, ny, what);
+        double e = tu_assert_close_scaled(y[a], want, ny, TOL, what);
         if (rel_err) rel_err[a] = e;
     }
     /* the two paths agree with each other as well */
     double *y0 = malloc(ny * sizeof *y0);
     for (size_t i = 0; i < ny; i++) y0[i] = y[0][i];
-    check_close(y[1], y0, ny, "winograd vs im2col forward");
+    tu_assert_close_scaled(y[1], y0, ny, TOL, "winograd vs im2col forward");
     free(y0), free(y[0]), free(y[1]), free(want), free(x), free(w), free(b);
 }
 
@@ -135,8 +70,9 @@ static void check_backward_data(const wgeom *g, uint64_t seed, double *rel_err) 
     nn_conv_shape s = shape_of(g);
     const size_t nx = (size_t)g->n * g->ci * g->h * g->w, nw = (size_t)g->co * g->ci * 9,
                  ny = (size_t)g->n * g->co * s.h_out * s.w_out;
-    nn_real *dout = uniform(ny, seed), *w = uniform(nw, seed + 1), *init = uniform(nx, seed + 2);
-    double *want = naive_backward_data(init, dout, w, g);
+    nn_real *dout = tu_uniform_array(ny, seed), *w = tu_uniform_array(nw, seed + 1), *init = tu_uniform_array(nx, seed + 2);
+    const nn_conv_shape sh = shape_of(g);
+    double *want = tu_naive_conv2d_backward_data(init, dout, w, &sh);
     nn_real *dx[2];
     for (int a = 0; a < 2; a++) {
         snprintf(what, sizeof what, "%s backward data N%d C%d %dx%d -> C%d pad %d", ALGO_NAME[ALGOS[a]], g->n,
@@ -145,12 +81,12 @@ static void check_backward_data(const wgeom *g, uint64_t seed, double *rel_err) 
         dx[a] = malloc(nx * sizeof *dx[a]);
         memcpy(dx[a], init, nx * sizeof *init);
         cr_assert_eq(conv2d_backward_data_cpu(dx[a], dout, w, &s), 0, "%s: %s", what, nn_last_error());
-        double e = check_close(dx[a], want, nx, what);
+        double e = tu_assert_close_scaled(dx[a], want, nx, TOL, what);
         if (rel_err) rel_err[a] = e;
     }
     double *d0 = malloc(nx * sizeof *d0);
     for (size_t i = 0; i < nx; i++) d0[i] = dx[0][i];
-    check_close(dx[1], d0, nx, "winograd vs im2col backward data");
+    tu_assert_close_scaled(dx[1], d0, nx, TOL, "winograd vs im2col backward data");
     free(d0), free(dx[0]), free(dx[1]), free(want), free(dout), free(w), free(init);
 }
 
@@ -216,7 +152,7 @@ Test(winograd, default_chunks_match_im2col) {
     nn_conv_shape s = shape_of(&g);
     const size_t nx = (size_t)g.n * g.ci * g.h * g.w, nw = (size_t)g.co * g.ci * 9,
                  ny = (size_t)g.n * g.co * s.h_out * s.w_out;
-    nn_real *x = uniform(nx, 1), *w = uniform(nw, 2), *b = uniform(g.co, 3), *init = uniform(nx, 4);
+    nn_real *x = tu_uniform_array(nx, 1), *w = tu_uniform_array(nw, 2), *b = tu_uniform_array(g.co, 3), *init = tu_uniform_array(nx, 4);
     nn_real *y[2], *dx[2];
     for (int a = 0; a < 2; a++) {
         use_algo(ALGOS[a], &s, 0, "default chunks");
@@ -229,9 +165,9 @@ Test(winograd, default_chunks_match_im2col) {
     }
     double *ref = malloc((nx > ny ? nx : ny) * sizeof *ref);
     for (size_t i = 0; i < ny; i++) ref[i] = y[0][i];
-    check_close(y[1], ref, ny, "winograd vs im2col forward, several chunks");
+    tu_assert_close_scaled(y[1], ref, ny, TOL, "winograd vs im2col forward, several chunks");
     for (size_t i = 0; i < nx; i++) ref[i] = dx[0][i];
-    check_close(dx[1], ref, nx, "winograd vs im2col backward data, several chunks");
+    tu_assert_close_scaled(dx[1], ref, nx, TOL, "winograd vs im2col backward data, several chunks");
     free(ref), free(x), free(w), free(b), free(init), free(y[0]), free(y[1]), free(dx[0]), free(dx[1]);
 }
 

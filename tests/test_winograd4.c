@@ -30,70 +30,6 @@ static nn_conv_shape shape4(const w4geom *g) {
     return s;
 }
 
-/* out (N, CO, HO, WO) = b + 3x3 stride-1 correlation of x with w: 7 loops, double */
-static double *naive_fwd(const nn_real *x, const nn_real *w, const nn_real *b, const w4geom *g) {
-    const int ho = osize(g->h, g->pad), wo = osize(g->w, g->pad);
-    double *out = malloc((size_t)g->n * g->co * ho * wo * sizeof *out);
-    for (int n = 0; n < g->n; n++)
-        for (int o = 0; o < g->co; o++)
-            for (int y = 0; y < ho; y++)
-                for (int xx = 0; xx < wo; xx++) {
-                    double s = b ? b[o] : 0;
-                    for (int c = 0; c < g->ci; c++)
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                int iy = y - g->pad + i, ix = xx - g->pad + j;
-                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
-                                s += (double)w[((o * g->ci + c) * 3 + i) * 3 + j] *
-                                     x[((size_t)(n * g->ci + c) * g->h + iy) * g->w + ix];
-                            }
-                    out[((size_t)(n * g->co + o) * ho + y) * wo + xx] = s;
-                }
-    return out;
-}
-
-/* dx (N, CI, H, W) = init + the same loops with dout routed back to the inputs, double */
-static double *naive_bwd(const nn_real *init, const nn_real *dout, const nn_real *w, const w4geom *g) {
-    const int ho = osize(g->h, g->pad), wo = osize(g->w, g->pad);
-    const size_t nx = (size_t)g->n * g->ci * g->h * g->w;
-    double *dx = malloc(nx * sizeof *dx);
-    for (size_t i = 0; i < nx; i++) dx[i] = init[i];
-    for (int n = 0; n < g->n; n++)
-        for (int o = 0; o < g->co; o++)
-            for (int y = 0; y < ho; y++)
-                for (int xx = 0; xx < wo; xx++) {
-                    double d = dout[((size_t)(n * g->co + o) * ho + y) * wo + xx];
-                    for (int c = 0; c < g->ci; c++)
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                int iy = y - g->pad + i, ix = xx - g->pad + j;
-                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
-                                dx[((size_t)(n * g->ci + c) * g->h + iy) * g->w + ix] +=
-                                    d * w[((o * g->ci + c) * 3 + i) * 3 + j];
-                            }
-                }
-    return dx;
-}
-
-static nn_real *rnd(size_t n, uint64_t seed) {
-    nn_real *p = malloc((n ? n : 1) * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = (nn_real)(2 * nn_hash_uniform(seed, i) - 1);
-    return p;
-}
-
-/* max |a - ref| / max |ref|, asserting every element within tol * max|ref| */
-static double close_to(const nn_real *a, const double *ref, size_t n, double tol, const char *what) {
-    double scale = 0, err = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - ref[i]);
-        cr_assert(e <= tol * scale, "%s: element %zu is %.9g, reference %.9g (tolerance %.3g of %.3g)", what, i,
-                  (double)a[i], ref[i], tol, scale);
-        err = fmax(err, e);
-    }
-    return scale > 0 ? err / scale : err;
-}
-
 /* forward (with algo forced) against the naive loops; returns the relative error */
 static double fwd_err(const w4geom *g, nn_conv_algo algo, int with_bias, uint64_t seed, double tol) {
     char what[160];
@@ -102,15 +38,16 @@ static double fwd_err(const w4geom *g, nn_conv_algo algo, int with_bias, uint64_
     nn_conv_shape s = shape4(g);
     const size_t nx = (size_t)g->n * g->ci * g->h * g->w, nw = (size_t)g->co * g->ci * 9,
                  ny = (size_t)g->n * g->co * s.h_out * s.w_out;
-    nn_real *x = rnd(nx, seed), *w = rnd(nw, seed + 1), *b = with_bias ? rnd(g->co, seed + 2) : NULL;
-    double *want = naive_fwd(x, w, b, g);
+    nn_real *x = tu_uniform_array(nx, seed), *w = tu_uniform_array(nw, seed + 1), *b = with_bias ? tu_uniform_array(g->co, seed + 2) : NULL;
+    const nn_conv_shape sh = shape4(g);
+    double *want = tu_naive_conv2d(x, w, b, &sh);
     nn_conv_algo_set(algo);
     cr_assert_eq(conv2d_algo_cpu(&s, NN_CONV_DIR_FORWARD), NN_CONV_ALGO_WINOGRAD, "%s: not on the Winograd path", what);
     cr_assert_eq(conv2d_winograd_tile(&s, NN_CONV_DIR_FORWARD), algo == NN_CONV_ALGO_WINOGRAD4 ? 4 : 2, "%s", what);
     nn_real *y = malloc(ny * sizeof *y);
     for (size_t i = 0; i < ny; i++) y[i] = NAN; /* every element must be written */
     cr_assert_eq(conv2d_forward_cpu(y, x, w, b, &s), 0, "%s: %s", what, nn_last_error());
-    double e = close_to(y, want, ny, tol, what);
+    double e = tu_assert_close_scaled(y, want, ny, tol, what);
     nn_conv_algo_set(NN_CONV_ALGO_AUTO);
     free(y), free(want), free(x), free(w), free(b);
     return e;
@@ -125,12 +62,13 @@ static double bwd_err(const w4geom *g, nn_conv_algo algo, uint64_t seed, double 
     nn_conv_shape s = shape4(g);
     const size_t nx = (size_t)g->n * g->ci * g->h * g->w, nw = (size_t)g->co * g->ci * 9,
                  ny = (size_t)g->n * g->co * s.h_out * s.w_out;
-    nn_real *dout = rnd(ny, seed), *w = rnd(nw, seed + 1), *dx = rnd(nx, seed + 2);
-    double *want = naive_bwd(dx, dout, w, g);
+    nn_real *dout = tu_uniform_array(ny, seed), *w = tu_uniform_array(nw, seed + 1), *dx = tu_uniform_array(nx, seed + 2);
+    const nn_conv_shape sh = shape4(g);
+    double *want = tu_naive_conv2d_backward_data(dx, dout, w, &sh);
     nn_conv_algo_set(algo);
     cr_assert_eq(conv2d_algo_cpu(&s, NN_CONV_DIR_BACKWARD_DATA), NN_CONV_ALGO_WINOGRAD, "%s", what);
     cr_assert_eq(conv2d_backward_data_cpu(dx, dout, w, &s), 0, "%s: %s", what, nn_last_error());
-    double e = close_to(dx, want, nx, tol, what);
+    double e = tu_assert_close_scaled(dx, want, nx, tol, what);
     nn_conv_algo_set(NN_CONV_ALGO_AUTO);
     free(dx), free(want), free(dout), free(w);
     return e;

@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "../nn/cuda_plan.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -24,6 +26,82 @@ nn_tensor *tu_uniform4(int d0, int d1, int d2, int d3, double lo, double hi, uin
     int ndim = 4;
     while (ndim > 1 && shape[ndim - 1] == 0) ndim--;
     return tu_uniform(ndim, shape, lo, hi, seed);
+}
+
+nn_real *tu_uniform_array(size_t n, uint64_t seed) {
+    nn_real *p = malloc((n ? n : 1) * sizeof *p);
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = (nn_real)(2 * nn_hash_uniform(seed, i) - 1);
+    return p;
+}
+
+double tu_assert_close_scaled(const nn_real *a, const double *ref, size_t n, double tol, const char *what) {
+    double scale = 0, err = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+    nn_real *r = calloc(n + 1, sizeof *r);
+    cr_assert_not_null(r);
+    for (size_t i = 0; i < n; i++) {
+        r[i] = (nn_real)ref[i];
+        err = fmax(err, fabs((double)a[i] - ref[i]));
+    }
+    tu_assert_close(a, r, n, tol * scale, 0, what);
+    free(r);
+    return scale > 0 ? err / scale : err;
+}
+
+/* The 7 loops of a convolution over every (input, weight, output) triple: with `out`,
+ * out += w * x (forward); otherwise dx += dout * w (input gradient). */
+static void naive_conv_loops(const nn_conv_shape *s, const nn_real *x, const nn_real *w, double *out,
+                             const nn_real *dout, double *dx) {
+    for (int n = 0; n < s->n; n++)
+        for (int o = 0; o < s->c_out; o++)
+            for (int y = 0; y < s->h_out; y++)
+                for (int xo = 0; xo < s->w_out; xo++) {
+                    const size_t oi = (((size_t)n * s->c_out + o) * s->h_out + y) * s->w_out + xo;
+                    for (int c = 0; c < s->c_in; c++)
+                        for (int i = 0; i < s->kh; i++)
+                            for (int j = 0; j < s->kw; j++) {
+                                const int iy = y * s->stride - s->pad + i * s->dilation;
+                                const int ix = xo * s->stride - s->pad + j * s->dilation;
+                                if (iy < 0 || iy >= s->h_in || ix < 0 || ix >= s->w_in) continue;
+                                const size_t xi = (((size_t)n * s->c_in + c) * s->h_in + iy) * s->w_in + ix;
+                                const size_t wi = (((size_t)o * s->c_in + c) * s->kh + i) * s->kw + j;
+                                if (out) out[oi] += (double)w[wi] * x[xi];
+                                else dx[xi] += (double)dout[oi] * w[wi];
+                            }
+                }
+}
+
+double *tu_naive_conv2d(const nn_real *x, const nn_real *w, const nn_real *b, const nn_conv_shape *s) {
+    const size_t ny = (size_t)s->n * s->c_out * s->h_out * s->w_out, plane = (size_t)s->h_out * s->w_out;
+    double *out = malloc((ny ? ny : 1) * sizeof *out);
+    cr_assert_not_null(out);
+    for (size_t k = 0; k < ny; k++) out[k] = b ? b[k / plane % (size_t)s->c_out] : 0;
+    naive_conv_loops(s, x, w, out, NULL, NULL);
+    return out;
+}
+
+double *tu_naive_conv2d_backward_data(const nn_real *init, const nn_real *dout, const nn_real *w,
+                                      const nn_conv_shape *s) {
+    const size_t nx = (size_t)s->n * s->c_in * s->h_in * s->w_in;
+    double *dx = malloc((nx ? nx : 1) * sizeof *dx);
+    cr_assert_not_null(dx);
+    for (size_t k = 0; k < nx; k++) dx[k] = init[k];
+    naive_conv_loops(s, NULL, w, NULL, dout, dx);
+    return dx;
+}
+
+const nn_backend *tu_require_cuda(void) {
+    const nn_backend *g = nn_backend_cuda();
+    if (!g) {
+        const char *e = nn_last_error();
+        if (!strncmp(e, "no CUDA device", 14)) cr_skip_test("%s", e);
+        if (strstr(e, "built without CUDA")) cr_skip_test("no CUDA device: %s", e);
+        cr_assert_fail("the CUDA backend failed to start: %s", e);
+    }
+    cr_assert_eq(nn_cuda_set_precision("fp32"), 0);
+    nn_cuda_set_deterministic(0);
+    return g;
 }
 
 nn_real *tu_host(const nn_tensor *t) {

@@ -17,6 +17,30 @@ nn_tensor *tu_uniform(int ndim, const int *shape, double lo, double hi, uint64_t
 /* Same for a shape given inline: tu_uniform4(N, C, H, W, lo, hi, seed); 0s drop. */
 nn_tensor *tu_uniform4(int d0, int d1, int d2, int d3, double lo, double hi, uint64_t seed);
 
+/* n values uniform in [-1, 1) from seed (nn_hash_uniform), in a malloc'd array of at
+ * least one element. */
+nn_real *tu_uniform_array(size_t n, uint64_t seed);
+
+/* Asserts |a[i] - ref[i]| <= tol * max|ref| for every element (a tolerance relative to
+ * the reference's scale), reporting the worst element; returns max|a - ref| / max|ref|. */
+double tu_assert_close_scaled(const nn_real *a, const double *ref, size_t n, double tol, const char *what);
+
+/* The naive NCHW convolution in double (7 plain loops; any kernel, stride, padding,
+ * dilation): out (N, C_out, H_out, W_out) = bias + sum over (c, i, j) of
+ * w[o, c, i, j] * x[n, c, y*stride - pad + i*dilation, x*stride - pad + j*dilation],
+ * zero outside the input. b may be NULL. Returns a malloc'd array. */
+double *tu_naive_conv2d(const nn_real *x, const nn_real *w, const nn_real *b, const nn_conv_shape *s);
+
+/* init (N, C_in, H_in, W_in) plus the input gradient of that convolution for dout,
+ * by the same loops with dout routed back to the inputs. Returns a malloc'd array. */
+double *tu_naive_conv2d_backward_data(const nn_real *init, const nn_real *dout, const nn_real *w,
+                                      const nn_conv_shape *s);
+
+/* The CUDA backend for a GPU test: skips the test, saying why, when there is no CUDA
+ * device or the build has no CUDA; fails it when the backend exists but cannot start.
+ * Sets fp32 precision and non-deterministic algorithms (the defaults). */
+const nn_backend *tu_require_cuda(void);
+
 /* A host copy of a tensor (malloc'd; free it). */
 nn_real *tu_host(const nn_tensor *t);
 
