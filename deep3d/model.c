@@ -101,7 +101,8 @@ static int init_he(nn_tensor *t, uint64_t seed) {
     return init_normal(t, sqrt(2.0 / (double)(t->numel / (size_t)t->shape[0])), seed);
 }
 
-int deep3d_model_init(deep3d_model *m, const deep3d_config *cfg, nn_device device, uint64_t seed) {
+/* Allocates every tensor of the model; with `init`, also initialises them from `seed`. */
+static int model_build(deep3d_model *m, const deep3d_config *cfg, nn_device device, int init, uint64_t seed) {
     memset(m, 0, sizeof *m);
     if (deep3d_config_check(cfg)) return -1;
     m->cfg = *cfg;
@@ -126,14 +127,14 @@ int deep3d_model_init(deep3d_model *m, const deep3d_config *cfg, nn_device devic
         int peer_index = 0;
         for (int j = 0; j < i; j++) peer_index += plan[j] ? 2 : 1;
         snprintf(name, sizeof name, "features.%d.weight", peer_index);
-        if (!(m->conv_w[k] = add_tensor(m, name, 1, cout, cin, 3, 3)) || init_he(m->conv_w[k], s++)) goto fail;
+        if (!(m->conv_w[k] = add_tensor(m, name, 1, cout, cin, 3, 3)) || (init && init_he(m->conv_w[k], s++))) goto fail;
         snprintf(name, sizeof name, "features.%d.bias", peer_index);
-        if (!(m->conv_b[k] = add_tensor(m, name, 1, cout, 0, 0, 0)) || nn_tensor_fill(m->conv_b[k], 0)) goto fail;
+        if (!(m->conv_b[k] = add_tensor(m, name, 1, cout, 0, 0, 0)) || (init && nn_tensor_fill(m->conv_b[k], 0))) goto fail;
         cin = cout;
     }
 #define LIN(w, b, nm, out, in)                                                                          \
-    if (!(m->w = add_tensor(m, nm ".weight", 1, out, in, 0, 0)) || init_he(m->w, s++)) goto fail;      \
-    if (!(m->b = add_tensor(m, nm ".bias", 1, out, 0, 0, 0)) || nn_tensor_fill(m->b, 0)) goto fail;
+    if (!(m->w = add_tensor(m, nm ".weight", 1, out, in, 0, 0)) || (init && init_he(m->w, s++))) goto fail;      \
+    if (!(m->b = add_tensor(m, nm ".bias", 1, out, 0, 0, 0)) || (init && nn_tensor_fill(m->b, 0))) goto fail;
     LIN(fc6_w, fc6_b, "fc6", hidden, pool_c[4] * h5 * w5)
     LIN(fc7_w, fc7_b, "fc7", hidden, hidden)
     LIN(pred5_w, pred5_b, "pred5", d * h5 * w5, hidden)
@@ -141,42 +142,50 @@ int deep3d_model_init(deep3d_model *m, const deep3d_config *cfg, nn_device devic
     for (int i = 0; i < 4; i++) {
         const int c = pool_c[i];
         snprintf(name, sizeof name, "bn.%d.weight", i);
-        if (!(m->bn_gamma[i] = add_tensor(m, name, 1, c, 0, 0, 0)) || nn_tensor_fill(m->bn_gamma[i], 1)) goto fail;
+        if (!(m->bn_gamma[i] = add_tensor(m, name, 1, c, 0, 0, 0)) || (init && nn_tensor_fill(m->bn_gamma[i], 1))) goto fail;
         snprintf(name, sizeof name, "bn.%d.bias", i);
-        if (!(m->bn_beta[i] = add_tensor(m, name, 1, c, 0, 0, 0)) || nn_tensor_fill(m->bn_beta[i], 0)) goto fail;
+        if (!(m->bn_beta[i] = add_tensor(m, name, 1, c, 0, 0, 0)) || (init && nn_tensor_fill(m->bn_beta[i], 0))) goto fail;
         snprintf(name, sizeof name, "bn.%d.running_mean", i);
-        if (!(m->bn_mean[i] = add_tensor(m, name, 0, c, 0, 0, 0)) || nn_tensor_fill(m->bn_mean[i], 0)) goto fail;
+        if (!(m->bn_mean[i] = add_tensor(m, name, 0, c, 0, 0, 0)) || (init && nn_tensor_fill(m->bn_mean[i], 0))) goto fail;
         snprintf(name, sizeof name, "bn.%d.running_var", i);
-        if (!(m->bn_var[i] = add_tensor(m, name, 0, c, 0, 0, 0)) || nn_tensor_fill(m->bn_var[i], 1)) goto fail;
+        if (!(m->bn_var[i] = add_tensor(m, name, 0, c, 0, 0, 0)) || (init && nn_tensor_fill(m->bn_var[i], 1))) goto fail;
     }
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "pred.%d.weight", i);
-        if (!(m->pred_w[i] = add_tensor(m, name, 1, d, pool_c[i], 3, 3)) || init_he(m->pred_w[i], s++)) goto fail;
+        if (!(m->pred_w[i] = add_tensor(m, name, 1, d, pool_c[i], 3, 3)) || (init && init_he(m->pred_w[i], s++))) goto fail;
         snprintf(name, sizeof name, "pred.%d.bias", i);
-        if (!(m->pred_b[i] = add_tensor(m, name, 1, d, 0, 0, 0)) || nn_tensor_fill(m->pred_b[i], 0)) goto fail;
+        if (!(m->pred_b[i] = add_tensor(m, name, 1, d, 0, 0, 0)) || (init && nn_tensor_fill(m->pred_b[i], 0))) goto fail;
     }
     for (int i = 0; i < 5; i++) {
         const int k = i == 0 ? 1 : 2 << i; /* kernel 2s for scale s = 2^i, 1 for s = 1 */
         snprintf(name, sizeof name, "up.%d.weight", i);
-        if (!(m->up_w[i] = add_tensor(m, name, 1, d, d, k, k)) || init_bilinear(m->up_w[i])) goto fail;
+        if (!(m->up_w[i] = add_tensor(m, name, 1, d, d, k, k)) || (init && init_bilinear(m->up_w[i]))) goto fail;
         snprintf(name, sizeof name, "up.%d.bias", i);
-        if (!(m->up_b[i] = add_tensor(m, name, 1, d, 0, 0, 0)) || nn_tensor_fill(m->up_b[i], 0)) goto fail;
+        if (!(m->up_b[i] = add_tensor(m, name, 1, d, 0, 0, 0)) || (init && nn_tensor_fill(m->up_b[i], 0))) goto fail;
     }
-    if (!(m->upfull_w = add_tensor(m, "upfull.weight", 1, d, d, 4, 4)) || init_bilinear(m->upfull_w)) goto fail;
-    if (!(m->upfull_b = add_tensor(m, "upfull.bias", 1, d, 0, 0, 0)) || nn_tensor_fill(m->upfull_b, 0)) goto fail;
+    if (!(m->upfull_w = add_tensor(m, "upfull.weight", 1, d, d, 4, 4)) || (init && init_bilinear(m->upfull_w))) goto fail;
+    if (!(m->upfull_b = add_tensor(m, "upfull.bias", 1, d, 0, 0, 0)) || (init && nn_tensor_fill(m->upfull_b, 0))) goto fail;
     /* the conv before the softmax starts 1000x smaller than He: with He weights its
      * outputs on 0..255 inputs are in the hundreds, the softmax starts one-hot and most
      * disparities get no gradient (training then locks onto wrong ones); small weights
      * start it near uniform (1/D). DEEP3D.md says He for all; this is our correction. */
     if (!(m->final_w = add_tensor(m, "final.weight", 1, d, d, 3, 3)) ||
-        init_normal(m->final_w, 1e-3 * sqrt(2.0 / (9.0 * d)), s++))
+        (init && init_normal(m->final_w, 1e-3 * sqrt(2.0 / (9.0 * d)), s++)))
         goto fail;
-    if (!(m->final_b = add_tensor(m, "final.bias", 1, d, 0, 0, 0)) || nn_tensor_fill(m->final_b, 0)) goto fail;
+    if (!(m->final_b = add_tensor(m, "final.bias", 1, d, 0, 0, 0)) || (init && nn_tensor_fill(m->final_b, 0))) goto fail;
     return 0;
 fail:
     nn_fail_context("model init");
     deep3d_model_free(m);
     return -1;
+}
+
+int deep3d_model_init(deep3d_model *m, const deep3d_config *cfg, nn_device device, uint64_t seed) {
+    return model_build(m, cfg, device, 1, seed);
+}
+
+int deep3d_model_alloc(deep3d_model *m, const deep3d_config *cfg, nn_device device) {
+    return model_build(m, cfg, device, 0, 0);
 }
 
 void deep3d_model_free(deep3d_model *m) {

@@ -67,6 +67,10 @@ typedef struct deep3d_model {
  * disparity softmax starts near uniform instead of saturated. Deterministic in `seed`. Errors: bad config, out of memory. */
 int deep3d_model_init(deep3d_model *m, const deep3d_config *cfg, nn_device device, uint64_t seed);
 
+/* Allocates the model's tensors like deep3d_model_init but leaves their contents
+ * undefined, for a caller that reads every tensor next (loading a file). */
+int deep3d_model_alloc(deep3d_model *m, const deep3d_config *cfg, nn_device device);
+
 void deep3d_model_free(deep3d_model *m);
 
 /* The tensor named `name`, or NULL. */

@@ -40,7 +40,7 @@ static int read_config(const nn_weights_file *f, deep3d_config *c) {
 
 int deep3d_model_read(deep3d_model *m, const nn_weights_file *f, nn_device device) {
     deep3d_config cfg;
-    if (read_config(f, &cfg) || deep3d_model_init(m, &cfg, device, 0)) return -1;
+    if (read_config(f, &cfg) || deep3d_model_alloc(m, &cfg, device)) return -1;
     for (int i = 0; i < m->n_tensors; i++)
         if (nn_weights_read(f, m->tensors[i]->name, m->tensors[i])) {
             deep3d_model_free(m);
