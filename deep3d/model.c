@@ -241,8 +241,7 @@ int deep3d_forward(deep3d_model *m, nn_graph *g, nn_tensor *left, nn_tensor **ri
     const int n = left->shape[0], d = c->disparities;
     nn_tensor *pools[5] = {0}, *x = nn_sub_channel_mean(g, left, input_mean);
     for (int i = 0, stage = 0; i < m->n_convs; i++) {
-        x = nn_then(x, nn_conv2d(g, x, m->conv_w[i], m->conv_b[i], 1, 1, 1));
-        x = nn_then(x, nn_relu(g, x));
+        x = nn_then(x, nn_conv2d_relu(g, x, m->conv_w[i], m->conv_b[i], 1, 1, 1));
         if (m->pool_after[i]) {
             x = nn_then(x, nn_maxpool2d(g, x, 2, 2));
             pools[stage++] = nn_tensor_ref(x);
@@ -258,25 +257,25 @@ int deep3d_forward(deep3d_model *m, nn_graph *g, nn_tensor *left, nn_tensor **ri
     f = nn_then(f, nn_dropout(g, f, m->dropout));
     f = nn_then(f, nn_linear(g, f, m->pred5_w, m->pred5_b));
     const int shape5[4] = {n, d, c->height / 32, c->width / 32};
-    nn_tensor *branch[5];
+    nn_tensor *branch[5];  /* after their ReLU */
     branch[4] = nn_reshape(g, f, 4, shape5);
     nn_tensor_unref(f);
+    branch[4] = nn_then(branch[4], nn_relu(g, branch[4]));
     nn_tensor_unref(pools[4]);
-    /* branches 1..4: BatchNorm(pool_i) -> 3x3 conv to D channels */
+    /* branches 1..4: BatchNorm(pool_i) -> 3x3 conv to D channels -> ReLU */
     for (int i = 0; i < 4; i++) {
         nn_tensor *b = nn_batchnorm2d(g, pools[i], m->bn_gamma[i], m->bn_beta[i], m->bn_mean[i], m->bn_var[i],
                                       m->bn_momentum, m->bn_eps);
         nn_tensor_unref(pools[i]);
-        branch[i] = nn_then(b, nn_conv2d(g, b, m->pred_w[i], m->pred_b[i], 1, 1, 1));
+        branch[i] = nn_then(b, nn_conv2d_relu(g, b, m->pred_w[i], m->pred_b[i], 1, 1, 1));
     }
-    /* each branch: ReLU, transposed conv up to 1/2 resolution (scale s = 2^i:
-     * kernel 2s, stride s, padding s/2; s = 1: kernel 1); then the sum */
+    /* each branch: transposed conv up to 1/2 resolution (scale s = 2^i: kernel 2s,
+     * stride s, padding s/2; s = 1: kernel 1); then the sum */
     nn_tensor *sum = NULL;
     for (int i = 0; i < 5; i++) {
         const int s = 1 << i;
-        nn_tensor *u = nn_relu(g, branch[i]);
+        nn_tensor *u = nn_conv_transpose2d(g, branch[i], m->up_w[i], m->up_b[i], s, s / 2);
         nn_tensor_unref(branch[i]);
-        u = nn_then(u, nn_conv_transpose2d(g, u, m->up_w[i], m->up_b[i], s, s / 2));
         sum = i == 0 ? nn_tensor_ref(u) : nn_then(sum, nn_add(g, sum, u));
         nn_tensor_unref(u);
     }

@@ -136,6 +136,20 @@ static int is_pointwise(const nn_conv_shape *s) {
 
 /* ---- CPU kernels ------------------------------------------------------------ */
 
+/* out (C, HW) of one image: out += bias[c] (bias may be NULL), then, with relu,
+ * out = max(0, out), in one pass. */
+static void conv_epilogue(nn_real *out, const nn_real *bias, int relu, int c, int hw) {
+#pragma omp parallel for schedule(static) if ((size_t)c * hw > 65536)
+    for (int j = 0; j < c; j++) {
+        nn_real *restrict o = out + (size_t)j * hw;
+        const nn_real b = bias ? bias[j] : 0;
+        if (relu)
+            for (int k = 0; k < hw; k++) o[k] = o[k] + b > 0 ? o[k] + b : 0;
+        else
+            for (int k = 0; k < hw; k++) o[k] += b;
+    }
+}
+
 int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
                        const nn_real *bias, const nn_conv_shape *s) {
     const int algo = conv2d_algo_cpu(s, NN_CONV_DIR_FORWARD);
@@ -152,7 +166,7 @@ int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
         if (!pointwise) im2col(col, im, s);
         nn_cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->c_out, hwo, ckk, 1, weight, ckk,
                       pointwise ? im : col, hwo, 0, o, hwo);
-        if (bias) bias_forward_cpu(o, bias, 1, s->c_out, hwo);
+        if (bias || s->relu) conv_epilogue(o, bias, s->relu, s->c_out, hwo);
     }
     return 0;
 }
@@ -353,11 +367,15 @@ int nn_conv_shape_make(nn_conv_shape *s, const nn_tensor *x, const nn_tensor *we
     return 0;
 }
 
+/* iarg: stride, pad, dilation, relu. With the fused ReLU, dy becomes the gradient of
+ * the convolution's pre-activation, dy * (y > 0), masked in place in y's gradient
+ * (every consumer of y has added its part by now; y's gradient is not read again). */
 static int conv2d_backward(nn_node *node) {
     nn_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
     const nn_backend *be = nn_backend_of(y->device);
     nn_conv_shape s;
     if (!be || nn_conv_shape_make(&s, x, w, node->iarg[0], node->iarg[1], node->iarg[2])) return -1;
+    if (node->iarg[3] && be->relu_mask(y->grad->data, y->data, y->numel)) return -1;
     const nn_real *dy = y->grad->data;
     if (x->requires_grad) {
         nn_tensor *dx = nn_tensor_grad(x);
@@ -374,12 +392,13 @@ static int conv2d_backward(nn_node *node) {
     return 0;
 }
 
-nn_tensor *nn_conv2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
-                     int stride, int pad, int dilation) {
+static nn_tensor *conv2d_op(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias, int stride, int pad,
+                            int dilation, int relu) {
     if (!x || !weight) return NULL;
     char sx[64], sb[64];
     nn_conv_shape s;
     if (nn_conv_shape_make(&s, x, weight, stride, pad, dilation)) return NULL;
+    s.relu = relu;
     if (bias && (bias->numel != (size_t)s.c_out || bias->ndim != 1)) {
         nn_fail("conv2d: bias %s does not match the %d output channels of weight %s",
                 nn_shape_str(bias, sb, sizeof sb), s.c_out, nn_shape_str(weight, sx, sizeof sx));
@@ -391,19 +410,31 @@ nn_tensor *nn_conv2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bi
                 bias ? nn_device_name(bias->device) : "");
         return NULL;
     }
-    const nn_backend *be = nn_op_backend(x, "conv2d", offsetof(nn_backend, conv2d_forward));
+    const char *name = relu ? "conv2d+relu" : "conv2d";
+    const nn_backend *be = nn_op_backend(x, name, offsetof(nn_backend, conv2d_forward));
     if (!be) return NULL;
     nn_tensor *y = nn_tensor_new4(x->device, s.n, s.c_out, s.h_out, s.w_out);
     if (!y || be->conv2d_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &s)) goto fail;
     if (nn_graph_wants(g, x, weight, bias, NULL)) {
-        nn_node *node = nn_graph_record(g, "conv2d", conv2d_backward, y, x, weight, bias, NULL);
+        nn_node *node = nn_graph_record(g, name, conv2d_backward, y, x, weight, bias, NULL);
         if (!node) goto fail;
         node->iarg[0] = stride;
         node->iarg[1] = pad;
         node->iarg[2] = dilation;
+        node->iarg[3] = relu;
     }
     return y;
 fail:
     nn_tensor_unref(y);
     return NULL;
+}
+
+nn_tensor *nn_conv2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
+                     int stride, int pad, int dilation) {
+    return conv2d_op(g, x, weight, bias, stride, pad, dilation, 0);
+}
+
+nn_tensor *nn_conv2d_relu(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
+                          int stride, int pad, int dilation) {
+    return conv2d_op(g, x, weight, bias, stride, pad, dilation, 1);
 }

@@ -371,7 +371,9 @@ int conv2d_forward_cuda(nn_real *out, const nn_real *in, const nn_real *weight, 
     ConvDesc d;
     int rc = desc_create(&d, s, prec);
     if (!rc) rc = forward_body(&d, prec, out, in, weight, bias, s);
-    return desc_finish(&d, rc);
+    rc = desc_finish(&d, rc);
+    if (!rc && s->relu) rc = relu_forward_cuda(out, out, numel_out(s)); /* nn_conv2d_relu */
+    return rc;
 }
 
 int conv2d_backward_data_cuda(nn_real *din, const nn_real *dout, const nn_real *weight, const nn_conv_shape *s) {

@@ -33,6 +33,15 @@
 nn_tensor *nn_conv2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
                      int stride, int pad, int dilation);
 
+/* max(0, nn_conv2d(...)), the ReLU fused into the convolution's store (CPU: the bias
+ * pass of im2col, the output transform of Winograd; CUDA: an in-place ReLU after the
+ * convolution), so the pre-activation is never kept: one tensor and one pass over it
+ * fewer than nn_relu(g, nn_conv2d(...)), with the same values and gradients (backward
+ * masks the output gradient by y > 0 in place, then runs the convolution's backward).
+ * Same arguments, shapes and errors as nn_conv2d; its profile name is "conv2d+relu". */
+nn_tensor *nn_conv2d_relu(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
+                          int stride, int pad, int dilation);
+
 /* Fills an nn_conv_shape for input x (N, C_in, H, W) and weight (C_out, C_in, KH, KW);
  * returns 0, or -1 + nn_fail on the shape errors listed for nn_conv2d. */
 int nn_conv_shape_make(nn_conv_shape *s, const nn_tensor *x, const nn_tensor *weight,
@@ -45,7 +54,7 @@ int nn_conv_shape_make(nn_conv_shape *s, const nn_tensor *x, const nn_tensor *we
  * conv2d_forward_cpu and conv2d_backward_data_cpu choose the algorithm per shape
  * (conv2d_algo_cpu; -1 + nn_fail on a bad DEEP3D_CONV_ALGO).
  *   conv2d_forward_cpu:        out (N, C_out, H_out, W_out) = conv(in, weight) + bias
- *                              (bias may be NULL)
+ *                              (bias may be NULL), then max(0, .) when s->relu
  *   conv2d_backward_data_cpu:  din (N, C_in, H_in, W_in) += col2im(W^T . dout)
  *   conv2d_backward_weight_cpu: dweight (C_out, C_in, KH, KW) += dout . im2col(in)^T,
  *                              dbias (C_out) += per-channel sums of dout; either may be

@@ -168,7 +168,13 @@ typedef struct {
     int pad;            /* offset of the 3x3 window: input row y - pad + i; may be < 0 */
     int tiles_y, tiles_x;
     int m; /* output tile size: 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)) */
+    int relu; /* forward only: out = max(0, conv + bias), applied as each row is stored */
 } wg_geom;
+
+/* max(0, v) over one stored run of an output row (still in cache): the fused ReLU. */
+static inline void relu_run(nn_real *restrict row, int len) {
+    for (int u = 0; u < len; u++) row[u] = row[u] > 0 ? row[u] : 0;
+}
 
 /* Tiles are transformed a segment at a time: up to SEG consecutive tiles of one row of
  * tiles of one image, so that the loops over a segment run on contiguous arrays and
@@ -308,6 +314,7 @@ static void output_transform(nn_real *out, int accumulate, const nn_real *bias, 
                     for (int u = 0; u < pairs; u++) row[2 * u] = y0[u] + b, row[2 * u + 1] = y1[u] + b;
                 if (pairs < cnt) /* the last tile has one column */
                     row[2 * pairs] = accumulate ? row[2 * pairs] + y0[pairs] : y0[pairs] + b;
+                if (g->relu) relu_run(row, 2 * pairs + (pairs < cnt));
             }
         }
     }
@@ -476,6 +483,7 @@ static void output_transform4(nn_real *out, int accumulate, const nn_real *bias,
                 if (whole < cnt)
                     for (int j = 0; j < last; j++)
                         row[4 * whole + j] = accumulate ? row[4 * whole + j] + y[i][j][whole] : y[i][j][whole] + b;
+                if (g->relu) relu_run(row, 4 * whole + (whole < cnt ? last : 0));
             }
         }
     }
@@ -561,7 +569,7 @@ int conv2d_winograd_forward_cpu(nn_real *out, const nn_real *in, const nn_real *
                        "dilation 1)", s->kh, s->kw, s->stride, s->dilation);
     const int m = conv2d_winograd_tile(s, NN_CONV_DIR_FORWARD);
     if (m < 0) return -1;
-    wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0, 0};
+    wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0, 0, s->relu};
     geom_tiles(&g, m);
     /* filter (k, c) = weight[k, c, :, :], U (K, C) */
     return wg_conv(out, 0, bias, in, &g, weight, 9L * s->c_in, 9, 1, 0, "conv2d winograd forward");
@@ -577,7 +585,7 @@ int conv2d_winograd_backward_data_cpu(nn_real *din, const nn_real *dout, const n
      * U (C_out, C_in) in weight's order and read transposed */
     const int m = conv2d_winograd_tile(s, NN_CONV_DIR_BACKWARD_DATA);
     if (m < 0) return -1;
-    wg_geom g = {s->n, s->c_out, s->h_out, s->w_out, s->c_in, s->h_in, s->w_in, 2 - s->pad, 0, 0, 0};
+    wg_geom g = {s->n, s->c_out, s->h_out, s->w_out, s->c_in, s->h_in, s->w_in, 2 - s->pad, 0, 0, 0, 0};
     geom_tiles(&g, m);
     return wg_conv(din, 1, NULL, dout, &g, weight + 8, 9L * s->c_in, 9, -1, 1, "conv2d winograd backward data");
 }
@@ -662,7 +670,7 @@ int conv2d_winograd_backward_weight_cpu(nn_real *dweight, const nn_real *dout, c
         return nn_fail("conv2d winograd backward weight: kernel %dx%d, stride %d, dilation %d (needs 3x3, "
                        "stride 1, dilation 1)", s->kh, s->kw, s->stride, s->dilation);
     /* the forward geometry: input tiles of x, output tiles of dout */
-    wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0, 0};
+    wg_geom g = {s->n, s->c_in, s->h_in, s->w_in, s->c_out, s->h_out, s->w_out, s->pad, 0, 0, 0, 0};
     geom_tiles(&g, 2);
     const long total = (long)g.n * g.tiles_y * g.tiles_x;
     if (total == 0) return 0; /* an empty batch adds nothing */

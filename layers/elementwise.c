@@ -38,6 +38,12 @@ int relu_backward_cpu(nn_real *din, const nn_real *dout, const nn_real *out, siz
     return 0;
 }
 
+int relu_mask_cpu(nn_real *d, const nn_real *out, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) d[i] = out[i] > 0 ? d[i] : 0;
+    return 0;
+}
+
 int channel_affine_cpu(nn_real *out, const nn_real *in, const nn_real *scale,
                        const nn_real *shift, int n, int c, int hw) {
 #pragma omp parallel for collapse(2) schedule(static)

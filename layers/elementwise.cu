@@ -1,5 +1,5 @@
 /* CUDA kernels of the element-wise ops (layers/elementwise.h; semantics in
- * nn/backend.h): fill, axpy, add, ReLU forward/backward, per-channel affine.
+ * nn/backend.h): fill, axpy, add, ReLU forward/backward/mask, per-channel affine.
  * Grid-stride loops over size_t indices; one thread per element per pass, so each
  * result is computed exactly as the CPU loop computes it (bar fused multiply-add). */
 #include "../nn/cuda_check.h"
@@ -29,6 +29,11 @@ __global__ void relu_forward_kernel(float *out, const float *in, size_t n) {
 __global__ void relu_backward_kernel(float *din, const float *dout, const float *out, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         if (out[i] > 0.0f) din[i] += dout[i];
+}
+
+__global__ void relu_mask_kernel(float *d, const float *out, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        if (!(out[i] > 0.0f)) d[i] = 0.0f;
 }
 
 /* NCHW as (planes, hw): the channel of plane q is q % c */
@@ -87,6 +92,13 @@ int relu_backward_cuda(nn_real *din, const nn_real *dout, const nn_real *out, si
     if (!n) return 0;
     relu_backward_kernel<<<nn_cuda_grid(n), NN_CUDA_BLOCK>>>(din, dout, out, n);
     NN_CUDA_LAUNCHED("relu_backward_kernel");
+    return 0;
+}
+
+int relu_mask_cuda(nn_real *d, const nn_real *out, size_t n) {
+    if (!n) return 0;
+    relu_mask_kernel<<<nn_cuda_grid(n), NN_CUDA_BLOCK>>>(d, out, n);
+    NN_CUDA_LAUNCHED("relu_mask_kernel");
     return 0;
 }
 

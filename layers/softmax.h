@@ -14,6 +14,9 @@ nn_tensor *nn_softmax_channels(nn_graph *g, nn_tensor *x);
 /* CPU kernels over (n, c, hw) NCHW memory: the forward pass above; the backward
  * accumulates din += out * (dout - sum_c out*dout). */
 int softmax_forward_cpu(nn_real *out, const nn_real *in, int n, int c, int hw);
+/* exp(x) for float x <= 0, vectorisable (the CPU softmax's exponential; Cephes expf):
+ * relative error at most 4e-7, and 0 for x < -87.0 (exp(x) < 1.7e-38). Not for x > 0. */
+float nn_exp_nonpositive(float x);
 int softmax_backward_cpu(nn_real *din, const nn_real *dout, const nn_real *out, int n, int c, int hw);
 
 #endif

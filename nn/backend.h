@@ -31,6 +31,8 @@ typedef struct nn_conv_shape {
     int c_out, h_out, w_out;    /* output (N, C_out, H_out, W_out) */
     int kh, kw;                 /* kernel; weight is (C_out, C_in, KH, KW) */
     int stride, pad, dilation;  /* same in both directions, pixels */
+    int relu;                   /* conv2d_forward only: out = max(0, conv + bias), the ReLU
+                                   fused into the store (nn_conv2d_relu); 0 elsewhere */
 } nn_conv_shape;
 
 /* 2-D max pooling geometry, NCHW: window k x k, stride, no padding. */
@@ -56,6 +58,8 @@ typedef struct nn_backend {
     int (*add)(nn_real *out, const nn_real *a, const nn_real *b, size_t n);  /* out = a+b */
     int (*relu_forward)(nn_real *out, const nn_real *in, size_t n);
     int (*relu_backward)(nn_real *din, const nn_real *dout, const nn_real *out, size_t n);
+    /* in place: d[i] = out[i] > 0 ? d[i] : 0 (the backward of a fused ReLU, nn_conv2d_relu) */
+    int (*relu_mask)(nn_real *d, const nn_real *out, size_t n);
     /* out = in * scale[c] + shift[c] over NCHW (n, c, hw); scale may be NULL (= 1).
      * Used for mean subtraction and batch-norm inference. */
     int (*channel_affine)(nn_real *out, const nn_real *in, const nn_real *scale,

@@ -49,6 +49,7 @@ static const nn_backend cpu_backend = {
     .add = add_cpu,
     .relu_forward = relu_forward_cpu,
     .relu_backward = relu_backward_cpu,
+    .relu_mask = relu_mask_cpu,
     .channel_affine = channel_affine_cpu,
     .channel_affine_backward = channel_affine_backward_cpu,
     .conv2d_forward = conv2d_forward_cpu,

@@ -336,6 +336,7 @@ nn_backend make_table(void) {
     b.add = add_cuda;
     b.relu_forward = relu_forward_cuda;
     b.relu_backward = relu_backward_cuda;
+    b.relu_mask = relu_mask_cuda;
     b.channel_affine = channel_affine_cuda;
     b.channel_affine_backward = channel_affine_backward_cuda;
     b.conv2d_forward = conv2d_forward_cuda;

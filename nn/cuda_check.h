@@ -119,6 +119,7 @@ int axpy_cuda(nn_real *y, nn_real a, const nn_real *x, size_t n);
 int add_cuda(nn_real *out, const nn_real *a, const nn_real *b, size_t n);
 int relu_forward_cuda(nn_real *out, const nn_real *in, size_t n);
 int relu_backward_cuda(nn_real *din, const nn_real *dout, const nn_real *out, size_t n);
+int relu_mask_cuda(nn_real *d, const nn_real *out, size_t n);
 int channel_affine_cuda(nn_real *out, const nn_real *in, const nn_real *scale, const nn_real *shift,
                         int n, int c, int hw);
 int channel_affine_backward_cuda(nn_real *din, const nn_real *dout, const nn_real *scale, int n, int c,

@@ -29,7 +29,7 @@ static void grad_wg(const char *name, int n, int ci, int h, int w, int co, wg_ar
     nn_conv_shape s;
     if (a.transposed) {
         int ho = h + 2 - 2 * a.pad, wo = w + 2 - 2 * a.pad;
-        s = (nn_conv_shape){n, co, ho, wo, ci, h, w, 3, 3, 1, a.pad, 1};
+        s = (nn_conv_shape){n, co, ho, wo, ci, h, w, 3, 3, 1, a.pad, 1, 0};
     } else {
         cr_assert_eq(nn_conv_shape_make(&s, in[0], in[1], 1, a.pad, 1), 0, "%s", nn_last_error());
     }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "../layers/conv2d_winograd.h"
 #include "testutil.h"
 
 typedef struct {
@@ -68,11 +69,13 @@ static void naive_conv_backward(nn_real *dx, nn_real *dw, nn_real *db, const nn_
 }
 
 /* Forward, then backward from a random upstream gradient into gradients that already
- * hold values (the kernels must add, not overwrite), all against the naive loops. */
-static void check_conv(const geom *g, uint64_t seed) {
+ * hold values (the kernels must add, not overwrite), all against the naive loops. With
+ * relu, nn_conv2d_relu against max(0, naive) and the naive backward of the upstream
+ * gradient masked by naive > 0. */
+static void check_conv_act(const geom *g, uint64_t seed, int relu) {
     char what[160];
-    snprintf(what, sizeof what, "conv2d N%d C%d %dx%d -> C%d k%dx%d s%d p%d d%d", g->n, g->ci, g->h, g->w,
-             g->co, g->kh, g->kw, g->stride, g->pad, g->dil);
+    snprintf(what, sizeof what, "conv2d%s N%d C%d %dx%d -> C%d k%dx%d s%d p%d d%d", relu ? "+relu" : "", g->n,
+             g->ci, g->h, g->w, g->co, g->kh, g->kw, g->stride, g->pad, g->dil);
     int ho = conv_out(g->h, g->kh, g->stride, g->pad, g->dil), wo = conv_out(g->w, g->kw, g->stride, g->pad, g->dil);
     nn_tensor *x = tu_uniform4(g->n, g->ci, g->h, g->w, -1, 1, seed);
     nn_tensor *w = tu_uniform4(g->co, g->ci, g->kh, g->kw, -1, 1, seed + 1);
@@ -85,26 +88,60 @@ static void check_conv(const geom *g, uint64_t seed) {
 
     nn_graph gr;
     nn_graph_init(&gr, 1);
-    nn_tensor *y = nn_conv2d(&gr, x, w, b, g->stride, g->pad, g->dil);
+    nn_tensor *y = (relu ? nn_conv2d_relu : nn_conv2d)(&gr, x, w, b, g->stride, g->pad, g->dil);
     cr_assert_not_null(y, "%s: %s", what, nn_last_error());
     cr_assert(y->ndim == 4 && y->shape[0] == g->n && y->shape[1] == g->co && y->shape[2] == ho &&
                   y->shape[3] == wo,
               "%s: output shape %d %d %d %d", what, y->shape[0], y->shape[1], y->shape[2], y->shape[3]);
     nn_real *want = malloc(y->numel * sizeof *want);
     naive_conv_forward(want, x->data, w->data, b->data, g, ho, wo);
-    tu_assert_close(y->data, want, y->numel, 1e-5, 1e-5, what);
+    nn_real *pre = malloc(y->numel * sizeof *pre);
+    memcpy(pre, want, y->numel * sizeof *pre);
+    size_t positive = 0;
+    if (relu)
+        for (size_t i = 0; i < y->numel; i++) want[i] = want[i] > 0 ? want[i] : 0, positive += want[i] > 0;
+    if (relu) cr_assert(positive > y->numel / 4 && positive < y->numel * 3 / 4, "%s: %zu of %zu positive", what,
+                        positive, y->numel);
+    /* Winograd (forced in the relu test) rounds differently: its bound, not im2col's */
+    const double tol = relu ? 1e-4 : 1e-5;
+    tu_assert_close(y->data, want, y->numel, tol, tol, what);
 
     nn_tensor *r = tu_uniform(y->ndim, y->shape, -1, 1, seed + 6);
+    nn_real *dpre = tu_host(r);
+    if (relu) /* pre-activations within 1e-4 of 0 could fall either way in float: excluded */
+        for (size_t i = 0; i < y->numel; i++) {
+            if (pre[i] <= 0) dpre[i] = 0;
+            if (fabs(pre[i]) < 1e-4) dpre[i] = r->data[i] = 0;
+        }
     cr_assert_eq(nn_graph_backward_from(&gr, y, r), 0, "%s: %s", what, nn_last_error());
-    naive_conv_backward(want_dx, want_dw, want_db, r->data, x->data, w->data, g, ho, wo);
-    tu_assert_close(x->grad->data, want_dx, x->numel, 1e-5, 1e-5, "conv2d dx");
-    tu_assert_close(w->grad->data, want_dw, w->numel, 1e-5, 1e-5, "conv2d dweight");
-    tu_assert_close(b->grad->data, want_db, b->numel, 1e-5, 1e-5, "conv2d dbias");
+    naive_conv_backward(want_dx, want_dw, want_db, dpre, x->data, w->data, g, ho, wo);
+    tu_assert_close(x->grad->data, want_dx, x->numel, tol, tol, "conv2d dx");
+    tu_assert_close(w->grad->data, want_dw, w->numel, tol, tol, "conv2d dweight");
+    tu_assert_close(b->grad->data, want_db, b->numel, tol, tol, "conv2d dbias");
 
-    free(want), free(want_dx), free(want_dw), free(want_db);
+    free(want), free(pre), free(dpre), free(want_dx), free(want_dw), free(want_db);
     nn_graph_free(&gr);
     nn_tensor_unref(r), nn_tensor_unref(y), nn_tensor_unref(x), nn_tensor_unref(w), nn_tensor_unref(b);
     cr_assert_eq(nn_tensor_live_count(), 0, "%s: %ld tensors leaked", what, nn_tensor_live_count());
+}
+
+static void check_conv(const geom *g, uint64_t seed) { check_conv_act(g, seed, 0); }
+
+/* The fused ReLU on every CPU path: im2col (with and without bias-only 1x1), Winograd
+ * F(2x2, 3x3) and F(4x4, 3x3), with partial last tiles (odd sizes). */
+Test(conv2d, relu_fused_matches_naive_loops_on_every_algorithm) {
+    const geom gs[] = {
+        {2, 16, 9, 11, 16, 3, 3, 1, 1, 1}, /* 3x3: Winograd when forced */
+        {1, 17, 13, 7, 18, 3, 3, 1, 0, 1}, /* padding 0, odd output */
+        {2, 3, 8, 8, 4, 4, 4, 2, 1, 1},    /* im2col only */
+        {2, 5, 6, 4, 3, 1, 1, 1, 0, 1},    /* pointwise fast path */
+    };
+    const nn_conv_algo algos[] = {NN_CONV_ALGO_IM2COL, NN_CONV_ALGO_WINOGRAD, NN_CONV_ALGO_WINOGRAD4};
+    for (size_t a = 0; a < sizeof algos / sizeof *algos; a++) {
+        nn_conv_algo_set(algos[a]);
+        for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) check_conv_act(&gs[i], 700 + 10 * i, 1);
+    }
+    nn_conv_algo_set(NN_CONV_ALGO_AUTO);
 }
 
 Test(conv2d, kernel3_stride1_pad1_matches_naive_loops) {

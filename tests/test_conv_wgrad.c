@@ -25,7 +25,7 @@ typedef struct {
 static const double TOL = 1e-5; /* of max|reference| */
 
 static nn_conv_shape shape_of(const geom *g) {
-    nn_conv_shape s = {g->n, g->ci, g->h, g->w, g->co, 0, 0, g->kh, g->kw, g->stride, g->pad, g->dil};
+    nn_conv_shape s = {g->n, g->ci, g->h, g->w, g->co, 0, 0, g->kh, g->kw, g->stride, g->pad, g->dil, 0};
     s.h_out = (g->h + 2 * g->pad - g->dil * (g->kh - 1) - 1) / g->stride + 1;
     s.w_out = (g->w + 2 * g->pad - g->dil * (g->kw - 1) - 1) / g->stride + 1;
     return s;
@@ -324,17 +324,17 @@ Test(conv_wgrad, algorithm_choice) {
         nn_conv_shape s;
         int want;
     } cases[] = {
-        {{4, 512, 10, 24, 512, 10, 24, 3, 3, 1, 1, 1}, 2},   /* conv5, batch 4: 240 tiles */
-        {{4, 512, 10, 24, 33, 10, 24, 3, 3, 1, 1, 1}, 2},    /* pred4 */
-        {{4, 33, 160, 384, 33, 160, 384, 3, 3, 1, 1, 1}, 2}, /* the final conv */
-        {{2, 512, 10, 24, 512, 10, 24, 3, 3, 1, 1, 1}, 1},   /* 120 tiles < 128 */
-        {{2, 16, 16, 16, 16, 16, 16, 3, 3, 1, 1, 1}, 2},     /* exactly 128 tiles, 16 channels */
-        {{1, 64, 16, 16, 64, 16, 16, 3, 3, 1, 1, 1}, 1},     /* 64 tiles: Winograd forward, not here */
-        {{4, 3, 160, 384, 64, 160, 384, 3, 3, 1, 1, 1}, 1},  /* RGB input */
-        {{4, 64, 160, 384, 8, 160, 384, 3, 3, 1, 1, 1}, 1},  /* thin output */
-        {{4, 64, 40, 96, 64, 20, 48, 3, 3, 2, 1, 1}, 1},     /* stride 2 */
-        {{4, 64, 40, 96, 64, 40, 96, 3, 3, 1, 2, 2}, 1},     /* dilation 2 */
-        {{4, 33, 80, 192, 33, 40, 96, 4, 4, 2, 1, 1}, 1},    /* a transposed conv's adjoint */
+        {{4, 512, 10, 24, 512, 10, 24, 3, 3, 1, 1, 1, 0}, 2},   /* conv5, batch 4: 240 tiles */
+        {{4, 512, 10, 24, 33, 10, 24, 3, 3, 1, 1, 1, 0}, 2},    /* pred4 */
+        {{4, 33, 160, 384, 33, 160, 384, 3, 3, 1, 1, 1, 0}, 2}, /* the final conv */
+        {{2, 512, 10, 24, 512, 10, 24, 3, 3, 1, 1, 1, 0}, 1},   /* 120 tiles < 128 */
+        {{2, 16, 16, 16, 16, 16, 16, 3, 3, 1, 1, 1, 0}, 2},     /* exactly 128 tiles, 16 channels */
+        {{1, 64, 16, 16, 64, 16, 16, 3, 3, 1, 1, 1, 0}, 1},     /* 64 tiles: Winograd forward, not here */
+        {{4, 3, 160, 384, 64, 160, 384, 3, 3, 1, 1, 1, 0}, 1},  /* RGB input */
+        {{4, 64, 160, 384, 8, 160, 384, 3, 3, 1, 1, 1, 0}, 1},  /* thin output */
+        {{4, 64, 40, 96, 64, 20, 48, 3, 3, 2, 1, 1, 0}, 1},     /* stride 2 */
+        {{4, 64, 40, 96, 64, 40, 96, 3, 3, 1, 2, 2, 0}, 1},     /* dilation 2 */
+        {{4, 33, 80, 192, 33, 40, 96, 4, 4, 2, 1, 1, 0}, 1},    /* a transposed conv's adjoint */
     };
     nn_conv_algo_set(NN_CONV_ALGO_AUTO);
     for (size_t i = 0; i < COUNT(cases); i++)

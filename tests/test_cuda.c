@@ -152,7 +152,7 @@ Test(cuda, elementwise_kernels_match_cpu) {
 /* ---- convolutions ----------------------------------------------------------------------- */
 
 static nn_conv_shape conv_shape(int n, int c_in, int h_in, int w_in, int c_out, int k, int stride, int pad, int dil) {
-    nn_conv_shape s = {n, c_in, h_in, w_in, c_out, 0, 0, k, k, stride, pad, dil};
+    nn_conv_shape s = {n, c_in, h_in, w_in, c_out, 0, 0, k, k, stride, pad, dil, 0};
     s.h_out = (h_in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
     s.w_out = (w_in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
     return s;

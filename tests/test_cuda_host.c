@@ -253,7 +253,7 @@ Test(cuda_alloc, format_bytes) {
 /* ---- the algorithm cache ------------------------------------------------------------ */
 
 static nn_conv_shape vgg_conv(void) {
-    nn_conv_shape s = {64, 64, 160, 384, 64, 160, 384, 3, 3, 1, 1, 1};
+    nn_conv_shape s = {64, 64, 160, 384, 64, 160, 384, 3, 3, 1, 1, 1, 0};
     return s;
 }
 
@@ -307,7 +307,7 @@ Test(cuda_plan, cache_holds_every_deep3d_geometry) {
     for (int i = 0; i < 6; i++) {
         int s = i < 5 ? scales[i] : 2, k = i == 0 ? 1 : (i < 5 ? 2 * s : 4), p = i == 0 ? 0 : (i < 5 ? s / 2 : 1);
         int h = i < 5 ? 80 / s : 80, w = i < 5 ? 192 / s : 192;
-        nn_conv_shape g = {64, 33, (h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k, 33, h, w, k, k, s, p, 1};
+        nn_conv_shape g = {64, 33, (h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k, 33, h, w, k, k, s, p, 1, 0};
         for (int dir = 0; dir < 3; dir++) {
             nn_conv_key_make(&keys[n_put], &g, (nn_conv_dir)dir, NN_PRECISION_FP32, 0);
             nn_algo_choice ch = {n_put, 0, 3, 1, 0, -1, 0};

@@ -803,7 +803,7 @@ static double check_bf16(const char *what, const nn_real *d_gpu, const nn_real *
 }
 
 static nn_conv_shape conv_shape(int n, int c_in, int h_in, int w_in, int c_out, int k, int stride, int pad) {
-    nn_conv_shape s = {n, c_in, h_in, w_in, c_out, 0, 0, k, k, stride, pad, 1};
+    nn_conv_shape s = {n, c_in, h_in, w_in, c_out, 0, 0, k, k, stride, pad, 1, 0};
     s.h_out = (h_in + 2 * pad - (k - 1) - 1) / stride + 1;
     s.w_out = (w_in + 2 * pad - (k - 1) - 1) / stride + 1;
     return s;

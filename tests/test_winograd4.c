@@ -26,7 +26,7 @@ static const double TOL4 = 1e-4; /* of max|reference| */
 static int osize(int in, int pad) { return in + 2 * pad - 2; }
 
 static nn_conv_shape shape4(const w4geom *g) {
-    nn_conv_shape s = {g->n, g->ci, g->h, g->w, g->co, osize(g->h, g->pad), osize(g->w, g->pad), 3, 3, 1, g->pad, 1};
+    nn_conv_shape s = {g->n, g->ci, g->h, g->w, g->co, osize(g->h, g->pad), osize(g->w, g->pad), 3, 3, 1, g->pad, 1, 0};
     return s;
 }
 
@@ -136,8 +136,8 @@ Test(winograd4, settings_and_tile_choice) {
     cr_assert_eq(a, NN_CONV_ALGO_WINOGRAD4);
     cr_assert_eq(nn_conv_algo_parse("winograd8", &a), -1);
     cr_assert(strstr(nn_last_error(), "winograd4"), "message: %s", nn_last_error());
-    const nn_conv_shape big = {1, 64, 160, 384, 64, 160, 384, 3, 3, 1, 1, 1};
-    const nn_conv_shape s2 = {1, 64, 40, 96, 64, 20, 48, 3, 3, 2, 1, 1};
+    const nn_conv_shape big = {1, 64, 160, 384, 64, 160, 384, 3, 3, 1, 1, 1, 0};
+    const nn_conv_shape s2 = {1, 64, 40, 96, 64, 20, 48, 3, 3, 2, 1, 1, 0};
     nn_conv_algo_set(NN_CONV_ALGO_WINOGRAD4);
     cr_assert_eq(conv2d_winograd_tile(&big, NN_CONV_DIR_FORWARD), 4);
     cr_assert_eq(conv2d_winograd_tile(&big, NN_CONV_DIR_BACKWARD_DATA), 4);
@@ -148,10 +148,10 @@ Test(winograd4, settings_and_tile_choice) {
     cr_assert_eq(conv2d_winograd_tile(&big, NN_CONV_DIR_BACKWARD_DATA), 2);
     /* auto: F(4x4) from 200 4x4 tiles (measured, layers/conv2d_winograd.c) */
     nn_conv_algo_set(NN_CONV_ALGO_AUTO);
-    const nn_conv_shape c256 = {1, 256, 40, 96, 256, 40, 96, 3, 3, 1, 1, 1};  /* 10 x 24 = 240 tiles */
-    const nn_conv_shape c512 = {1, 512, 20, 48, 512, 20, 48, 3, 3, 1, 1, 1};  /* 60 tiles */
-    const nn_conv_shape b4 = {4, 512, 20, 48, 512, 20, 48, 3, 3, 1, 1, 1};    /* batch 4: 240 tiles */
-    const nn_conv_shape p0 = {1, 64, 58, 58, 64, 56, 56, 3, 3, 1, 0, 1};      /* 196 output, 225 input tiles */
+    const nn_conv_shape c256 = {1, 256, 40, 96, 256, 40, 96, 3, 3, 1, 1, 1, 0};  /* 10 x 24 = 240 tiles */
+    const nn_conv_shape c512 = {1, 512, 20, 48, 512, 20, 48, 3, 3, 1, 1, 1, 0};  /* 60 tiles */
+    const nn_conv_shape b4 = {4, 512, 20, 48, 512, 20, 48, 3, 3, 1, 1, 1, 0};    /* batch 4: 240 tiles */
+    const nn_conv_shape p0 = {1, 64, 58, 58, 64, 56, 56, 3, 3, 1, 0, 1, 0};      /* 196 output, 225 input tiles */
     cr_assert_eq(conv2d_winograd_tile(&big, NN_CONV_DIR_FORWARD), 4);
     cr_assert_eq(conv2d_winograd_tile(&c256, NN_CONV_DIR_FORWARD), 4);
     cr_assert_eq(conv2d_winograd_tile(&c512, NN_CONV_DIR_FORWARD), 2);
