@@ -58,6 +58,7 @@ static const nn_backend cpu_backend = {
     .bias_backward = bias_backward_cpu,
     .maxpool2d_forward = maxpool2d_forward_cpu,
     .maxpool2d_backward = maxpool2d_backward_cpu,
+    .maxpool2d_uses_argmax = 1,
     .linear_forward = linear_forward_cpu,
     .linear_backward = linear_backward_cpu,
     .dropout_forward = dropout_forward_cpu,

@@ -1,6 +1,7 @@
 /* The CUDA backend: device memory through the caching allocator (nn/cuda_alloc.h),
- * cuDNN for the convolutions, cuBLAS for the fully connected layers, our own kernels
- * for the rest (layers/<name>.cu, nn/optim.cu).
+ * cuDNN for the convolutions, max pooling, batch normalisation in training and the
+ * softmax (cuDNN 9's legacy calls), cuBLAS for the fully connected layers, our own
+ * kernels for the rest (layers/<name>.cu, nn/optim.cu).
  *
  * Everything runs on the legacy default stream of device 0 (CUDA_VISIBLE_DEVICES
  * picks the GPU), so every kernel, copy and library call is ordered after the ones
@@ -345,6 +346,7 @@ nn_backend make_table(void) {
     b.bias_backward = bias_backward_cuda;
     b.maxpool2d_forward = maxpool2d_forward_cuda;
     b.maxpool2d_backward = maxpool2d_backward_cuda;
+    b.maxpool2d_uses_argmax = 0;   /* cuDNN recomputes the maxima from in and out */
     b.linear_forward = linear_forward_cuda;
     b.linear_backward = linear_backward_cuda;
     b.dropout_forward = dropout_forward_cuda;
@@ -456,6 +458,25 @@ int nn_cuda_workspace_ensure(size_t bytes) {
 
 void *nn_cuda_workspace(void) { return ctx.workspace; }
 size_t nn_cuda_workspace_size(void) { return ctx.workspace_bytes; }
+
+/* ---- cuDNN tensor descriptors (cuda_check.h) ----------------------------------------- */
+
+int nn_cudnn_tensor(cudnnTensorDescriptor_t *d, int n, int c, int h, int w) {
+    NN_CUDNN(cudnnCreateTensorDescriptor(d));
+    NN_CUDNN(cudnnSetTensor4dDescriptor(*d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
+    return 0;
+}
+
+int nn_cudnn_tensors_destroy(int rc, cudnnTensorDescriptor_t *d, int count) {
+    for (int i = 0; i < count; i++) {
+        if (!d[i]) continue;
+        cudnnStatus_t st = cudnnDestroyTensorDescriptor(d[i]);
+        d[i] = nullptr;
+        if (st != CUDNN_STATUS_SUCCESS && rc == 0)
+            rc = nn_cuda_fail_cudnn(st, "cudnnDestroyTensorDescriptor(d[i])", __FILE__, __LINE__);
+    }
+    return rc;
+}
 
 size_t nn_cuda_available_bytes(void) {
     size_t free_b = 0, total_b = 0;
