@@ -49,6 +49,18 @@ typedef struct nn_backend {
     int (*download)(void *host_dst, const void *src, size_t bytes);
     int (*copy)(void *dst, const void *src, size_t bytes);   /* within this device */
     int (*synchronize)(void);
+    /* Optional asynchronous uploads (NULL: nn_tensor_upload_async falls back to
+     * `upload`, and there is nothing to wait for). upload_async copies host_src away
+     * before it returns (host_src may be reused at once) and starts the transfer without
+     * waiting for the work already queued on the device; dst holds the data for the work
+     * queued after the next wait_uploads, which makes the device (not the host) wait for
+     * every transfer started before it. Work queued before upload_async still sees
+     * dst's old contents, so dst may be the input of a step still running; between the
+     * two calls do not use dst nor upload into it again. CPU: a plain copy, complete on
+     * return, and a no-op wait. CUDA: nn_cuda_upload_async / nn_cuda_wait_uploads
+     * (nn/cuda_upload.h has the details). */
+    int (*upload_async)(void *dst, const void *host_src, size_t bytes);
+    int (*wait_uploads)(void);
 
     /* --- element-wise (n elements) ----------------------------------------- */
     int (*fill)(nn_real *x, size_t n, nn_real value);

@@ -33,7 +33,7 @@ static int cpu_copy(void *dst, const void *src, size_t bytes) {
     return 0;
 }
 
-static int cpu_synchronize(void) { return 0; }
+static int cpu_synchronize(void) { return 0; } /* every CPU kernel is done on return */
 
 static const nn_backend cpu_backend = {
     .name = "cpu",
@@ -44,6 +44,8 @@ static const nn_backend cpu_backend = {
     .download = cpu_copy,
     .copy = cpu_copy,
     .synchronize = cpu_synchronize,
+    .upload_async = cpu_copy,        /* complete on return: nothing to wait for */
+    .wait_uploads = cpu_synchronize,
     .fill = fill_cpu,
     .axpy = axpy_cpu,
     .add = add_cpu,

@@ -8,7 +8,7 @@
  * before it; this is what lets the allocator hand a freed block out again at once.
  * The one exception is the copy stream of the asynchronous uploads, which writes only
  * the backend's own staging memory (never a tensor) and meets the compute stream
- * through events (see "uploads" below and infer/render_cuda.h).
+ * through events (see "uploads" below and nn/cuda_upload.h).
  *
  * Uploads go through pinned host memory (cudaHostAlloc): `upload` copies into one of
  * two staging buffers used in turn (grown as needed up to 16 MiB, larger uploads in
@@ -28,10 +28,6 @@
 #include <string.h>
 
 #include "cuda_check.h"
-
-extern "C" {
-#include "../infer/render_cuda.h"   /* the C declarations of the upload API */
-}
 
 namespace {
 
@@ -332,6 +328,8 @@ nn_backend make_table(void) {
     b.download = cuda_download;
     b.copy = cuda_copy;
     b.synchronize = cuda_synchronize;
+    b.upload_async = nn_cuda_upload_async;
+    b.wait_uploads = nn_cuda_wait_uploads;
     b.fill = fill_cuda;
     b.axpy = axpy_cuda;
     b.add = add_cuda;
@@ -489,7 +487,7 @@ size_t nn_cuda_available_bytes(void) {
     return free_b + st.cached_bytes;
 }
 
-/* ---- asynchronous uploads (infer/render_cuda.h) -------------------------------------- */
+/* ---- asynchronous uploads (nn/cuda_upload.h) ----------------------------------------- */
 
 static int not_started(const char *what) {
     return nn_fail("%s: the CUDA backend has not been started (nn_backend_cuda())", what);

@@ -36,6 +36,7 @@ extern "C" {
 #include "backend.h"
 #include "cuda_alloc.h"
 #include "cuda_plan.h"
+#include "cuda_upload.h" /* the asynchronous uploads on the copy stream, with their semantics */
 #include "status.h"
 }
 
@@ -105,12 +106,6 @@ size_t nn_cuda_available_bytes(void);
 
 /* The algorithm cache of the convolutions. */
 nn_algo_cache *nn_cuda_algo_cache(void);
-
-/* Asynchronous uploads on the copy stream (semantics in infer/render_cuda.h, where C
- * callers find them): start a copy without waiting for the compute stream; the compute
- * stream waits for them and places them in their destinations at nn_cuda_wait_uploads. */
-extern "C" int nn_cuda_upload_async(void *dst, const void *host_src, size_t bytes);
-extern "C" int nn_cuda_wait_uploads(void);
 
 /* bf16 temporaries of precision bf16 (conv2d.cu, linear.cu): float32 tensors stay
  * float32; a convolution or matrix product converts its operands to bf16 (round to

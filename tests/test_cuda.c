@@ -118,6 +118,45 @@ Test(cuda, out_of_memory_is_a_clear_error) {
     G->release(q);
 }
 
+/* The tensor-level asynchronous upload (nn/tensor.h) on CUDA, in the training loop's
+ * pattern: work queued before nn_tensor_upload_async reads the old contents of the
+ * tensor, work queued after nn_device_wait_uploads the new ones; the host array may be
+ * overwritten as soon as the upload returns. */
+Test(cuda, tensor_upload_async_lets_queued_work_read_the_old_data) {
+    gpu_or_skip();
+    cr_assert(G->upload_async && G->wait_uploads, "the CUDA table lacks upload_async or wait_uploads");
+    const int n = 1 << 20; /* 4 MB: the transfer takes a while */
+    nn_tensor *t = nn_tensor_new4(NN_CUDA, n, 0, 0, 0), *before = nn_tensor_zeros(NN_CUDA, 1, &n);
+    nn_tensor *after = nn_tensor_zeros(NN_CUDA, 1, &n);
+    cr_assert(t && before && after, "%s", nn_last_error());
+    nn_real *a = tu_uniform_array((size_t)n, 1), *b = tu_uniform_array((size_t)n, 2), *got = malloc((size_t)n * sizeof *got);
+    cr_assert_not_null(got);
+    OK(nn_tensor_upload(t, a));
+    for (int round = 0; round < 3; round++) {
+        const nn_real *old_data = round % 2 ? b : a, *new_data = round % 2 ? a : b;
+        OK(G->fill(before->data, (size_t)n, 0));
+        OK(G->axpy(before->data, 1, t->data, (size_t)n)); /* queued: reads t's old data */
+        nn_real *host = malloc((size_t)n * sizeof *host);
+        cr_assert_not_null(host);
+        memcpy(host, new_data, (size_t)n * sizeof *host);
+        OK(nn_tensor_upload_async(t, host));
+        memset(host, 0xff, (size_t)n * sizeof *host); /* NaNs: must not arrive */
+        free(host);
+        OK(nn_device_wait_uploads(NN_CUDA));
+        OK(G->fill(after->data, (size_t)n, 0));
+        OK(G->axpy(after->data, 1, t->data, (size_t)n)); /* queued after the wait: the new data */
+        OK(nn_tensor_download(before, got));
+        tu_assert_close(got, old_data, (size_t)n, 0, 0, "work queued before the upload");
+        OK(nn_tensor_download(after, got));
+        tu_assert_close(got, new_data, (size_t)n, 0, 0, "work queued after the wait");
+        OK(nn_tensor_download(t, got));
+        tu_assert_close(got, new_data, (size_t)n, 0, 0, "the tensor after the wait");
+    }
+    OK(nn_device_wait_uploads(NN_CUDA)); /* nothing pending */
+    free(a), free(b), free(got);
+    nn_tensor_unref(t), nn_tensor_unref(before), nn_tensor_unref(after);
+}
+
 /* ---- element-wise ---------------------------------------------------------------------- */
 
 Test(cuda, elementwise_kernels_match_cpu) {
