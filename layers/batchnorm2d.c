@@ -46,7 +46,8 @@ int batchnorm_forward_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_
 
 int batchnorm_backward_cpu(nn_real *din, nn_real *dgamma, nn_real *dbeta, const nn_real *dout,
                            const nn_real *in, const nn_real *gamma, const nn_real *save_mean,
-                           const nn_real *save_invstd, int n, int c, int hw) {
+                           const nn_real *save_invstd, int n, int c, int hw, nn_real eps) {
+    (void)eps; /* save_invstd already holds it */
     const double m = (double)n * hw;
 #pragma omp parallel for schedule(static)
     for (int j = 0; j < c; j++) {
@@ -84,7 +85,7 @@ static nn_real *grad_data(nn_tensor *t, int *err) {
     return g ? g->data : NULL;
 }
 
-/* iarg: n, c, hw, training (1) or inference (0).
+/* iarg: n, c, hw, training (1) or inference (0); farg[0]: eps.
  * Training: aux[0] = batch mean (C), aux[1] = batch inverse std (C).
  * Inference: aux[0] = (2, C) [running_mean; 1/sqrt(running_var + eps)], aux[1] = scale (C). */
 static int batchnorm_backward(nn_node *node) {
@@ -106,7 +107,8 @@ static int batchnorm_backward(nn_node *node) {
     nn_real *dx = training ? grad_data(x, &err) : NULL, *dg = grad_data(gamma, &err), *db = grad_data(beta, &err);
     if (err) return -1;
     if (!dx && !dg && !db) return 0;
-    return be->batchnorm_backward(dx, dg, db, y->grad->data, x->data, gamma->data, mean, invstd, n, c, hw);
+    return be->batchnorm_backward(dx, dg, db, y->grad->data, x->data, gamma->data, mean, invstd, n, c, hw,
+                                  (nn_real)node->farg[0]);
 }
 
 /* scale = gamma / sqrt(var + eps), shift = beta - mean * scale, computed in double on
@@ -196,6 +198,7 @@ nn_tensor *nn_batchnorm2d(nn_graph *g, nn_tensor *x, nn_tensor *gamma, nn_tensor
             node->aux[0] = aux0;
             node->aux[1] = aux1;
             node->iarg[0] = n, node->iarg[1] = c, node->iarg[2] = hw, node->iarg[3] = training;
+            node->farg[0] = (double)eps;
             return y;
         }
         err = 1;

@@ -38,9 +38,10 @@ int batchnorm_forward_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_
  *   dbeta[c]  += sum dy
  *   dgamma[c] += sum dy * xhat
  *   din       += gamma * invstd / M * (M * dy - sum dy - xhat * sum dy * xhat)
- * All three outputs are accumulated (+=) and must be non-NULL. */
+ * All three outputs are accumulated (+=); a NULL one is skipped. eps is the forward's
+ * (the table passes it for cuDNN); this kernel reads save_invstd instead. */
 int batchnorm_backward_cpu(nn_real *din, nn_real *dgamma, nn_real *dbeta, const nn_real *dout,
                            const nn_real *in, const nn_real *gamma, const nn_real *save_mean,
-                           const nn_real *save_invstd, int n, int c, int hw);
+                           const nn_real *save_invstd, int n, int c, int hw, nn_real eps);
 
 #endif

@@ -4,6 +4,10 @@
  *   argmax[n,c,oy,ox] = (oy*stride + i*) * W + (ox*stride + j*), the first maximum in
  *                       row-major window order, as an nn_real (exact below 2^24 in float)
  *   din[n,c,argmax] += dout[n,c,oy,ox]
+ * The CPU kernels save and read the argmax; the CUDA backend (layers/maxpool2d.cu, cuDNN)
+ * finds the maxima again from the input and output, so the op keeps an argmax only for a
+ * backend whose maxpool2d_uses_argmax is set (nn/backend.h), and always keeps the input
+ * and output (the node references both).
  */
 #include "maxpool2d.h"
 
@@ -17,7 +21,7 @@ int maxpool2d_forward_cpu(nn_real *out, nn_real *argmax, const nn_real *in, cons
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < planes; p++) {
         const nn_real *im = in + p * in_sz;
-        nn_real *o = out + p * out_sz, *a = argmax + p * out_sz;
+        nn_real *o = out + p * out_sz, *a = argmax ? argmax + p * out_sz : NULL;
         for (int oy = 0; oy < s->h_out; oy++)
             for (int ox = 0; ox < s->w_out; ox++) {
                 size_t best = (size_t)oy * s->stride * s->w_in + (size_t)ox * s->stride;
@@ -33,14 +37,16 @@ int maxpool2d_forward_cpu(nn_real *out, nn_real *argmax, const nn_real *in, cons
                     }
                 }
                 o[(size_t)oy * s->w_out + ox] = m;
-                a[(size_t)oy * s->w_out + ox] = (nn_real)best;
+                if (a) a[(size_t)oy * s->w_out + ox] = (nn_real)best;
             }
     }
     return 0;
 }
 
-int maxpool2d_backward_cpu(nn_real *din, const nn_real *dout, const nn_real *argmax,
-                           const nn_pool_shape *s) {
+int maxpool2d_backward_cpu(nn_real *din, const nn_real *dout, const nn_real *in, const nn_real *out,
+                           const nn_real *argmax, const nn_pool_shape *s) {
+    (void)in, (void)out; /* the argmax says where the maxima were */
+    if (!argmax) return nn_fail("maxpool2d backward (cpu): no argmax (the forward was given none)");
     const int planes = s->n * s->c;
     const size_t in_sz = (size_t)s->h_in * s->w_in, out_sz = (size_t)s->h_out * s->w_out;
 #pragma omp parallel for schedule(static)
@@ -77,6 +83,8 @@ static int pool_shape(nn_pool_shape *s, const nn_tensor *x, int k, int stride) {
     return 0;
 }
 
+/* The node references x (in[0]) and y (out), which the backward passes to the kernel
+ * with the argmax (aux[0], NULL on a backend that does not use one). */
 static int maxpool2d_backward(nn_node *node) {
     nn_tensor *x = node->in[0], *y = node->out;
     if (!x->requires_grad) return 0;
@@ -84,7 +92,8 @@ static int maxpool2d_backward(nn_node *node) {
     if (pool_shape(&s, x, node->iarg[0], node->iarg[1])) return -1;
     nn_tensor *dx = nn_tensor_grad(x);
     if (!dx) return -1;
-    return nn_backend_of(y->device)->maxpool2d_backward(dx->data, y->grad->data, node->aux[0]->data, &s);
+    const nn_real *argmax = node->aux[0] ? node->aux[0]->data : NULL;
+    return nn_backend_of(y->device)->maxpool2d_backward(dx->data, y->grad->data, x->data, y->data, argmax, &s);
 }
 
 nn_tensor *nn_maxpool2d(nn_graph *g, nn_tensor *x, int k, int stride) {
@@ -93,18 +102,20 @@ nn_tensor *nn_maxpool2d(nn_graph *g, nn_tensor *x, int k, int stride) {
     if (pool_shape(&s, x, k, stride)) return NULL;
     const nn_backend *be = nn_op_backend(x, "maxpool2d", offsetof(nn_backend, maxpool2d_forward));
     if (!be) return NULL;
-    nn_tensor *y = nn_tensor_new4(x->device, s.n, s.c, s.h_out, s.w_out);
-    nn_tensor *argmax = nn_tensor_new4(x->device, s.n, s.c, s.h_out, s.w_out);
-    if (!y || !argmax || be->maxpool2d_forward(y->data, argmax->data, x->data, &s)) goto fail;
-    if (nn_graph_wants(g, x, NULL, NULL, NULL)) {
+    const int wants = nn_graph_wants(g, x, NULL, NULL, NULL);
+    nn_tensor *y = nn_tensor_new4(x->device, s.n, s.c, s.h_out, s.w_out), *argmax = NULL;
+    /* an argmax only where a backward will read it */
+    if (y && wants && be->maxpool2d_uses_argmax && !(argmax = nn_tensor_new4(x->device, s.n, s.c, s.h_out, s.w_out)))
+        goto fail;
+    if (!y || be->maxpool2d_forward(y->data, argmax ? argmax->data : NULL, x->data, &s)) goto fail;
+    if (wants) {
         nn_node *node = nn_graph_record(g, "maxpool2d", maxpool2d_backward, y, x, NULL, NULL, NULL);
         if (!node) goto fail;
-        node->aux[0] = argmax;  /* the node owns it now */
+        node->aux[0] = argmax;  /* the node owns it now (NULL when the backend needs none) */
         node->iarg[0] = k;
         node->iarg[1] = stride;
         return y;
     }
-    nn_tensor_unref(argmax);
     return y;
 fail:
     nn_tensor_unref(argmax);

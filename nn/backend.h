@@ -51,6 +51,18 @@ typedef struct nn_backend {
     int (*download)(void *host_dst, const void *src, size_t bytes);
     int (*copy)(void *dst, const void *src, size_t bytes);   /* within this device */
     int (*synchronize)(void);
+    /* Optional asynchronous uploads (NULL: nn_tensor_upload_async falls back to
+     * `upload`, and there is nothing to wait for). upload_async copies host_src away
+     * before it returns (host_src may be reused at once) and starts the transfer without
+     * waiting for the work already queued on the device; dst holds the data for the work
+     * queued after the next wait_uploads, which makes the device (not the host) wait for
+     * every transfer started before it. Work queued before upload_async still sees
+     * dst's old contents, so dst may be the input of a step still running; between the
+     * two calls do not use dst nor upload into it again. CPU: a plain copy, complete on
+     * return, and a no-op wait. CUDA: nn_cuda_upload_async / nn_cuda_wait_uploads
+     * (nn/cuda_upload.h has the details). */
+    int (*upload_async)(void *dst, const void *host_src, size_t bytes);
+    int (*wait_uploads)(void);
 
     /* --- element-wise (n elements) ----------------------------------------- */
     int (*fill)(nn_real *x, size_t n, nn_real value);
@@ -79,11 +91,22 @@ typedef struct nn_backend {
     int (*bias_forward)(nn_real *out, const nn_real *bias, int n, int c, int hw);
     int (*bias_backward)(nn_real *dbias, const nn_real *dout, int n, int c, int hw);
 
-    /* argmax: flat index inside the (h_in*w_in) plane, stored as nn_real (exact < 2^24) */
+    /* Max pooling. forward: out = the maximum of each window, and, when argmax is not
+     * NULL, the winner of each window as its flat index iy*W_in + ix inside the input
+     * plane, stored as nn_real (exact below 2^24). backward: din[winner] += dout for
+     * every window. The backward gets the forward's in, out and argmax, and each backend
+     * reads what it needs, as its flag maxpool2d_uses_argmax says:
+     *   1 (CPU):  the forward writes argmax and the backward reads it; argmax must not
+     *             be NULL when a backward will follow; in and out are not read.
+     *   0 (CUDA): cuDNN finds the winners again from in and out; argmax is neither
+     *             written nor read and may be NULL (layers/maxpool2d.c then keeps none).
+     * A window with several maxima: the CPU takes the first in row-major window order,
+     * cuDNN one of them (its choice); elsewhere both route the gradient alike. */
     int (*maxpool2d_forward)(nn_real *out, nn_real *argmax, const nn_real *in,
                              const nn_pool_shape *s);
-    int (*maxpool2d_backward)(nn_real *din, const nn_real *dout, const nn_real *argmax,
-                              const nn_pool_shape *s);
+    int (*maxpool2d_backward)(nn_real *din, const nn_real *dout, const nn_real *in,
+                              const nn_real *out, const nn_real *argmax, const nn_pool_shape *s);
+    int maxpool2d_uses_argmax;
 
     /* y (N, OUT) = x (N, IN) . W^T (W is (OUT, IN), as torch.nn.Linear) + b (OUT) */
     int (*linear_forward)(nn_real *y, const nn_real *x, const nn_real *w, const nn_real *b,
@@ -97,16 +120,20 @@ typedef struct nn_backend {
                            nn_real p, uint64_t seed);
     int (*dropout_backward)(nn_real *din, const nn_real *dout, const nn_real *mask, size_t n);
 
-    /* Batch normalisation over (N, H, W) per channel. Training: batch statistics,
-     * saves mean and inverse std (C each), updates running stats with momentum
-     * (running = (1-m)*running + m*batch, unbiased variance, as PyTorch). */
+    /* Batch normalisation over (N, H, W) per channel (layers/batchnorm2d.h). Training:
+     * batch statistics (biased variance normalises), saves the mean and the inverse
+     * std 1/sqrt(var + eps) (C each), updates the running stats with momentum
+     * (running = (1-m)*running + m*batch, unbiased variance, as PyTorch). The saved
+     * statistics are for the same backend's backward, which gets the forward's eps too
+     * (cuDNN asks for the same eps in both passes). eps >= 0 (cuDNN's
+     * CUDNN_BN_MIN_EPSILON); more than one value per channel (n*hw > 1). */
     int (*batchnorm_forward_train)(nn_real *out, nn_real *save_mean, nn_real *save_invstd,
                                    nn_real *running_mean, nn_real *running_var,
                                    const nn_real *in, const nn_real *gamma, const nn_real *beta,
                                    int n, int c, int hw, nn_real momentum, nn_real eps);
     int (*batchnorm_backward)(nn_real *din, nn_real *dgamma, nn_real *dbeta, const nn_real *dout,
                               const nn_real *in, const nn_real *gamma, const nn_real *save_mean,
-                              const nn_real *save_invstd, int n, int c, int hw);
+                              const nn_real *save_invstd, int n, int c, int hw, nn_real eps);
 
     /* softmax over the C channels at every (n, y, x) */
     int (*softmax_forward)(nn_real *out, const nn_real *in, int n, int c, int hw);

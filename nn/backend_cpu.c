@@ -33,7 +33,7 @@ static int cpu_copy(void *dst, const void *src, size_t bytes) {
     return 0;
 }
 
-static int cpu_synchronize(void) { return 0; }
+static int cpu_synchronize(void) { return 0; } /* every CPU kernel is done on return */
 
 static const nn_backend cpu_backend = {
     .name = "cpu",
@@ -44,6 +44,8 @@ static const nn_backend cpu_backend = {
     .download = cpu_copy,
     .copy = cpu_copy,
     .synchronize = cpu_synchronize,
+    .upload_async = cpu_copy,        /* complete on return: nothing to wait for */
+    .wait_uploads = cpu_synchronize,
     .fill = fill_cpu,
     .axpy = axpy_cpu,
     .add = add_cpu,
@@ -59,6 +61,7 @@ static const nn_backend cpu_backend = {
     .bias_backward = bias_backward_cpu,
     .maxpool2d_forward = maxpool2d_forward_cpu,
     .maxpool2d_backward = maxpool2d_backward_cpu,
+    .maxpool2d_uses_argmax = 1,
     .linear_forward = linear_forward_cpu,
     .linear_backward = linear_backward_cpu,
     .dropout_forward = dropout_forward_cpu,

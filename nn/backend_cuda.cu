@@ -1,13 +1,14 @@
 /* The CUDA backend: device memory through the caching allocator (nn/cuda_alloc.h),
- * cuDNN for the convolutions, cuBLAS for the fully connected layers, our own kernels
- * for the rest (layers/<name>.cu, nn/optim.cu).
+ * cuDNN for the convolutions, max pooling, batch normalisation in training and the
+ * softmax (cuDNN 9's legacy calls), cuBLAS for the fully connected layers, our own
+ * kernels for the rest (layers/<name>.cu, nn/optim.cu).
  *
  * Everything runs on the legacy default stream of device 0 (CUDA_VISIBLE_DEVICES
  * picks the GPU), so every kernel, copy and library call is ordered after the ones
  * before it; this is what lets the allocator hand a freed block out again at once.
  * The one exception is the copy stream of the asynchronous uploads, which writes only
  * the backend's own staging memory (never a tensor) and meets the compute stream
- * through events (see "uploads" below and infer/render_cuda.h).
+ * through events (see "uploads" below and nn/cuda_upload.h).
  *
  * Uploads go through pinned host memory (cudaHostAlloc): `upload` copies into one of
  * two staging buffers used in turn (grown as needed up to 16 MiB, larger uploads in
@@ -27,10 +28,6 @@
 #include <string.h>
 
 #include "cuda_check.h"
-
-extern "C" {
-#include "../infer/render_cuda.h"   /* the C declarations of the upload API */
-}
 
 namespace {
 
@@ -331,6 +328,8 @@ nn_backend make_table(void) {
     b.download = cuda_download;
     b.copy = cuda_copy;
     b.synchronize = cuda_synchronize;
+    b.upload_async = nn_cuda_upload_async;
+    b.wait_uploads = nn_cuda_wait_uploads;
     b.fill = fill_cuda;
     b.axpy = axpy_cuda;
     b.add = add_cuda;
@@ -346,6 +345,7 @@ nn_backend make_table(void) {
     b.bias_backward = bias_backward_cuda;
     b.maxpool2d_forward = maxpool2d_forward_cuda;
     b.maxpool2d_backward = maxpool2d_backward_cuda;
+    b.maxpool2d_uses_argmax = 0;   /* cuDNN recomputes the maxima from in and out */
     b.linear_forward = linear_forward_cuda;
     b.linear_backward = linear_backward_cuda;
     b.dropout_forward = dropout_forward_cuda;
@@ -458,6 +458,25 @@ int nn_cuda_workspace_ensure(size_t bytes) {
 void *nn_cuda_workspace(void) { return ctx.workspace; }
 size_t nn_cuda_workspace_size(void) { return ctx.workspace_bytes; }
 
+/* ---- cuDNN tensor descriptors (cuda_check.h) ----------------------------------------- */
+
+int nn_cudnn_tensor(cudnnTensorDescriptor_t *d, int n, int c, int h, int w) {
+    NN_CUDNN(cudnnCreateTensorDescriptor(d));
+    NN_CUDNN(cudnnSetTensor4dDescriptor(*d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
+    return 0;
+}
+
+int nn_cudnn_tensors_destroy(int rc, cudnnTensorDescriptor_t *d, int count) {
+    for (int i = 0; i < count; i++) {
+        if (!d[i]) continue;
+        cudnnStatus_t st = cudnnDestroyTensorDescriptor(d[i]);
+        d[i] = nullptr;
+        if (st != CUDNN_STATUS_SUCCESS && rc == 0)
+            rc = nn_cuda_fail_cudnn(st, "cudnnDestroyTensorDescriptor(d[i])", __FILE__, __LINE__);
+    }
+    return rc;
+}
+
 size_t nn_cuda_available_bytes(void) {
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
@@ -469,7 +488,7 @@ size_t nn_cuda_available_bytes(void) {
     return free_b + st.cached_bytes;
 }
 
-/* ---- asynchronous uploads (infer/render_cuda.h) -------------------------------------- */
+/* ---- asynchronous uploads (nn/cuda_upload.h) ----------------------------------------- */
 
 static int not_started(const char *what) {
     return nn_fail("%s: the CUDA backend has not been started (nn_backend_cuda())", what);

@@ -36,6 +36,7 @@ extern "C" {
 #include "backend.h"
 #include "cuda_alloc.h"
 #include "cuda_plan.h"
+#include "cuda_upload.h" /* the asynchronous uploads on the copy stream, with their semantics */
 #include "status.h"
 }
 
@@ -87,17 +88,24 @@ int nn_cuda_workspace_ensure(size_t bytes);
 void *nn_cuda_workspace(void);
 size_t nn_cuda_workspace_size(void);
 
+/* cuDNN tensor descriptors of one call (the ops create them per call, as conv2d.cu;
+ * they are small host objects):
+ *   nn_cudnn_tensor: creates *d and sets it to a packed float32 NCHW (n, c, h, w)
+ *     tensor (0 or -1 + nn_fail; *d may be set even on failure);
+ *   nn_cudnn_tensors_destroy: destroys the non-NULL d[0 .. count) (and NULLs them), and
+ *     returns rc, or the failed destroy's -1 + nn_fail when rc is 0.
+ * Usage, so that every path destroys them:
+ *   cudnnTensorDescriptor_t t[2] = {nullptr, nullptr};
+ *   int rc = nn_cudnn_tensor(&t[0], ...) || nn_cudnn_tensor(&t[1], ...) ? -1 : body(t);
+ *   return nn_cudnn_tensors_destroy(rc, t, 2); */
+int nn_cudnn_tensor(cudnnTensorDescriptor_t *d, int n, int c, int h, int w);
+int nn_cudnn_tensors_destroy(int rc, cudnnTensorDescriptor_t *d, int count);
+
 /* Device memory free now plus the allocator's cached blocks (what a workspace may take). */
 size_t nn_cuda_available_bytes(void);
 
 /* The algorithm cache of the convolutions. */
 nn_algo_cache *nn_cuda_algo_cache(void);
-
-/* Asynchronous uploads on the copy stream (semantics in infer/render_cuda.h, where C
- * callers find them): start a copy without waiting for the compute stream; the compute
- * stream waits for them and places them in their destinations at nn_cuda_wait_uploads. */
-extern "C" int nn_cuda_upload_async(void *dst, const void *host_src, size_t bytes);
-extern "C" int nn_cuda_wait_uploads(void);
 
 /* bf16 temporaries of precision bf16 (conv2d.cu, linear.cu): float32 tensors stay
  * float32; a convolution or matrix product converts its operands to bf16 (round to
@@ -135,8 +143,8 @@ int bias_forward_cuda(nn_real *out, const nn_real *bias, int n, int c, int hw);
 int bias_backward_cuda(nn_real *dbias, const nn_real *dout, int n, int c, int hw);
 /* layers/maxpool2d.cu */
 int maxpool2d_forward_cuda(nn_real *out, nn_real *argmax, const nn_real *in, const nn_pool_shape *s);
-int maxpool2d_backward_cuda(nn_real *din, const nn_real *dout, const nn_real *argmax,
-                            const nn_pool_shape *s);
+int maxpool2d_backward_cuda(nn_real *din, const nn_real *dout, const nn_real *in, const nn_real *out,
+                            const nn_real *argmax, const nn_pool_shape *s);
 /* layers/linear.cu */
 int linear_forward_cuda(nn_real *y, const nn_real *x, const nn_real *w, const nn_real *b, int n, int in,
                         int out);
@@ -153,7 +161,7 @@ int batchnorm_forward_train_cuda(nn_real *out, nn_real *save_mean, nn_real *save
                                  nn_real momentum, nn_real eps);
 int batchnorm_backward_cuda(nn_real *din, nn_real *dgamma, nn_real *dbeta, const nn_real *dout,
                             const nn_real *in, const nn_real *gamma, const nn_real *save_mean,
-                            const nn_real *save_invstd, int n, int c, int hw);
+                            const nn_real *save_invstd, int n, int c, int hw, nn_real eps);
 /* layers/softmax.cu */
 int softmax_forward_cuda(nn_real *out, const nn_real *in, int n, int c, int hw);
 int softmax_backward_cuda(nn_real *din, const nn_real *dout, const nn_real *out, int n, int c, int hw);

@@ -91,6 +91,19 @@ int nn_tensor_download(const nn_tensor *t, nn_real *host) {
     return nn_backend_of(t->device)->download(host, t->data, t->numel * sizeof(nn_real));
 }
 
+int nn_tensor_upload_async(nn_tensor *t, const nn_real *host) {
+    const nn_backend *be = nn_backend_of(t->device);
+    if (!be) return -1;
+    size_t bytes = t->numel * sizeof(nn_real);
+    return be->upload_async ? be->upload_async(t->data, host, bytes) : be->upload(t->data, host, bytes);
+}
+
+int nn_device_wait_uploads(nn_device device) {
+    const nn_backend *be = nn_backend_of(device);
+    if (!be) return -1;
+    return be->wait_uploads ? be->wait_uploads() : 0;
+}
+
 int nn_tensor_fill(nn_tensor *t, nn_real value) {
     return nn_backend_of(t->device)->fill(t->data, t->numel, value);
 }

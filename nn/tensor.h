@@ -50,6 +50,22 @@ nn_tensor *nn_tensor_grad(nn_tensor *t);
 /* Copies between tensors and host arrays of t->numel nn_real values. */
 int nn_tensor_upload(nn_tensor *t, const nn_real *host);
 int nn_tensor_download(const nn_tensor *t, nn_real *host);
+/* Asynchronous upload, to overlap the next input with the work already queued (a
+ * training loop uploads batch k+1 while step k runs; see train/train.c):
+ *   nn_tensor_upload_async(t, host) copies t->numel values away from host before it
+ *     returns (host may be reused at once) and starts their transfer into t without
+ *     waiting for the device;
+ *   nn_device_wait_uploads(device) makes the work queued on `device` after it see every
+ *     upload started before it (the device waits, not the host).
+ * Work queued before nn_tensor_upload_async still sees t's old contents, so t may be
+ * the input of a step that is still running; between the two calls do not use t, nor
+ * upload into it again. On the CPU the upload is a plain copy, complete on return, and
+ * the wait does nothing; on CUDA they are the backend's upload_async / wait_uploads
+ * (nn/backend.h, nn/cuda_upload.h). A backend without them uploads synchronously.
+ * 0, or -1 + nn_fail. */
+int nn_tensor_upload_async(nn_tensor *t, const nn_real *host);
+int nn_device_wait_uploads(nn_device device);
+
 int nn_tensor_fill(nn_tensor *t, nn_real value);
 int nn_tensor_copy(nn_tensor *dst, const nn_tensor *src);  /* same numel, any devices */
 

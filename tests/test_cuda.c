@@ -11,6 +11,12 @@
  * a sum in any order with margin (each partial sum rounds by <= 6e-8 relative);
  * TF32 (10-bit mantissa, relative rounding 2^-11 per product): atol = 2e-3*sqrt(T).
  *
+ * Max pooling: the CUDA backward (cuDNN) finds the maxima again from the input and
+ * output and may pick another maximum of a tied window than the CPU's first one, so the
+ * backward is compared element by element on inputs without ties, and on inputs with
+ * ties only by what any choice must satisfy (the gradient lands on maxima, and each
+ * window's whole gradient arrives once).
+ *
  * Every test skips itself, with "no CUDA device: ...", where nn_backend_cuda() finds
  * none (or the build has no CUDA); any other failure to start the backend fails. */
 #include <math.h>
@@ -110,6 +116,45 @@ Test(cuda, out_of_memory_is_a_clear_error) {
     void *q = G->alloc(1000);   /* and the backend still works */
     cr_assert_not_null(q, "%s", nn_last_error());
     G->release(q);
+}
+
+/* The tensor-level asynchronous upload (nn/tensor.h) on CUDA, in the training loop's
+ * pattern: work queued before nn_tensor_upload_async reads the old contents of the
+ * tensor, work queued after nn_device_wait_uploads the new ones; the host array may be
+ * overwritten as soon as the upload returns. */
+Test(cuda, tensor_upload_async_lets_queued_work_read_the_old_data) {
+    gpu_or_skip();
+    cr_assert(G->upload_async && G->wait_uploads, "the CUDA table lacks upload_async or wait_uploads");
+    const int n = 1 << 20; /* 4 MB: the transfer takes a while */
+    nn_tensor *t = nn_tensor_new4(NN_CUDA, n, 0, 0, 0), *before = nn_tensor_zeros(NN_CUDA, 1, &n);
+    nn_tensor *after = nn_tensor_zeros(NN_CUDA, 1, &n);
+    cr_assert(t && before && after, "%s", nn_last_error());
+    nn_real *a = tu_uniform_array((size_t)n, 1), *b = tu_uniform_array((size_t)n, 2), *got = malloc((size_t)n * sizeof *got);
+    cr_assert_not_null(got);
+    OK(nn_tensor_upload(t, a));
+    for (int round = 0; round < 3; round++) {
+        const nn_real *old_data = round % 2 ? b : a, *new_data = round % 2 ? a : b;
+        OK(G->fill(before->data, (size_t)n, 0));
+        OK(G->axpy(before->data, 1, t->data, (size_t)n)); /* queued: reads t's old data */
+        nn_real *host = malloc((size_t)n * sizeof *host);
+        cr_assert_not_null(host);
+        memcpy(host, new_data, (size_t)n * sizeof *host);
+        OK(nn_tensor_upload_async(t, host));
+        memset(host, 0xff, (size_t)n * sizeof *host); /* NaNs: must not arrive */
+        free(host);
+        OK(nn_device_wait_uploads(NN_CUDA));
+        OK(G->fill(after->data, (size_t)n, 0));
+        OK(G->axpy(after->data, 1, t->data, (size_t)n)); /* queued after the wait: the new data */
+        OK(nn_tensor_download(before, got));
+        tu_assert_close(got, old_data, (size_t)n, 0, 0, "work queued before the upload");
+        OK(nn_tensor_download(after, got));
+        tu_assert_close(got, new_data, (size_t)n, 0, 0, "work queued after the wait");
+        OK(nn_tensor_download(t, got));
+        tu_assert_close(got, new_data, (size_t)n, 0, 0, "the tensor after the wait");
+    }
+    OK(nn_device_wait_uploads(NN_CUDA)); /* nothing pending */
+    free(a), free(b), free(got);
+    nn_tensor_unref(t), nn_tensor_unref(before), nn_tensor_unref(after);
 }
 
 /* ---- element-wise ---------------------------------------------------------------------- */
@@ -318,25 +363,97 @@ Test(cuda, bias_kernels_match_cpu) {
 
 /* ---- max pooling ----------------------------------------------------------------------------- */
 
-Test(cuda, maxpool2d_matches_cpu_including_ties_and_overlap) {
+/* Distinct values (a shuffled ramp k / 1024, exact in float): no window has a tie. */
+static buf mk_distinct(size_t n, uint64_t seed) {
+    buf b = mk(n, 0, 0, seed);
+    for (size_t i = 0; i < n; i++) b.h[i] = (nn_real)((double)i / 1024.0 - (double)n / 2048.0);
+    for (size_t i = n; i > 1; i--) { /* Fisher-Yates */
+        size_t j = (size_t)(nn_hash_uniform(seed, i) * (double)i);
+        nn_real t = b.h[i - 1];
+        b.h[i - 1] = b.h[j], b.h[j] = t;
+    }
+    cr_assert_eq(G->upload(b.d, b.h, n * sizeof(nn_real)), 0, "upload: %s", nn_last_error());
+    return b;
+}
+
+/* {n, c, h_in, w_in, k, stride}: Deep3D's 2x2/2 (even and odd sizes: floor mode),
+ * overlapping 3x3/2 and 3x3/1 */
+static const int pool_cases[][6] = {{2, 3, 8, 10, 2, 2}, {1, 4, 9, 7, 2, 2}, {2, 2, 9, 11, 3, 2}, {1, 3, 6, 5, 3, 1}};
+
+static nn_pool_shape pool_case(int i) {
+    const int *p = pool_cases[i];
+    nn_pool_shape s = {p[0], p[1], p[2], p[3], 0, 0, p[4], p[5]};
+    s.h_out = (s.h_in - s.k) / s.stride + 1;
+    s.w_out = (s.w_in - s.k) / s.stride + 1;
+    return s;
+}
+
+/* The CUDA backend (cuDNN) keeps no argmax: its backward gets the forward's in and out
+ * and finds the maxima again. Without ties the gradient goes to the same element as on
+ * the CPU (the unique maximum of each window), so everything is compared; with ties
+ * see the next test. The CUDA forward is given argmax NULL, as the op does. */
+Test(cuda, maxpool2d_matches_cpu_without_ties_including_overlap) {
     gpu_or_skip();
-    /* {n, c, h_in, w_in, k, stride}: Deep3D's 2x2/2 (even and odd sizes: floor mode),
-     * overlapping 3x3/2 and 3x3/1 */
-    int cases[][6] = {{2, 3, 8, 10, 2, 2}, {1, 4, 9, 7, 2, 2}, {2, 2, 9, 11, 3, 2}, {1, 3, 6, 5, 3, 1}};
+    cr_assert_eq(G->maxpool2d_uses_argmax, 0, "the CUDA backend should not need an argmax");
+    cr_assert_eq(C->maxpool2d_uses_argmax, 1);
     for (int i = 0; i < 4; i++) {
-        nn_pool_shape s = {cases[i][0], cases[i][1], cases[i][2], cases[i][3], 0, 0, cases[i][4], cases[i][5]};
-        s.h_out = (s.h_in - s.k) / s.stride + 1;
-        s.w_out = (s.w_in - s.k) / s.stride + 1;
+        nn_pool_shape s = pool_case(i);
         size_t n_in = (size_t)s.n * s.c * s.h_in * s.w_in, n_out = (size_t)s.n * s.c * s.h_out * s.w_out;
-        buf in = mk_steps(n_in, 4, 0.25, 10 + i);   /* 4 levels: many ties */
+        buf in = mk_distinct(n_in, 10 + i);
         buf out = mk(n_out, 0, 0, 20), arg = mk(n_out, 0, 0, 21), dout = mk(n_out, -1, 1, 22), din = mk(n_in, -1, 1, 23);
         OK(C->maxpool2d_forward(out.h, arg.h, in.h, &s));
-        OK(G->maxpool2d_forward(out.d, arg.d, in.d, &s));
+        OK(G->maxpool2d_forward(out.d, NULL, in.d, &s));
         same(out, 0, 0, "maxpool2d_forward out");
-        same(arg, 0, 0, "maxpool2d_forward argmax (first maximum in row-major order)");
-        OK(C->maxpool2d_backward(din.h, dout.h, arg.h, &s));
-        OK(G->maxpool2d_backward(din.d, dout.d, arg.d, &s));
-        same(din, 1e-6, 1e-6, "maxpool2d_backward");
+        OK(C->maxpool2d_backward(din.h, dout.h, NULL, NULL, arg.h, &s));
+        OK(G->maxpool2d_backward(din.d, dout.d, in.d, out.d, NULL, &s));
+        same(din, 1e-6, 1e-6, "maxpool2d_backward (accumulated into din)");
+        drop(in), drop(out), drop(arg), drop(dout), drop(din);
+    }
+}
+
+/* With ties (4 levels: many) the forward still matches exactly; the backward may pick
+ * another maximum of a window than the CPU's first one. What must hold on CUDA: din
+ * changes only at elements that are a maximum of a window covering them, and every
+ * plane receives the whole sum of its dout (each window's gradient goes to one element,
+ * not to all of its maxima). */
+Test(cuda, maxpool2d_with_ties_routes_each_window_to_one_maximum) {
+    gpu_or_skip();
+    for (int i = 0; i < 4; i++) {
+        nn_pool_shape s = pool_case(i);
+        size_t n_in = (size_t)s.n * s.c * s.h_in * s.w_in, n_out = (size_t)s.n * s.c * s.h_out * s.w_out;
+        size_t in_sz = (size_t)s.h_in * s.w_in, out_sz = (size_t)s.h_out * s.w_out;
+        buf in = mk_steps(n_in, 4, 0.25, 10 + i);
+        buf out = mk(n_out, 0, 0, 20), arg = mk(n_out, 0, 0, 21), dout = mk(n_out, -1, 1, 22), din = mk(n_in, -1, 1, 23);
+        OK(C->maxpool2d_forward(out.h, arg.h, in.h, &s));
+        OK(G->maxpool2d_forward(out.d, NULL, in.d, &s));
+        same(out, 0, 0, "maxpool2d_forward out (ties)");
+        OK(G->maxpool2d_backward(din.d, dout.d, in.d, out.d, NULL, &s));
+        nn_real *got = malloc(n_in * sizeof *got);
+        char *is_max = calloc(n_in, 1);
+        cr_assert(got && is_max);
+        OK(G->download(got, din.d, n_in * sizeof *got));
+        for (size_t p = 0; p < (size_t)s.n * s.c; p++) {
+            double want = 0, have = 0;
+            for (int oy = 0; oy < s.h_out; oy++)
+                for (int ox = 0; ox < s.w_out; ox++) {
+                    nn_real m = out.h[p * out_sz + (size_t)oy * s.w_out + ox];
+                    want += dout.h[p * out_sz + (size_t)oy * s.w_out + ox];
+                    for (int ky = 0; ky < s.k; ky++)
+                        for (int kx = 0; kx < s.k; kx++) {
+                            size_t e = p * in_sz + (size_t)(oy * s.stride + ky) * s.w_in + ox * s.stride + kx;
+                            if (in.h[e] == m) is_max[e] = 1;
+                        }
+                }
+            for (size_t e = p * in_sz; e < (p + 1) * in_sz; e++) {
+                double delta = (double)got[e] - din.h[e];
+                have += delta;
+                cr_assert(is_max[e] || fabs(delta) <= 1e-6, "case %d plane %zu: din[%zu] moved by %g but is no window's maximum",
+                          i, p, e - p * in_sz, delta);
+            }
+            cr_assert(fabs(have - want) <= 1e-5 * (double)out_sz, "case %d plane %zu: din grew by %.7g in total, dout sums to %.7g",
+                      i, p, have, want);
+        }
+        free(got), free(is_max);
         drop(in), drop(out), drop(arg), drop(dout), drop(din);
     }
 }
@@ -408,8 +525,8 @@ Test(cuda, batchnorm_matches_cpu) {
     /* backward from the same saved statistics on both sides */
     OK(G->upload(mean.d, mean.h, c * sizeof(nn_real)));
     OK(G->upload(invstd.d, invstd.h, c * sizeof(nn_real)));
-    OK(C->batchnorm_backward(din.h, dg.h, dbeta.h, dout.h, x.h, gamma.h, mean.h, invstd.h, n, c, hw));
-    OK(G->batchnorm_backward(din.d, dg.d, dbeta.d, dout.d, x.d, gamma.d, mean.d, invstd.d, n, c, hw));
+    OK(C->batchnorm_backward(din.h, dg.h, dbeta.h, dout.h, x.h, gamma.h, mean.h, invstd.h, n, c, hw, 1e-5f));
+    OK(G->batchnorm_backward(din.d, dg.d, dbeta.d, dout.d, x.d, gamma.d, mean.d, invstd.d, n, c, hw, 1e-5f));
     same(dbeta, 2e-6 * n * hw, 1e-5, "batchnorm dbeta");
     same(dg, 2e-5 * n * hw, 1e-4, "batchnorm dgamma");
     same(din, 1e-4, 1e-3, "batchnorm din");
@@ -417,20 +534,95 @@ Test(cuda, batchnorm_matches_cpu) {
     drop(dout), drop(din), drop(dg), drop(dbeta);
 }
 
+/* A host copy of the device side of b. */
+static nn_real *snapshot(buf b) {
+    nn_real *h = malloc((b.n ? b.n : 1) * sizeof(nn_real));
+    cr_assert_not_null(h);
+    OK(G->download(h, b.d, b.n * sizeof(nn_real)));
+    return h;
+}
+
+/* Gradients not wanted (NULL): cuDNN writes all three, so the CUDA kernel hands it
+ * scratch memory for the others. Every subset of {din, dgamma, dbeta}: the wanted ones
+ * accumulate as on the CPU, the others' buffers stay bit for bit untouched (they are
+ * not passed, so only a stray write could change them). */
+Test(cuda, batchnorm_backward_skips_unwanted_gradients) {
+    gpu_or_skip();
+    const int n = 2, c = 4, hw = 5 * 6;
+    size_t total = (size_t)n * c * hw;
+    buf x = mk(total, 2, 5, 1), gamma = mk(c, 0.5, 1.5, 2), beta = mk(c, -1, 1, 3), rm = mk(c, 0, 0, 4), rv = mk(c, 1, 1, 5);
+    buf out = mk(total, 0, 0, 6), mean = mk(c, 0, 0, 7), invstd = mk(c, 0, 0, 8), dout = mk(total, -1, 1, 9);
+    OK(C->batchnorm_forward_train(out.h, mean.h, invstd.h, rm.h, rv.h, x.h, gamma.h, beta.h, n, c, hw, 0.1f, 1e-5f));
+    OK(G->upload(mean.d, mean.h, c * sizeof(nn_real)));
+    OK(G->upload(invstd.d, invstd.h, c * sizeof(nn_real)));
+    for (int want = 0; want < 8; want++) { /* bit 0: din, 1: dgamma, 2: dbeta */
+        buf din = mk(total, -1, 1, 10 + want), dg = mk(c, -1, 1, 20 + want), dbeta = mk(c, -1, 1, 30 + want);
+        nn_real *din0 = snapshot(din), *dg0 = snapshot(dg), *dbeta0 = snapshot(dbeta);
+        OK(C->batchnorm_backward(want & 1 ? din.h : NULL, want & 2 ? dg.h : NULL, want & 4 ? dbeta.h : NULL, dout.h, x.h,
+                                 gamma.h, mean.h, invstd.h, n, c, hw, 1e-5f));
+        OK(G->batchnorm_backward(want & 1 ? din.d : NULL, want & 2 ? dg.d : NULL, want & 4 ? dbeta.d : NULL, dout.d, x.d,
+                                 gamma.d, mean.d, invstd.d, n, c, hw, 1e-5f));
+        char what[64];
+        buf bufs[3] = {din, dg, dbeta};
+        nn_real *before[3] = {din0, dg0, dbeta0};
+        const char *names[3] = {"din", "dgamma", "dbeta"};
+        const double atol[3] = {1e-4, 2e-5 * n * hw, 2e-6 * n * hw}, rtol[3] = {1e-3, 1e-4, 1e-5};
+        for (int k = 0; k < 3; k++) {
+            snprintf(what, sizeof what, "batchnorm %s (wanted: mask %d)", names[k], want);
+            if (want & (1 << k)) {
+                same(bufs[k], atol[k], rtol[k], what);
+            } else {
+                nn_real *now = snapshot(bufs[k]);
+                cr_assert(!memcmp(now, before[k], bufs[k].n * sizeof(nn_real)), "%s: not wanted, but changed", what);
+                free(now);
+            }
+        }
+        free(din0), free(dg0), free(dbeta0);
+        drop(din), drop(dg), drop(dbeta);
+    }
+    drop(x), drop(gamma), drop(beta), drop(rm), drop(rv), drop(out), drop(mean), drop(invstd), drop(dout);
+}
+
+Test(cuda, batchnorm_rejects_eps_below_cudnn_minimum) {
+    gpu_or_skip();
+    const int n = 2, c = 3, hw = 4;
+    size_t total = (size_t)n * c * hw;
+    buf x = mk(total, -1, 1, 1), gamma = mk(c, 1, 1, 2), beta = mk(c, 0, 0, 3), rm = mk(c, 0, 0, 4), rv = mk(c, 1, 1, 5);
+    buf out = mk(total, 0, 0, 6), mean = mk(c, 0, 0, 7), invstd = mk(c, 0, 0, 8);
+    cr_assert_eq(G->batchnorm_forward_train(out.d, mean.d, invstd.d, rm.d, rv.d, x.d, gamma.d, beta.d, n, c, hw, 0.1f,
+                                            -1e-3f),
+                 -1);
+    cr_assert(strstr(nn_last_error(), "eps") && strstr(nn_last_error(), "CUDNN_BN_MIN_EPSILON"), "%s", nn_last_error());
+    cr_assert_eq(G->batchnorm_backward(out.d, NULL, NULL, x.d, x.d, gamma.d, mean.d, invstd.d, n, c, hw, -1e-3f), -1);
+    cr_assert(strstr(nn_last_error(), "CUDNN_BN_MIN_EPSILON"), "%s", nn_last_error());
+    drop(x), drop(gamma), drop(beta), drop(rm), drop(rv), drop(out), drop(mean), drop(invstd);
+}
+
 /* ---- softmax ---------------------------------------------------------------------------------------- */
 
+/* cuDNN's CUDNN_SOFTMAX_ACCURATE subtracts the maximum: logits of +-100 (exp(100)
+ * overflows float) must come out as the CPU's; one channel gives all ones; hw = 1 is an
+ * (N, C) softmax. Backward accumulates into dx (beta 1). */
 Test(cuda, softmax_matches_cpu) {
     gpu_or_skip();
-    const int n = 2, c = 33, hw = 5 * 7;
-    size_t total = (size_t)n * c * hw;
-    buf x = mk(total, -5, 5, 1), p = mk(total, 0, 0, 2), dp = mk(total, -1, 1, 3), dx = mk(total, -1, 1, 4);
-    OK(C->softmax_forward(p.h, x.h, n, c, hw));
-    OK(G->softmax_forward(p.d, x.d, n, c, hw));
-    same(p, 1e-6, 1e-5, "softmax forward");
-    OK(C->softmax_backward(dx.h, dp.h, p.h, n, c, hw));
-    OK(G->softmax_backward(dx.d, dp.d, p.d, n, c, hw));
-    same(dx, 1e-6, 1e-5, "softmax backward");
-    drop(x), drop(p), drop(dp), drop(dx);
+    /* {n, c, hw, range} */
+    const int cases[][4] = {{2, 33, 5 * 7, 5}, {3, 7, 1, 100}, {2, 1, 9, 5}, {1, 5, 300, 100}};
+    for (int i = 0; i < 4; i++) {
+        const int n = cases[i][0], c = cases[i][1], hw = cases[i][2];
+        size_t total = (size_t)n * c * hw;
+        buf x = mk(total, -cases[i][3], cases[i][3], 1 + i), p = mk(total, 0, 0, 2), dp = mk(total, -1, 1, 3);
+        buf dx = mk(total, -1, 1, 4);
+        char what[64];
+        snprintf(what, sizeof what, "softmax forward N%d C%d HW%d", n, c, hw);
+        OK(C->softmax_forward(p.h, x.h, n, c, hw));
+        OK(G->softmax_forward(p.d, x.d, n, c, hw));
+        same(p, 1e-6, 1e-5, what);
+        snprintf(what, sizeof what, "softmax backward N%d C%d HW%d", n, c, hw);
+        OK(C->softmax_backward(dx.h, dp.h, p.h, n, c, hw));
+        OK(G->softmax_backward(dx.d, dp.d, p.d, n, c, hw));
+        same(dx, 1e-6, 1e-5, what);
+        drop(x), drop(p), drop(dp), drop(dx);
+    }
 }
 
 /* ---- selection -------------------------------------------------------------------------------------- */

@@ -57,3 +57,37 @@ Test(graph, backward_accumulates_over_fan_out) {
     nn_tensor_unref(x);
     cr_assert_eq(nn_tensor_live_count(), 0);
 }
+
+/* nn_tensor_upload_async / nn_device_wait_uploads on the CPU (nn/tensor.h): the table
+ * has both entries; the upload is a plain copy, complete on return, so the host array
+ * may be overwritten at once; the wait has nothing to do (also when nothing is pending).
+ * Uploading into a tensor that earlier results were computed from leaves those alone. */
+Test(tensor, upload_async_and_wait_round_trip_on_the_cpu) {
+    const nn_backend *cpu = nn_backend_cpu();
+    cr_assert(cpu->upload_async && cpu->wait_uploads, "the CPU table lacks upload_async or wait_uploads");
+    nn_tensor *t = nn_tensor_new4(NN_CPU, 2, 3, 5, 7);
+    cr_assert_not_null(t, "%s", nn_last_error());
+    const size_t n = t->numel;
+    nn_real *h = tu_uniform_array(n, 11), *want = malloc(n * sizeof *want), *got = malloc(n * sizeof *got);
+    cr_assert(want && got);
+    memcpy(want, h, n * sizeof *h);
+    cr_assert_eq(nn_device_wait_uploads(NN_CPU), 0, "%s", nn_last_error()); /* nothing pending */
+    cr_assert_eq(nn_tensor_upload_async(t, h), 0, "%s", nn_last_error());
+    for (size_t i = 0; i < n; i++) h[i] = -7; /* the host array is free again */
+    cr_assert_eq(nn_device_wait_uploads(NN_CPU), 0, "%s", nn_last_error());
+    cr_assert_eq(nn_tensor_download(t, got), 0, "%s", nn_last_error());
+    cr_assert(!memcmp(got, want, n * sizeof *got), "the upload did not arrive bit for bit");
+
+    /* the pattern of the training loop: a result of t, then the next data into t */
+    nn_tensor *r = nn_relu(NULL, t);
+    cr_assert_not_null(r, "%s", nn_last_error());
+    cr_assert_eq(nn_tensor_upload_async(t, h), 0, "%s", nn_last_error());
+    cr_assert_eq(nn_device_wait_uploads(NN_CPU), 0, "%s", nn_last_error());
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(t->data[i], -7, "t[%zu] = %g after the second upload", i, (double)t->data[i]);
+        cr_assert_eq(r->data[i], want[i] > 0 ? want[i] : 0, "relu[%zu] changed", i);
+    }
+    nn_tensor_unref(r), nn_tensor_unref(t);
+    free(h), free(want), free(got);
+    cr_assert_eq(nn_tensor_live_count(), 0);
+}

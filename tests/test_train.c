@@ -335,6 +335,51 @@ static void expect_exact_resume(const char *optimizer) {
 Test(train_cli, resume_is_exact_with_sgd) { expect_exact_resume("sgd"); }
 Test(train_cli, resume_is_exact_with_adam) { expect_exact_resume("adam"); }
 
+#define TINY_CUDA "--threads", "1", "--device", "cuda", "--deterministic", "--width", "64", "--height", "32", \
+                  "--width-div", "16", "--disparities", "9", "--dmin", "-4", "--batch", "2", "--log-every", "1"
+
+/* The loss of each step in log.csv, as a number. */
+static void read_losses(const char *path, double *loss, int steps) {
+    char lines[8][64] = {{0}};
+    cr_assert_eq(read_log(path, lines, 7), steps, "%s: not %d steps", path, steps);
+    for (int s = 1; s <= steps; s++) loss[s] = strtod(lines[s], NULL);
+}
+
+/* On CUDA the loop uploads batch k+1 while step k runs (train/train.c). Run A trains 3
+ * steps in one go: steps 2 and 3 get their batches through the overlapped upload. Run B
+ * trains one step per process, resuming each time, so every batch is the first of its
+ * run, uploaded synchronously before its step is queued (the order before the overlap).
+ * Same losses, up to float rounding (another process may measure and pick other
+ * deterministic cuDNN algorithms), and far closer than the losses of different steps,
+ * which a stale or half-placed batch would give. Skips without a GPU. */
+Test(train_cli, cuda_overlapped_uploads_train_like_synchronous_ones) {
+    tu_require_cuda();
+    write_dataset("d", 3, 80, 40);
+    tc_result r;
+    RUN(&r, "train", TINY_CUDA, "--lr", "0.001", "--data", P("d"), "--out", P("a"), "--steps", "3");
+    expect_ok(&r, "run A, 3 steps overlapped");
+    RUN(&r, "train", TINY_CUDA, "--lr", "0.001", "--data", P("d"), "--out", P("b"), "--steps", "1");
+    expect_ok(&r, "run B, step 1");
+    RUN(&r, "train", TINY_CUDA, "--lr", "0.001", "--data", P("d"), "--out", P("b"), "--steps", "2", "--resume",
+        P("b/checkpoint.d3w"));
+    expect_ok(&r, "run B, step 2");
+    RUN(&r, "train", TINY_CUDA, "--lr", "0.001", "--data", P("d"), "--out", P("b"), "--steps", "3", "--resume",
+        P("b/checkpoint.d3w"));
+    expect_ok(&r, "run B, step 3");
+    double la[4], lb[4];
+    read_losses(P("a/log.csv"), la, 3);
+    read_losses(P("b/log.csv"), lb, 3);
+    const double tol = 1e-4;
+    for (int s = 1; s <= 3; s++) {
+        cr_assert(fabs(la[s] - lb[s]) <= tol * fabs(lb[s]), "step %d: loss %.6f overlapped vs %.6f synchronous", s,
+                  la[s], lb[s]);
+        if (s > 1)
+            cr_assert(fabs(la[s] - la[s - 1]) > 10 * tol * fabs(la[s]),
+                      "steps %d and %d log nearly the same loss (%.6f, %.6f): the test would not see a stale batch",
+                      s - 1, s, la[s - 1], la[s]);
+    }
+}
+
 /* The checkpoint holds the model, the training state in its configuration (step, seed,
  * batch, optimizer, lr, schedule) and one optimizer state tensor per trainable
  * parameter and role, of the parameter's shape: velocity for SGD, m and v for Adam. */

@@ -5,6 +5,15 @@
  * right view, backward, an optimizer step. Every batch and every dropout mask is a
  * function of (seed, step), so --resume continues exactly where a checkpoint left off.
  *
+ * The next batch is uploaded while a step computes: step k (forward, backward,
+ * optimizer step) is queued, then batch k+1 is taken from the loader and its upload
+ * into the same input tensors started (nn_tensor_upload_async: the queued step still
+ * reads batch k), then step k's loss is downloaded (on CUDA the host waits there for
+ * step k while the copy runs), then nn_device_wait_uploads() before step k+1 is queued.
+ * So the loss is checked for finiteness after its optimizer step: a diverged run fails
+ * with the same message and saves nothing of that step. On the CPU the upload is a
+ * plain copy after step k, and the steps compute exactly what they did before.
+ *
  * Writes into --out: log.csv (step, loss, lr, images/s, validation MAE of the model and
  * both baselines), checkpoint.d3w (float32, with optimizer state; atomic) every
  * --checkpoint-every steps and at the end, and model.d3w (float16) at the end. */
@@ -94,6 +103,17 @@ static int read_optimizer_state(const nn_weights_file *f, nn_optimizer *opt, con
         }
     }
     opt->step = st->step;
+    return 0;
+}
+
+/* The loader's next batch into *b (valid until the next call), reporting the pairs it
+ * skipped since the last report. */
+static int next_batch(loader *ld, loader_batch *b, long *warnings_seen, int tty) {
+    if (loader_next(ld, b)) return -1;
+    if (loader_warning_count(ld) > *warnings_seen) {
+        *warnings_seen = loader_warning_count(ld);
+        fprintf(stderr, "%swarning: %s (pair skipped)\n", tty ? "\n" : "", loader_last_warning(ld));
+    }
     return 0;
 }
 
@@ -200,27 +220,39 @@ static int run(train_opts *o) {
     const long first = st.step;
     double t_start = deep3d_now(), t_log = t_start, loss_sum = 0;
     long loss_count = 0, warnings_seen = 0, images_since_log = 0;
+    int have_batch = 0; /* the batch of st.step is in left/right (uploaded during the previous step) */
     for (; st.step < o->steps;) {
         loader_batch b;
-        if (loader_next(ld, &b)) goto done;
-        if (loader_warning_count(ld) > warnings_seen) {
-            warnings_seen = loader_warning_count(ld);
-            fprintf(stderr, "%swarning: %s (pair skipped)\n", tty ? "\n" : "", loader_last_warning(ld));
+        if (!have_batch) { /* the first step, or the loader failed while the previous step ran */
+            if (next_batch(ld, &b, &warnings_seen, tty) || nn_tensor_upload(left, b.left) ||
+                nn_tensor_upload(right, b.right))
+                goto done;
         }
-        if (nn_tensor_upload(left, b.left) || nn_tensor_upload(right, b.right)) goto done;
         const double lr = nn_lr_at(&sched, st.step);
         nn_graph g;
         nn_graph_init(&g, 1);
         g.dropout_seed = (unsigned long long)(nn_hash_uniform((uint64_t)st.seed, (uint64_t)st.step) * 9007199254740992.0);
         nn_tensor *pred = NULL, *loss = NULL;
+        /* queue step st.step: nothing below waits for the device before the loss download */
         int err = deep3d_forward(&m, &g, left, &pred, NULL) || !(loss = nn_l1_loss(&g, pred, right)) ||
                   nn_graph_backward(&g, loss);
-        nn_real loss_value = 0;
-        if (!err) err = nn_tensor_download(loss, &loss_value);
-        nn_tensor_unref(pred), nn_tensor_unref(loss);
+        nn_tensor_unref(pred);
         nn_graph_free(&g);
+        if (!err) err = nn_optimizer_step(&opt, (nn_real)lr) || nn_optimizer_zero_grad(&opt);
+        /* the next batch into the tensors the queued step reads; a loader failure is
+         * reported at the top of the next step (loader_next then fails again alike), so
+         * this step is still logged and checkpointed */
+        have_batch = 0;
+        if (!err && st.step + 1 < o->steps && next_batch(ld, &b, &warnings_seen, tty) == 0) {
+            err = nn_tensor_upload_async(left, b.left) || nn_tensor_upload_async(right, b.right);
+            have_batch = !err;
+        }
+        nn_real loss_value = 0;
+        if (!err) err = nn_tensor_download(loss, &loss_value); /* waits for the step, not for the upload */
+        nn_tensor_unref(loss);
+        if (!err) err = nn_device_wait_uploads(device);
         if (!err && !isfinite(loss_value)) err = nn_fail("the loss is %g at step %ld: training diverged; lower --lr", (double)loss_value, st.step);
-        if (err || nn_optimizer_step(&opt, (nn_real)lr) || nn_optimizer_zero_grad(&opt)) goto done;
+        if (err) goto done;
         st.step++;
         loss_sum += loss_value, loss_count++, images_since_log += st.batch;
 
