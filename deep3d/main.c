@@ -23,20 +23,29 @@ static void usage(FILE *out) {
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
 }
 
-/* OpenMP threads that spin while they wait take the cores from OpenBLAS's own threads
- * (its matrix products run between our OpenMP loops): a Deep3D training step on 2 cores
- * took 11-13 s with spinning threads and 1.9-2.1 s with sleeping ones, measured
- * alternately in one run (bench/README.md). libgomp reads OMP_WAIT_POLICY once, when the
- * process starts, so when the user has not chosen a policy we set "passive" and start
- * the program again; if that fails, it goes on with the default. */
-static void prefer_passive_openmp(char **argv) {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
-    execv("/proc/self/exe", argv);
+/* Threads that spin while they wait take the cores from the threads doing the work.
+ * Our OpenMP loops and OpenBLAS's matrix products (its own pthreads) alternate, so
+ *  - OpenMP threads spinning between loops took the cores from OpenBLAS: a Deep3D
+ *    training step on 2 cores took 11-13 s with spinning threads and 1.9-2.1 s with
+ *    sleeping ones (OMP_WAIT_POLICY=passive; bench/README.md);
+ *  - OpenBLAS's idle threads spin with sched_yield for 2^28 cycles (its default
+ *    THREAD_TIMEOUT) after each product, into our OpenMP loops: with
+ *    OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles, its minimum) they sleep at once, and
+ *    inference at batch 1 took 0.14-0.17 s against 0.18-0.23 s (6 alternations in one
+ *    run), batch 4 0.45-0.56 against 0.60-0.80 s, a training step 1.67-1.85 against
+ *    1.72-2.09 s (perf showed 12% of the cycles in sched_yield before).
+ * libgomp and OpenBLAS read these variables once, when the process starts, so for the
+ * ones the user has not set we set these values and start the program again; if that
+ * fails, it goes on with the defaults. */
+static void prefer_sleeping_threads(char **argv) {
+    int changed = 0;
+    if (!getenv("OMP_WAIT_POLICY")) changed |= !setenv("OMP_WAIT_POLICY", "passive", 1);
+    if (!getenv("OPENBLAS_THREAD_TIMEOUT")) changed |= !setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+    if (changed) execv("/proc/self/exe", argv);
 }
 
 int main(int argc, char **argv) {
-    prefer_passive_openmp(argv);
+    prefer_sleeping_threads(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -87,6 +87,12 @@ typedef struct nn_backend {
                                 const nn_conv_shape *s);
     int (*conv2d_backward_weight)(nn_real *dweight, nn_real *dbias, const nn_real *dout,
                                   const nn_real *in, const nn_conv_shape *s);
+    /* Optional (NULL: the op composes fill 0, conv2d_backward_data and bias_forward):
+     * the transposed convolution's forward pass for the adjoint shape s, i.e.
+     * out (n, c_in, h_in, w_in) = conv2d_backward_data of s applied to in (n, c_out,
+     * h_out, w_out), plus bias (c_in) or NULL; out is overwritten. */
+    int (*conv_transpose2d_forward)(nn_real *out, const nn_real *in, const nn_real *weight,
+                                    const nn_real *bias, const nn_conv_shape *s);
     /* bias (C) added per channel: out[n,c,:,:] += bias[c]; dbias[c] += sum dout[n,c,:,:] */
     int (*bias_forward)(nn_real *out, const nn_real *bias, int n, int c, int hw);
     int (*bias_backward)(nn_real *dbias, const nn_real *dout, int n, int c, int hw);

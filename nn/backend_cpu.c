@@ -8,6 +8,7 @@
 
 #include "../layers/batchnorm2d.h"
 #include "../layers/conv2d.h"
+#include "../layers/conv_transpose2d.h"
 #include "../layers/dropout.h"
 #include "../layers/elementwise.h"
 #include "../layers/l1_loss.h"
@@ -56,6 +57,7 @@ static const nn_backend cpu_backend = {
     .channel_affine_backward = channel_affine_backward_cpu,
     .conv2d_forward = conv2d_forward_cpu,
     .conv2d_backward_data = conv2d_backward_data_cpu,
+    .conv_transpose2d_forward = conv_transpose2d_forward_cpu,
     .conv2d_backward_weight = conv2d_backward_weight_cpu,
     .bias_forward = bias_forward_cpu,
     .bias_backward = bias_backward_cpu,

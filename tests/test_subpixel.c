@@ -1,12 +1,10 @@
-/* The transposed convolution's forward pass (nn_conv_transpose2d) on the geometries a
- * sub-pixel (phase) decomposition would take (stride > 1, kernel a multiple of the
- * stride) against (a) a naive scatter loop written from the torch.nn.ConvTranspose2d
- * definition and (b) the backend path (fill + conv2d_backward_data + bias_forward, the
- * im2col/col2im adjoint of a convolution). Deep3D's geometries at their real sizes,
- * batch 1 and 2, odd sizes, kernel = stride, 2*stride, 3*stride, padding > stride.
- * Today the op runs the backend path, so (b) holds exactly; the tests are kept for a
- * CPU sub-pixel fast path (tried and measured slower on the 2-core machine, not
- * committed), which must pass them unchanged. */
+/* The transposed convolution's forward pass (nn_conv_transpose2d) on the geometries of
+ * its CPU sub-pixel (phase) path (stride 2..8, kernel a multiple of the stride:
+ * layers/conv_transpose2d.c) and of its fallback, against (a) a naive scatter loop
+ * written from the torch.nn.ConvTranspose2d definition and (b) the composed backend
+ * path (fill + conv2d_backward_data + bias_forward, the im2col/col2im adjoint of a
+ * convolution). Deep3D's geometries at their real sizes, batch 1 and 2, odd sizes,
+ * kernel = stride, 2*stride, 3*stride, padding > stride. */
 #include <stdio.h>
 
 #include "testutil.h"
