@@ -15,9 +15,47 @@
 
 /* ---- CPU kernels ------------------------------------------------------------ */
 
+/* The 2x2 stride-2 window (VGG's pooling) over one output row: the same comparisons
+ * in the same order as the general loop (first maximum, strict >), written as selects
+ * so that GCC vectorises them. r0, r1: the two input rows; a: argmax row or NULL. */
+static void pool2x2_row(nn_real *restrict o, nn_real *restrict a, const nn_real *restrict r0,
+                        const nn_real *restrict r1, int w_out, size_t base0, size_t base1) {
+    if (!a) {
+        for (int ox = 0; ox < w_out; ox++) {
+            nn_real m = r0[2 * ox];
+            m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;
+            m = r1[2 * ox] > m ? r1[2 * ox] : m;
+            o[ox] = r1[2 * ox + 1] > m ? r1[2 * ox + 1] : m;
+        }
+        return;
+    }
+    const nn_real i0 = (nn_real)base0, i1 = (nn_real)base1; /* exact below 2^24 */
+    for (int ox = 0; ox < w_out; ox++) {
+        const nn_real x = (nn_real)(2 * ox);
+        nn_real m = r0[2 * ox], best = i0 + x;
+        best = r0[2 * ox + 1] > m ? i0 + x + 1 : best;
+        m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;
+        best = r1[2 * ox] > m ? i1 + x : best;
+        m = r1[2 * ox] > m ? r1[2 * ox] : m;
+        best = r1[2 * ox + 1] > m ? i1 + x + 1 : best;
+        o[ox] = r1[2 * ox + 1] > m ? r1[2 * ox + 1] : m;
+        a[ox] = best;
+    }
+}
+
 int maxpool2d_forward_cpu(nn_real *out, nn_real *argmax, const nn_real *in, const nn_pool_shape *s) {
     const int planes = s->n * s->c;
     const size_t in_sz = (size_t)s->h_in * s->w_in, out_sz = (size_t)s->h_out * s->w_out;
+    if (s->k == 2 && s->stride == 2) {
+#pragma omp parallel for schedule(static)
+        for (int p = 0; p < planes; p++)
+            for (int oy = 0; oy < s->h_out; oy++) {
+                const size_t b0 = (size_t)2 * oy * s->w_in, b1 = b0 + s->w_in, at = p * out_sz + (size_t)oy * s->w_out;
+                pool2x2_row(out + at, argmax ? argmax + at : NULL, in + p * in_sz + b0, in + p * in_sz + b1,
+                            s->w_out, b0, b1);
+            }
+        return 0;
+    }
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < planes; p++) {
         const nn_real *im = in + p * in_sz;

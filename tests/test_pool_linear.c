@@ -26,11 +26,14 @@ static void naive_pool(nn_real *out, nn_real *din, const nn_real *dout, const nn
             }
 }
 
-static void check_pool(int n, int c, int h, int w, int k, int stride, uint64_t seed) {
+/* With ties set, x is rounded to -1, 0 or 1, so most windows hold equal maxima. */
+static void check_pool_ties(int n, int c, int h, int w, int k, int stride, uint64_t seed, int ties) {
     char what[96];
-    snprintf(what, sizeof what, "maxpool2d (%d, %d, %d, %d) k%d s%d", n, c, h, w, k, stride);
+    snprintf(what, sizeof what, "maxpool2d (%d, %d, %d, %d) k%d s%d%s", n, c, h, w, k, stride, ties ? " ties" : "");
     int ho = (h - k) / stride + 1, wo = (w - k) / stride + 1;
     nn_tensor *x = tu_uniform4(n, c, h, w, -1, 1, seed);
+    if (ties)
+        for (size_t i = 0; i < x->numel; i++) x->data[i] = (nn_real)round(1.4 * x->data[i]);
     x->requires_grad = 1;
     x->grad = tu_uniform4(n, c, h, w, -1, 1, seed + 1); /* backward must add to it */
     nn_real *want_dx = tu_host(x->grad);
@@ -46,10 +49,26 @@ static void check_pool(int n, int c, int h, int w, int k, int stride, uint64_t s
     tu_assert_close(y->data, want, y->numel, 0, 0, what);
     cr_assert_eq(nn_graph_backward_from(&g, y, r), 0, "%s: %s", what, nn_last_error());
     tu_assert_close(x->grad->data, want_dx, x->numel, 1e-6, 1e-6, "maxpool2d dx");
+    /* inference (no argmax kept): the same values */
+    nn_tensor *y2 = nn_maxpool2d(NULL, x, k, stride);
+    cr_assert_not_null(y2, "%s: %s", what, nn_last_error());
+    tu_assert_close(y2->data, want, y2->numel, 0, 0, "maxpool2d inference");
+    nn_tensor_unref(y2);
     free(want), free(want_dx);
     nn_graph_free(&g);
     nn_tensor_unref(r), nn_tensor_unref(y), nn_tensor_unref(x);
     cr_assert_eq(nn_tensor_live_count(), 0, "%s: %ld tensors leaked", what, nn_tensor_live_count());
+}
+
+static void check_pool(int n, int c, int h, int w, int k, int stride, uint64_t seed) {
+    check_pool_ties(n, c, h, w, k, stride, seed, 0);
+}
+
+/* rows wide enough for the vectorised 2x2 stride-2 path (and its remainder loop) */
+Test(maxpool2d, wide_rows_and_ties_match_naive_loops) {
+    check_pool_ties(2, 3, 10, 70, 2, 2, 11, 0);
+    check_pool_ties(2, 3, 9, 71, 2, 2, 12, 1);
+    check_pool_ties(1, 2, 8, 67, 3, 2, 13, 1); /* general path, ties */
 }
 
 Test(maxpool2d, matches_naive_loops) {
