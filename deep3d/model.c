@@ -280,8 +280,7 @@ int deep3d_forward(deep3d_model *m, nn_graph *g, nn_tensor *left, nn_tensor **ri
         nn_tensor_unref(u);
     }
     x = nn_then(sum, nn_relu(g, sum));
-    x = nn_then(x, nn_conv_transpose2d(g, x, m->upfull_w, m->upfull_b, 2, 1));
-    x = nn_then(x, nn_relu(g, x));
+    x = nn_then(x, nn_conv_transpose2d_relu(g, x, m->upfull_w, m->upfull_b, 2, 1));
     x = nn_then(x, nn_conv2d(g, x, m->final_w, m->final_b, 1, 1, 1));
     nn_tensor *p = nn_softmax_channels(g, x);
     nn_tensor_unref(x);

@@ -159,7 +159,12 @@ static int conv_transpose2d_subpixel_cpu(nn_real *out, const nn_real *x, const n
                         const int b0 = fx >= pad ? 0 : (pad - fx + st - 1) / st;
                         const nn_real *src =
                             Y + ((size_t)(o * st + fy) * st + fx) * ncols + (size_t)i * ab + (size_t)a * B;
-                        for (int b = b0, ox = b0 * st + fx - pad; ox < wo; b++, ox += st) dst[ox] = src[b] + bo;
+                        if (s->relu)
+                            for (int b = b0, ox = b0 * st + fx - pad; ox < wo; b++, ox += st)
+                                dst[ox] = src[b] + bo > 0 ? src[b] + bo : 0;
+                        else
+                            for (int b = b0, ox = b0 * st + fx - pad; ox < wo; b++, ox += st)
+                                dst[ox] = src[b] + bo;
                     }
                 }
     }
@@ -169,17 +174,21 @@ static int conv_transpose2d_subpixel_cpu(nn_real *out, const nn_real *x, const n
 int conv_transpose2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight, const nn_real *bias,
                                  const nn_conv_shape *s) {
     if (subpixel_applies(s)) return conv_transpose2d_subpixel_cpu(out, in, weight, bias, s);
-    if (fill_cpu(out, (size_t)s->n * s->c_in * s->h_in * s->w_in, 0) ||
-        conv2d_backward_data_cpu(out, in, weight, s))
+    const size_t n = (size_t)s->n * s->c_in * s->h_in * s->w_in;
+    if (fill_cpu(out, n, 0) || conv2d_backward_data_cpu(out, in, weight, s) ||
+        (bias && bias_forward_cpu(out, bias, s->n, s->c_in, s->h_in * s->w_in)))
         return -1;
-    return bias ? bias_forward_cpu(out, bias, s->n, s->c_in, s->h_in * s->w_in) : 0;
+    return s->relu ? relu_forward_cpu(out, out, n) : 0;
 }
 
+/* iarg: stride, pad, relu (the fused ReLU: y's gradient is masked by y > 0 in place
+ * first, as in layers/conv2d.c) */
 static int conv_transpose2d_backward(nn_node *node) {
     nn_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
     const nn_backend *be = nn_backend_of(y->device);
     nn_conv_shape s;
     if (!be || adjoint_shape(&s, x, w, node->iarg[0], node->iarg[1])) return -1;
+    if (node->iarg[2] && be->relu_mask(y->grad->data, y->data, y->numel)) return -1;
     const nn_real *dy = y->grad->data;
     if (x->requires_grad) {
         if (!x->grad) {  /* a fresh gradient: the convolution may write it directly */
@@ -204,8 +213,8 @@ static int conv_transpose2d_backward(nn_node *node) {
     return 0;
 }
 
-nn_tensor *nn_conv_transpose2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
-                               int stride, int pad) {
+static nn_tensor *conv_transpose2d_op(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias, int stride,
+                                      int pad, int relu) {
     if (!x || !weight) return NULL;
     char sb[64], sw[64];
     nn_conv_shape s;
@@ -221,28 +230,42 @@ nn_tensor *nn_conv_transpose2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_
                 bias ? nn_device_name(bias->device) : "");
         return NULL;
     }
-    const nn_backend *be =
-        nn_op_backend(x, "conv_transpose2d", offsetof(nn_backend, conv2d_backward_data));
+    const char *name = relu ? "conv_transpose2d+relu" : "conv_transpose2d";
+    const nn_backend *be = nn_op_backend(x, name, offsetof(nn_backend, conv2d_backward_data));
     if (!be) return NULL;
     nn_tensor *y = nn_tensor_new4(x->device, s.n, s.c_in, s.h_in, s.w_in);
     if (!y) goto fail;
     const nn_real *b = bias ? bias->data : NULL;
-    if (be->conv_transpose2d_forward ? be->conv_transpose2d_forward(y->data, x->data, weight->data, b, &s)
-                                     : be->fill(y->data, y->numel, 0) ||
-                                           be->conv2d_backward_data(y->data, x->data, weight->data, &s) ||
-                                           (b && be->bias_forward(y->data, b, s.n, s.c_in, s.h_in * s.w_in)))
+    if (be->conv_transpose2d_forward) {
+        s.relu = relu;
+        if (be->conv_transpose2d_forward(y->data, x->data, weight->data, b, &s)) goto fail;
+        s.relu = 0;
+    } else if (be->fill(y->data, y->numel, 0) || be->conv2d_backward_data(y->data, x->data, weight->data, &s) ||
+               (b && be->bias_forward(y->data, b, s.n, s.c_in, s.h_in * s.w_in)) ||
+               (relu && be->relu_forward(y->data, y->data, y->numel))) {
         goto fail;
+    }
     if (nn_graph_wants(g, x, weight, bias, NULL)) {
-        nn_node *node = nn_graph_record(g, "conv_transpose2d", conv_transpose2d_backward, y, x, weight,
-                                        bias, NULL);
+        nn_node *node = nn_graph_record(g, name, conv_transpose2d_backward, y, x, weight, bias, NULL);
         if (!node) goto fail;
         node->iarg[0] = stride;
         node->iarg[1] = pad;
+        node->iarg[2] = relu;
     }
     return y;
 fail:
     nn_tensor_unref(y);
     return NULL;
+}
+
+nn_tensor *nn_conv_transpose2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
+                               int stride, int pad) {
+    return conv_transpose2d_op(g, x, weight, bias, stride, pad, 0);
+}
+
+nn_tensor *nn_conv_transpose2d_relu(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
+                                    int stride, int pad) {
+    return conv_transpose2d_op(g, x, weight, bias, stride, pad, 1);
 }
 
 void nn_bilinear_kernel(nn_real *weight, int channels, int k) {

@@ -20,12 +20,21 @@
 nn_tensor *nn_conv_transpose2d(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
                                int stride, int pad);
 
+/* max(0, nn_conv_transpose2d(...)), the ReLU fused into the store (CPU: the sub-pixel
+ * path's output pass; otherwise an in-place ReLU after the bias), with the same values
+ * and gradients as nn_relu(g, nn_conv_transpose2d(...)) (backward masks the output
+ * gradient by y > 0 in place first). Same arguments and errors as nn_conv_transpose2d;
+ * profile name "conv_transpose2d+relu". */
+nn_tensor *nn_conv_transpose2d_relu(nn_graph *g, nn_tensor *x, nn_tensor *weight, nn_tensor *bias,
+                                    int stride, int pad);
+
 /* CPU kernel (nn/backend.h conv_transpose2d_forward): for the adjoint shape s, out
  * (N, C_in(s), H_in(s), W_in(s)) = transposed convolution of in (N, C_out(s), H_out(s),
  * W_out(s)) + bias (may be NULL), overwritten. Sub-pixel (phase) decomposition, one
  * product per chunk of images, when the kernel is square, a multiple of the stride and
  * the stride is 2 to 8 (layers/conv_transpose2d.c); otherwise zero fill, conv2d_backward_data
- * (im2col/col2im) and bias. Errors: -1 + nn_fail when the workspace cannot be had. */
+ * (im2col/col2im) and bias; then max(0, .) when s->relu. Errors: -1 + nn_fail when the
+ * workspace cannot be had. */
 int conv_transpose2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight, const nn_real *bias,
                                  const nn_conv_shape *s);
 

@@ -31,8 +31,9 @@ typedef struct nn_conv_shape {
     int c_out, h_out, w_out;    /* output (N, C_out, H_out, W_out) */
     int kh, kw;                 /* kernel; weight is (C_out, C_in, KH, KW) */
     int stride, pad, dilation;  /* same in both directions, pixels */
-    int relu;                   /* conv2d_forward only: out = max(0, conv + bias), the ReLU
-                                   fused into the store (nn_conv2d_relu); 0 elsewhere */
+    int relu;                   /* conv2d_forward and conv_transpose2d_forward only: out =
+                                   max(0, conv + bias), the ReLU fused into the store
+                                   (nn_conv2d_relu, nn_conv_transpose2d_relu); 0 elsewhere */
 } nn_conv_shape;
 
 /* 2-D max pooling geometry, NCHW: window k x k, stride, no padding. */
@@ -90,7 +91,8 @@ typedef struct nn_backend {
     /* Optional (NULL: the op composes fill 0, conv2d_backward_data and bias_forward):
      * the transposed convolution's forward pass for the adjoint shape s, i.e.
      * out (n, c_in, h_in, w_in) = conv2d_backward_data of s applied to in (n, c_out,
-     * h_out, w_out), plus bias (c_in) or NULL; out is overwritten. */
+     * h_out, w_out), plus bias (c_in) or NULL, then max(0, .) when s->relu; out is
+     * overwritten. */
     int (*conv_transpose2d_forward)(nn_real *out, const nn_real *in, const nn_real *weight,
                                     const nn_real *bias, const nn_conv_shape *s);
     /* bias (C) added per channel: out[n,c,:,:] += bias[c]; dbias[c] += sum dout[n,c,:,:] */

@@ -79,9 +79,57 @@ static void check(const sgeom *g, int naive, int with_bias, uint64_t seed) {
         snprintf(w2, sizeof w2, "%s vs naive loop", what);
         tu_assert_close(y->data, want, y->numel, 2e-5, 1e-5, w2);
     }
+    /* the fused ReLU: max(0, .) of the same values */
+    nn_tensor *yr = nn_conv_transpose2d_relu(NULL, x, w, b, g->stride, g->pad);
+    cr_assert_not_null(yr, "%s: %s", what, nn_last_error());
+    for (size_t i = 0; i < y->numel; i++) want[i] = y->data[i] > 0 ? y->data[i] : 0;
+    snprintf(w2, sizeof w2, "%s, fused ReLU", what);
+    tu_assert_close(yr->data, want, y->numel, 0, 0, w2);
+    nn_tensor_unref(yr);
     free(want);
     nn_tensor_unref(y), nn_tensor_unref(x), nn_tensor_unref(w), nn_tensor_unref(b);
     cr_assert_eq(nn_tensor_live_count(), 0, "%s: %ld tensors leaked", what, nn_tensor_live_count());
+}
+
+/* Backward of nn_conv_transpose2d_relu against nn_relu(nn_conv_transpose2d): the two
+ * separately tested ops composed, same upstream gradient (sub-pixel and fallback). */
+Test(subpixel, fused_relu_backward_matches_the_composition) {
+    const sgeom gs[] = {{2, 5, 7, 9, 4, 4, 2, 1}, {1, 3, 3, 2, 3, 32, 16, 8}};
+    for (size_t i = 0; i < 2; i++) {
+        const sgeom *g = &gs[i];
+        nn_tensor *x = tu_uniform4(g->n, g->ci, g->h, g->w, -1, 1, 40 + i);
+        nn_tensor *w = tu_uniform4(g->ci, g->co, g->k, g->k, -1, 1, 50 + i);
+        nn_tensor *b = tu_uniform4(g->co, 0, 0, 0, -1, 1, 60 + i);
+        nn_real *grads[2][3];
+        for (int fused = 0; fused < 2; fused++) {
+            x->requires_grad = w->requires_grad = b->requires_grad = 1;
+            nn_graph gr;
+            nn_graph_init(&gr, 1);
+            nn_tensor *y;
+            if (fused) {
+                y = nn_conv_transpose2d_relu(&gr, x, w, b, g->stride, g->pad);
+            } else {
+                nn_tensor *t = nn_conv_transpose2d(&gr, x, w, b, g->stride, g->pad);
+                y = nn_relu(&gr, t);
+                nn_tensor_unref(t);
+            }
+            cr_assert_not_null(y, "%s", nn_last_error());
+            nn_tensor *r = tu_uniform(y->ndim, y->shape, -1, 1, 70 + i);
+            cr_assert_eq(nn_graph_backward_from(&gr, y, r), 0, "%s", nn_last_error());
+            grads[fused][0] = tu_host(x->grad), grads[fused][1] = tu_host(w->grad), grads[fused][2] = tu_host(b->grad);
+            nn_graph_free(&gr);
+            nn_tensor_unref(r), nn_tensor_unref(y);
+            nn_tensor_unref(x->grad), nn_tensor_unref(w->grad), nn_tensor_unref(b->grad);
+            x->grad = w->grad = b->grad = NULL;
+        }
+        tu_assert_close(grads[1][0], grads[0][0], x->numel, 0, 0, "fused ReLU dx");
+        tu_assert_close(grads[1][1], grads[0][1], w->numel, 0, 0, "fused ReLU dweight");
+        tu_assert_close(grads[1][2], grads[0][2], b->numel, 0, 0, "fused ReLU dbias");
+        for (int f = 0; f < 2; f++)
+            for (int k = 0; k < 3; k++) free(grads[f][k]);
+        nn_tensor_unref(x), nn_tensor_unref(w), nn_tensor_unref(b);
+    }
+    cr_assert_eq(nn_tensor_live_count(), 0, "%ld tensors leaked", nn_tensor_live_count());
 }
 
 /* DEEP3D.md: 33 -> 33 channels, kernel 2s, stride s, pad s/2 from pool1..pool4 sizes
