@@ -175,6 +175,9 @@ Test(cuda, elementwise_kernels_match_cpu) {
     OK(C->relu_backward(dx.h, g.h, out.h, n));
     OK(G->relu_backward(dx.d, g.d, out.d, n));
     same(dx, 0, 0, "relu_backward");
+    OK(C->relu_mask(dx.h, x.h, n)); /* x has both signs: about half is zeroed */
+    OK(G->relu_mask(dx.d, x.d, n));
+    same(dx, 0, 0, "relu_mask");
 
     const int bn = 3, c = 7, hw = 13;   /* 273 elements of x */
     buf scale = mk(c, 0.5, 2, 8), shift = mk(c, -100, 100, 9);
@@ -236,6 +239,12 @@ static void conv_case(const nn_conv_shape *s, uint64_t seed, int tf32) {
     OK(C->conv2d_forward(out.h, in.h, w.h, NULL, s));
     OK(G->conv2d_forward(out.d, in.d, w.d, NULL, s));
     snprintf(m, sizeof m, "%s forward without bias", what);
+    same(out, TOL(t_fwd), 1e-5, m);
+    nn_conv_shape sr = *s; /* the fused ReLU (nn_conv2d_relu) */
+    sr.relu = 1;
+    OK(C->conv2d_forward(out.h, in.h, w.h, b.h, &sr));
+    OK(G->conv2d_forward(out.d, in.d, w.d, b.d, &sr));
+    snprintf(m, sizeof m, "%s forward with the fused ReLU", what);
     same(out, TOL(t_fwd), 1e-5, m);
     OK(C->conv2d_backward_data(din.h, dout.h, w.h, s));
     OK(G->conv2d_backward_data(din.d, dout.d, w.d, s));
