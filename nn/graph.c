@@ -56,10 +56,10 @@ void nn_profile_print(FILE *out, int steps) {
     for (int i = 0; i < profile_n; i++) order[i] = i, total += profile[i].forward + profile[i].backward;
     qsort(order, (size_t)profile_n, sizeof *order, profile_cmp);
     if (steps < 1) steps = 1;
-    fprintf(out, "%-18s %8s %12s %12s %7s\n", "op", "calls", "forward ms", "backward ms", "share");
+    fprintf(out, "%-22s %6s %12s %12s %7s\n", "op", "calls", "forward ms", "backward ms", "share");
     for (int k = 0; k < profile_n; k++) {
         const int i = order[k];
-        fprintf(out, "%-18s %8ld %12.2f %12.2f %6.1f%%\n", profile[i].op, profile[i].calls / steps,
+        fprintf(out, "%-22s %6ld %12.2f %12.2f %6.1f%%\n", profile[i].op, profile[i].calls / steps,
                 1e3 * profile[i].forward / steps, 1e3 * profile[i].backward / steps,
                 100 * (profile[i].forward + profile[i].backward) / total);
     }
