@@ -181,6 +181,33 @@ static inline void relu_run(nn_real *restrict row, int len) {
  * vectorise. */
 enum { SEG = 64 };
 
+/* Stores the cnt m x m output tiles of one segment (tile row ty, tiles tx0 ..) into
+ * plane (Ho, Wo) of the output: y[(i*m + j)*SEG + u] is row i, column j of tile u. Each
+ * value is written plus b, or added (accumulate); the last tile row and column may be
+ * partial (Ho, Wo not multiples of m); then the fused ReLU, if any. Called with m a
+ * constant (2 or 4), so that the column loop unrolls once inlined. */
+static inline void store_tiles(nn_real *plane, const wg_geom *g, int m, int ty, int tx0, int cnt,
+                               const nn_real *y, int accumulate, nn_real b) {
+    const int rows = g->ho - m * ty < m ? g->ho - m * ty : m;
+    const int whole = m * (tx0 + cnt) <= g->wo ? cnt : cnt - 1; /* tiles m columns wide */
+    const int last = g->wo - m * (tx0 + whole);                 /* columns of a partial one */
+    const int len = m * whole + (whole < cnt ? last : 0);
+    for (int i = 0; i < rows; i++) {
+        nn_real *restrict row = plane + (size_t)(m * ty + i) * g->wo + (size_t)m * tx0;
+        const nn_real *yi = y + (size_t)i * m * SEG;
+        if (accumulate)
+            for (int u = 0; u < whole; u++)
+                for (int j = 0; j < m; j++) row[m * u + j] += yi[j * SEG + u];
+        else
+            for (int u = 0; u < whole; u++)
+                for (int j = 0; j < m; j++) row[m * u + j] = yi[j * SEG + u] + b;
+        if (whole < cnt)
+            for (int j = 0; j < last; j++)
+                row[m * whole + j] = accumulate ? row[m * whole + j] + yi[j * SEG + whole] : yi[j * SEG + whole] + b;
+        if (g->relu) relu_run(row, len);
+    }
+}
+
 /* The segment that starts at tile t of a chunk ending before tile t_end: image *n, tile
  * row *ty, tiles *tx0 .. *tx0 + cnt - 1; returns cnt. */
 static inline int segment(const wg_geom *g, long t, long t_end, long *n, int *ty, int *tx0) {
@@ -282,41 +309,14 @@ static void input_transform_channel(nn_real *V, size_t xs, const nn_real *in, co
     }
 }
 
-/* out tiles t0 .. t0+nt-1 (=, or += when accumulate) from M (16 matrices xs values
- * apart, each (K, nt)), plus bias. */
-static void output_transform(nn_real *out, int accumulate, const nn_real *bias, const nn_real *M, size_t xs,
-                             const wg_geom *g, long t0, int nt) {
-    const size_t plane = (size_t)g->ho * g->wo;
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < g->k; k++) {
-        const nn_real b = bias ? bias[k] : 0;
-        for (long t = t0, cnt; t < t0 + nt; t += cnt) {
-            long n;
-            int ty, tx0;
-            cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
-            const long u0 = t - t0;
-            const nn_real *restrict src = M + (size_t)k * nt + u0;
-            nn_real y[4][SEG];
-            for (int u = 0; u < cnt; u++) {
-                nn_real m[16], yt[4];
-                for (int xi = 0; xi < 16; xi++) m[xi] = src[xi * xs + u];
-                output_tf(yt, m);
-                for (int q = 0; q < 4; q++) y[q][u] = yt[q];
-            }
-            const int rows = 2 * ty + 1 < g->ho ? 2 : 1;
-            const int pairs = 2 * (tx0 + cnt) <= g->wo ? (int)cnt : (int)cnt - 1; /* whole 2x2 tiles */
-            for (int i = 0; i < rows; i++) {
-                nn_real *restrict row = out + ((size_t)n * g->k + k) * plane + (size_t)(2 * ty + i) * g->wo + 2 * tx0;
-                const nn_real *y0 = y[2 * i], *y1 = y[2 * i + 1];
-                if (accumulate)
-                    for (int u = 0; u < pairs; u++) row[2 * u] += y0[u], row[2 * u + 1] += y1[u];
-                else
-                    for (int u = 0; u < pairs; u++) row[2 * u] = y0[u] + b, row[2 * u + 1] = y1[u] + b;
-                if (pairs < cnt) /* the last tile has one column */
-                    row[2 * pairs] = accumulate ? row[2 * pairs] + y0[pairs] : y0[pairs] + b;
-                if (g->relu) relu_run(row, 2 * pairs + (pairs < cnt));
-            }
-        }
+/* y (4 x SEG, row q = 2*i + j of the 2x2 tile) = A^T m A of the cnt tiles whose 16
+ * transformed values lie xs apart from src (F(2x2, 3x3)). */
+static void inverse_segment2(nn_real *restrict y, const nn_real *restrict src, size_t xs, int cnt) {
+    for (int u = 0; u < cnt; u++) {
+        nn_real m[16], yt[4];
+        for (int xi = 0; xi < 16; xi++) m[xi] = src[xi * xs + u];
+        output_tf(yt, m);
+        for (int q = 0; q < 4; q++) y[q * SEG + u] = yt[q];
     }
 }
 
@@ -434,56 +434,54 @@ static void input_transform4_channel(nn_real *V, size_t xs, const nn_real *in, c
     }
 }
 
-/* out tiles t0 .. t0+nt-1 (=, or += when accumulate) from M (36 matrices xs values
- * apart, each (K, nt)): A^T m A, plus bias. */
-static void output_transform4(nn_real *out, int accumulate, const nn_real *bias, const nn_real *M, size_t xs,
-                              const wg_geom *g, long t0, int nt) {
+/* y (16 x SEG, row 4*i + j of the 4x4 tile) = A^T m A of the cnt tiles whose 36
+ * transformed values lie xs apart from src (F(4x4, 3x3)). */
+static void inverse_segment4(nn_real *restrict y, const nn_real *restrict src, size_t xs, int cnt) {
+    nn_real s[4][6][SEG]; /* s = A^T m, y = s A */
+    for (int j = 0; j < 6; j++)
+        for (int u = 0; u < cnt; u++) {
+            const nn_real m0 = src[j * xs + u], m1 = src[(6 + j) * xs + u], m2 = src[(12 + j) * xs + u],
+                          m3 = src[(18 + j) * xs + u], m4 = src[(24 + j) * xs + u], m5 = src[(30 + j) * xs + u];
+            const nn_real p12 = m1 + m2, d12 = m1 - m2, p34 = m3 + m4, d34 = m3 - m4;
+            s[0][j][u] = m0 + p12 + p34;
+            s[1][j][u] = d12 + 2 * d34;
+            s[2][j][u] = p12 + 4 * p34;
+            s[3][j][u] = d12 + 8 * d34 + m5;
+        }
+    for (int i = 0; i < 4; i++)
+        for (int u = 0; u < cnt; u++) {
+            const nn_real p12 = s[i][1][u] + s[i][2][u], d12 = s[i][1][u] - s[i][2][u],
+                          p34 = s[i][3][u] + s[i][4][u], d34 = s[i][3][u] - s[i][4][u];
+            nn_real *yi = y + (size_t)4 * i * SEG;
+            yi[0 * SEG + u] = s[i][0][u] + p12 + p34;
+            yi[1 * SEG + u] = d12 + 2 * d34;
+            yi[2 * SEG + u] = p12 + 4 * p34;
+            yi[3 * SEG + u] = d12 + 8 * d34 + s[i][5][u];
+        }
+}
+
+/* out tiles t0 .. t0+nt-1 (=, or += when accumulate) from M (16 or 36 matrices xs
+ * values apart, each (K, nt)): A^T m A per segment of tiles, plus bias (OpenMP over
+ * output channels). */
+static void output_transform(nn_real *out, int accumulate, const nn_real *bias, const nn_real *M, size_t xs,
+                             const wg_geom *g, long t0, int nt) {
     const size_t plane = (size_t)g->ho * g->wo;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < g->k; k++) {
         const nn_real b = bias ? bias[k] : 0;
+        nn_real y[16 * SEG];
         for (long t = t0, cnt; t < t0 + nt; t += cnt) {
             long n;
             int ty, tx0;
             cnt = segment(g, t, t0 + nt, &n, &ty, &tx0);
-            const long u0 = t - t0;
-            const nn_real *restrict src = M + (size_t)k * nt + u0;
-            nn_real s[4][6][SEG], y[4][4][SEG]; /* s = A^T m, y = s A */
-            for (int j = 0; j < 6; j++)
-                for (int u = 0; u < cnt; u++) {
-                    const nn_real m0 = src[j * xs + u], m1 = src[(6 + j) * xs + u], m2 = src[(12 + j) * xs + u],
-                                  m3 = src[(18 + j) * xs + u], m4 = src[(24 + j) * xs + u],
-                                  m5 = src[(30 + j) * xs + u];
-                    const nn_real p12 = m1 + m2, d12 = m1 - m2, p34 = m3 + m4, d34 = m3 - m4;
-                    s[0][j][u] = m0 + p12 + p34;
-                    s[1][j][u] = d12 + 2 * d34;
-                    s[2][j][u] = p12 + 4 * p34;
-                    s[3][j][u] = d12 + 8 * d34 + m5;
-                }
-            for (int i = 0; i < 4; i++)
-                for (int u = 0; u < cnt; u++) {
-                    const nn_real p12 = s[i][1][u] + s[i][2][u], d12 = s[i][1][u] - s[i][2][u],
-                                  p34 = s[i][3][u] + s[i][4][u], d34 = s[i][3][u] - s[i][4][u];
-                    y[i][0][u] = s[i][0][u] + p12 + p34;
-                    y[i][1][u] = d12 + 2 * d34;
-                    y[i][2][u] = p12 + 4 * p34;
-                    y[i][3][u] = d12 + 8 * d34 + s[i][5][u];
-                }
-            const int rows = g->ho - 4 * ty < 4 ? g->ho - 4 * ty : 4;
-            const int whole = 4 * (tx0 + cnt) <= g->wo ? (int)cnt : (int)cnt - 1; /* tiles 4 columns wide */
-            const int last = g->wo - 4 * (tx0 + whole);                           /* columns of a partial one */
-            for (int i = 0; i < rows; i++) {
-                nn_real *restrict row = out + ((size_t)n * g->k + k) * plane + (size_t)(4 * ty + i) * g->wo + 4 * tx0;
-                if (accumulate)
-                    for (int u = 0; u < whole; u++)
-                        for (int j = 0; j < 4; j++) row[4 * u + j] += y[i][j][u];
-                else
-                    for (int u = 0; u < whole; u++)
-                        for (int j = 0; j < 4; j++) row[4 * u + j] = y[i][j][u] + b;
-                if (whole < cnt)
-                    for (int j = 0; j < last; j++)
-                        row[4 * whole + j] = accumulate ? row[4 * whole + j] + y[i][j][whole] : y[i][j][whole] + b;
-                if (g->relu) relu_run(row, 4 * whole + (whole < cnt ? last : 0));
+            const nn_real *src = M + (size_t)k * nt + (t - t0);
+            nn_real *dst = out + ((size_t)n * g->k + k) * plane;
+            if (g->m == 4) {
+                inverse_segment4(y, src, xs, (int)cnt);
+                store_tiles(dst, g, 4, ty, tx0, (int)cnt, y, accumulate, b);
+            } else {
+                inverse_segment2(y, src, xs, (int)cnt);
+                store_tiles(dst, g, 2, ty, tx0, (int)cnt, y, accumulate, b);
             }
         }
     }
@@ -547,10 +545,7 @@ static int wg_conv(nn_real *out, int accumulate, const nn_real *bias, const nn_r
         for (int xi = 0; xi < nxi; xi++) /* M[xi] (K, cnt) = U[xi] (K, C) . V[xi] (C, cnt) */
             nn_cblas_gemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans, g->k, cnt, g->c, 1,
                           U + xi * us, cols, V + xi * xv, cnt, 0, M + xi * xm, cnt);
-        if (f4)
-            output_transform4(out, accumulate, bias, M, xm, g, t0, cnt);
-        else
-            output_transform(out, accumulate, bias, M, xm, g, t0, cnt);
+        output_transform(out, accumulate, bias, M, xm, g, t0, cnt);
     }
     return 0;
 }
