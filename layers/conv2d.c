@@ -136,18 +136,18 @@ static int is_pointwise(const nn_conv_shape *s) {
 
 /* ---- CPU kernels ------------------------------------------------------------ */
 
-/* out (C, HW) of one image: out += bias[c] (bias may be NULL), then, with relu,
- * out = max(0, out), in one pass. */
-static void conv_epilogue(nn_real *out, const nn_real *bias, int relu, int c, int hw) {
-#pragma omp parallel for schedule(static) if ((size_t)c * hw > 65536)
-    for (int j = 0; j < c; j++) {
-        nn_real *restrict o = out + (size_t)j * hw;
-        const nn_real b = bias ? bias[j] : 0;
-        if (relu)
-            for (int k = 0; k < hw; k++) o[k] = o[k] + b > 0 ? o[k] + b : 0;
-        else
-            for (int k = 0; k < hw; k++) o[k] += b;
-    }
+int bias_relu_cpu(nn_real *out, const nn_real *bias, int relu, int n, int c, int hw) {
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw > 65536)
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < c; j++) {
+            nn_real *restrict o = out + ((size_t)i * c + j) * hw;
+            const nn_real b = bias ? bias[j] : 0;
+            if (relu)
+                for (int k = 0; k < hw; k++) o[k] = o[k] + b > 0 ? o[k] + b : 0;
+            else
+                for (int k = 0; k < hw; k++) o[k] += b;
+        }
+    return 0;
 }
 
 int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
@@ -166,7 +166,7 @@ int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
         if (!pointwise) im2col(col, im, s);
         nn_cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->c_out, hwo, ckk, 1, weight, ckk,
                       pointwise ? im : col, hwo, 0, o, hwo);
-        if (bias || s->relu) conv_epilogue(o, bias, s->relu, s->c_out, hwo);
+        if (bias || s->relu) bias_relu_cpu(o, bias, s->relu, 1, s->c_out, hwo);
     }
     return 0;
 }
@@ -303,14 +303,7 @@ int conv2d_backward_weight_cpu(nn_real *dweight, nn_real *dbias, const nn_real *
 }
 
 int bias_forward_cpu(nn_real *out, const nn_real *bias, int n, int c, int hw) {
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw > 65536)
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < c; j++) {
-            nn_real *o = out + ((size_t)i * c + j) * hw;
-            const nn_real b = bias[j];
-            for (int k = 0; k < hw; k++) o[k] += b;
-        }
-    return 0;
+    return bias_relu_cpu(out, bias, 0, n, c, hw);
 }
 
 int bias_backward_cpu(nn_real *dbias, const nn_real *dout, int n, int c, int hw) {

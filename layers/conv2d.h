@@ -60,6 +60,8 @@ int nn_conv_shape_make(nn_conv_shape *s, const nn_tensor *x, const nn_tensor *we
  *                              dbias (C_out) += per-channel sums of dout; either may be
  *                              NULL (skipped)
  *   bias_forward_cpu:          out[i,j,:] += bias[j] for out (n, c, hw)
+ *   bias_relu_cpu:             the same (bias may be NULL), then with relu
+ *                              out = max(0, out), in one pass (the fused ReLU's store)
  *   bias_backward_cpu:         dbias[j] += sum over i and hw of dout[i,j,:] */
 int conv2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight,
                        const nn_real *bias, const nn_conv_shape *s);
@@ -68,6 +70,7 @@ int conv2d_backward_data_cpu(nn_real *din, const nn_real *dout, const nn_real *w
 int conv2d_backward_weight_cpu(nn_real *dweight, nn_real *dbias, const nn_real *dout,
                                const nn_real *in, const nn_conv_shape *s);
 int bias_forward_cpu(nn_real *out, const nn_real *bias, int n, int c, int hw);
+int bias_relu_cpu(nn_real *out, const nn_real *bias, int relu, int n, int c, int hw);
 int bias_backward_cpu(nn_real *dbias, const nn_real *dout, int n, int c, int hw);
 
 #endif

@@ -174,11 +174,9 @@ static int conv_transpose2d_subpixel_cpu(nn_real *out, const nn_real *x, const n
 int conv_transpose2d_forward_cpu(nn_real *out, const nn_real *in, const nn_real *weight, const nn_real *bias,
                                  const nn_conv_shape *s) {
     if (subpixel_applies(s)) return conv_transpose2d_subpixel_cpu(out, in, weight, bias, s);
-    const size_t n = (size_t)s->n * s->c_in * s->h_in * s->w_in;
-    if (fill_cpu(out, n, 0) || conv2d_backward_data_cpu(out, in, weight, s) ||
-        (bias && bias_forward_cpu(out, bias, s->n, s->c_in, s->h_in * s->w_in)))
+    if (fill_cpu(out, (size_t)s->n * s->c_in * s->h_in * s->w_in, 0) || conv2d_backward_data_cpu(out, in, weight, s))
         return -1;
-    return s->relu ? relu_forward_cpu(out, out, n) : 0;
+    return bias || s->relu ? bias_relu_cpu(out, bias, s->relu, s->n, s->c_in, s->h_in * s->w_in) : 0;
 }
 
 /* iarg: stride, pad, relu (the fused ReLU: y's gradient is masked by y > 0 in place
