@@ -234,10 +234,9 @@ static nn_tensor *conv_transpose2d_op(nn_graph *g, nn_tensor *x, nn_tensor *weig
     nn_tensor *y = nn_tensor_new4(x->device, s.n, s.c_in, s.h_in, s.w_in);
     if (!y) goto fail;
     const nn_real *b = bias ? bias->data : NULL;
+    s.relu = relu; /* read by conv_transpose2d_forward only (nn/backend.h) */
     if (be->conv_transpose2d_forward) {
-        s.relu = relu;
         if (be->conv_transpose2d_forward(y->data, x->data, weight->data, b, &s)) goto fail;
-        s.relu = 0;
     } else if (be->fill(y->data, y->numel, 0) || be->conv2d_backward_data(y->data, x->data, weight->data, &s) ||
                (b && be->bias_forward(y->data, b, s.n, s.c_in, s.h_in * s.w_in)) ||
                (relu && be->relu_forward(y->data, y->data, y->numel))) {
