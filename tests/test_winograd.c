@@ -13,19 +13,7 @@
 #include "../layers/conv2d_winograd.h"
 #include "testutil.h"
 
-typedef struct {
-    int n, ci, h, w, co, pad;
-} wgeom;
-
 static const double TOL = 1e-5; /* of max|reference| */
-
-static int out_size(int in, int pad) { return in + 2 * pad - 2; }
-
-static nn_conv_shape shape_of(const wgeom *g) {
-    nn_conv_shape s = {g->n, g->ci, g->h, g->w, g->co, out_size(g->h, g->pad), out_size(g->w, g->pad),
-                       3, 3, 1, g->pad, 1, 0};
-    return s;
-}
 
 static void use_algo(nn_conv_algo algo, const nn_conv_shape *s, int backward_data, const char *what) {
     nn_conv_algo_set(algo);
@@ -38,13 +26,13 @@ static const nn_conv_algo ALGOS[2] = {NN_CONV_ALGO_IM2COL, NN_CONV_ALGO_WINOGRAD
 static const char *ALGO_NAME[3] = {"auto", "im2col", "winograd"};
 
 /* Forward on both paths vs the naive loops, and Winograd vs im2col. bias may be absent. */
-static void check_forward(const wgeom *g, int with_bias, uint64_t seed, double *rel_err) {
+static void check_forward(const tu_wgeom *g, int with_bias, uint64_t seed, double *rel_err) {
     char what[160];
-    nn_conv_shape s = shape_of(g);
+    nn_conv_shape s = tu_wgeom_shape(g);
     const size_t nx = (size_t)g->n * g->ci * g->h * g->w, nw = (size_t)g->co * g->ci * 9,
                  ny = (size_t)g->n * g->co * s.h_out * s.w_out;
     nn_real *x = tu_uniform_array(nx, seed), *w = tu_uniform_array(nw, seed + 1), *b = with_bias ? tu_uniform_array(g->co, seed + 2) : NULL;
-    const nn_conv_shape sh = shape_of(g);
+    const nn_conv_shape sh = tu_wgeom_shape(g);
     double *want = tu_naive_conv2d(x, w, b, &sh);
     nn_real *y[2];
     for (int a = 0; a < 2; a++) {
@@ -65,13 +53,13 @@ static void check_forward(const wgeom *g, int with_bias, uint64_t seed, double *
 }
 
 /* Input gradient on both paths, into a din that already holds values (+=). */
-static void check_backward_data(const wgeom *g, uint64_t seed, double *rel_err) {
+static void check_backward_data(const tu_wgeom *g, uint64_t seed, double *rel_err) {
     char what[160];
-    nn_conv_shape s = shape_of(g);
+    nn_conv_shape s = tu_wgeom_shape(g);
     const size_t nx = (size_t)g->n * g->ci * g->h * g->w, nw = (size_t)g->co * g->ci * 9,
                  ny = (size_t)g->n * g->co * s.h_out * s.w_out;
     nn_real *dout = tu_uniform_array(ny, seed), *w = tu_uniform_array(nw, seed + 1), *init = tu_uniform_array(nx, seed + 2);
-    const nn_conv_shape sh = shape_of(g);
+    const nn_conv_shape sh = tu_wgeom_shape(g);
     double *want = tu_naive_conv2d_backward_data(init, dout, w, &sh);
     nn_real *dx[2];
     for (int a = 0; a < 2; a++) {
@@ -93,7 +81,7 @@ static void check_backward_data(const wgeom *g, uint64_t seed, double *rel_err) 
 /* odd and even sizes (partial tiles in either direction), padding 0, 1 and 2, channel
  * counts that are multiples of nothing, batch 1 and 3, a 3-channel (RGB) input, outputs
  * of a single pixel */
-static const wgeom SHAPES[] = {
+static const tu_wgeom SHAPES[] = {
     {1, 16, 8, 8, 16, 1},   /* whole tiles */
     {1, 5, 7, 9, 7, 1},     /* odd H and W: partial last tile row and column */
     {3, 3, 10, 11, 13, 1},  /* RGB input, batch 3 */
@@ -120,7 +108,7 @@ Test(winograd, backward_data_accumulates_and_matches_naive_loops_and_im2col) {
  * against the double-precision loops, relative to the output scale. F(2x2, 3x3) stays
  * within 1e-5 (typically ~1e-7) and within 4x the error of im2col + GEMM. */
 Test(winograd, accuracy_is_close_to_im2col_on_a_wide_layer) {
-    const wgeom g = {1, 128, 12, 20, 128, 1};
+    const tu_wgeom g = {1, 128, 12, 20, 128, 1};
     double ef[2], eb[2];
     check_forward(&g, 1, 900, ef);
     check_backward_data(&g, 910, eb);
@@ -131,7 +119,7 @@ Test(winograd, accuracy_is_close_to_im2col_on_a_wide_layer) {
 /* The tiles processed in chunks (conv2d_winograd_set_chunk) of 7 tiles, which end inside
  * rows of tiles and inside images, and of 1 tile; batch 3, odd sizes, padding 0 and 1. */
 Test(winograd, chunks_that_split_rows_and_images_match_naive_loops) {
-    const wgeom gs[] = {{3, 5, 9, 7, 6, 1}, {3, 4, 6, 9, 3, 0}};
+    const tu_wgeom gs[] = {{3, 5, 9, 7, 6, 1}, {3, 4, 6, 9, 3, 0}};
     const int chunks[] = {7, 1, 5};
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
         conv2d_winograd_set_chunk(chunks[c]);
@@ -148,8 +136,8 @@ Test(winograd, chunks_that_split_rows_and_images_match_naive_loops) {
  * the second image and inside a row of tiles. Against im2col only (the naive loops would
  * take seconds; im2col is checked against them in tests/test_conv.c). */
 Test(winograd, default_chunks_match_im2col) {
-    const wgeom g = {2, 16, 10, 220, 1008, 1};
-    nn_conv_shape s = shape_of(&g);
+    const tu_wgeom g = {2, 16, 10, 220, 1008, 1};
+    nn_conv_shape s = tu_wgeom_shape(&g);
     const size_t nx = (size_t)g.n * g.ci * g.h * g.w, nw = (size_t)g.co * g.ci * 9,
                  ny = (size_t)g.n * g.co * s.h_out * s.w_out;
     nn_real *x = tu_uniform_array(nx, 1), *w = tu_uniform_array(nw, 2), *b = tu_uniform_array(g.co, 3), *init = tu_uniform_array(nx, 4);

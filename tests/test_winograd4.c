@@ -17,29 +17,18 @@
 #include "../layers/conv2d_winograd.h"
 #include "testutil.h"
 
-typedef struct {
-    int n, ci, h, w, co, pad;
-} w4geom;
-
 static const double TOL4 = 1e-4; /* of max|reference| */
 
-static int osize(int in, int pad) { return in + 2 * pad - 2; }
-
-static nn_conv_shape shape4(const w4geom *g) {
-    nn_conv_shape s = {g->n, g->ci, g->h, g->w, g->co, osize(g->h, g->pad), osize(g->w, g->pad), 3, 3, 1, g->pad, 1, 0};
-    return s;
-}
-
 /* forward (with algo forced) against the naive loops; returns the relative error */
-static double fwd_err(const w4geom *g, nn_conv_algo algo, int with_bias, uint64_t seed, double tol) {
+static double fwd_err(const tu_wgeom *g, nn_conv_algo algo, int with_bias, uint64_t seed, double tol) {
     char what[160];
     snprintf(what, sizeof what, "F(%dx%d) forward N%d C%d %dx%d -> C%d pad %d", algo == NN_CONV_ALGO_WINOGRAD4 ? 4 : 2,
              algo == NN_CONV_ALGO_WINOGRAD4 ? 4 : 2, g->n, g->ci, g->h, g->w, g->co, g->pad);
-    nn_conv_shape s = shape4(g);
+    nn_conv_shape s = tu_wgeom_shape(g);
     const size_t nx = (size_t)g->n * g->ci * g->h * g->w, nw = (size_t)g->co * g->ci * 9,
                  ny = (size_t)g->n * g->co * s.h_out * s.w_out;
     nn_real *x = tu_uniform_array(nx, seed), *w = tu_uniform_array(nw, seed + 1), *b = with_bias ? tu_uniform_array(g->co, seed + 2) : NULL;
-    const nn_conv_shape sh = shape4(g);
+    const nn_conv_shape sh = tu_wgeom_shape(g);
     double *want = tu_naive_conv2d(x, w, b, &sh);
     nn_conv_algo_set(algo);
     cr_assert_eq(conv2d_algo_cpu(&s, NN_CONV_DIR_FORWARD), NN_CONV_ALGO_WINOGRAD, "%s: not on the Winograd path", what);
@@ -54,16 +43,16 @@ static double fwd_err(const w4geom *g, nn_conv_algo algo, int with_bias, uint64_
 }
 
 /* input gradient (with algo forced) into a din holding values (+=), against the loops */
-static double bwd_err(const w4geom *g, nn_conv_algo algo, uint64_t seed, double tol) {
+static double bwd_err(const tu_wgeom *g, nn_conv_algo algo, uint64_t seed, double tol) {
     char what[160];
     snprintf(what, sizeof what, "F(%dx%d) backward data N%d C%d %dx%d -> C%d pad %d",
              algo == NN_CONV_ALGO_WINOGRAD4 ? 4 : 2, algo == NN_CONV_ALGO_WINOGRAD4 ? 4 : 2, g->n, g->ci, g->h,
              g->w, g->co, g->pad);
-    nn_conv_shape s = shape4(g);
+    nn_conv_shape s = tu_wgeom_shape(g);
     const size_t nx = (size_t)g->n * g->ci * g->h * g->w, nw = (size_t)g->co * g->ci * 9,
                  ny = (size_t)g->n * g->co * s.h_out * s.w_out;
     nn_real *dout = tu_uniform_array(ny, seed), *w = tu_uniform_array(nw, seed + 1), *dx = tu_uniform_array(nx, seed + 2);
-    const nn_conv_shape sh = shape4(g);
+    const nn_conv_shape sh = tu_wgeom_shape(g);
     double *want = tu_naive_conv2d_backward_data(dx, dout, w, &sh);
     nn_conv_algo_set(algo);
     cr_assert_eq(conv2d_algo_cpu(&s, NN_CONV_DIR_BACKWARD_DATA), NN_CONV_ALGO_WINOGRAD, "%s", what);
@@ -77,7 +66,7 @@ static double bwd_err(const w4geom *g, nn_conv_algo algo, uint64_t seed, double 
 /* H and W of every remainder modulo 4 (partial tiles of 1, 2, 3 rows/columns), padding
  * 0 to 3 (3: the input gradient's core padding is -1), batches, 1x1 outputs, a single
  * row or column, C and K not multiples of anything, an RGB input */
-static const w4geom SHAPES4[] = {
+static const tu_wgeom SHAPES4[] = {
     {1, 16, 8, 8, 16, 1},  {1, 5, 7, 9, 7, 1},   {3, 3, 10, 11, 13, 1}, {3, 7, 9, 6, 5, 0},
     {1, 6, 6, 7, 3, 0},    {2, 4, 5, 5, 6, 2},   {1, 9, 3, 3, 4, 0},    {1, 4, 1, 1, 3, 1},
     {1, 3, 2, 17, 5, 1},   {3, 11, 13, 1, 2, 1}, {2, 17, 12, 10, 19, 1}, {1, 4, 4, 5, 3, 3},
@@ -97,7 +86,7 @@ Test(winograd4, backward_data_accumulates_and_matches_naive_loops) {
 /* chunks of 7, 1 and 5 tiles (conv2d_winograd_set_chunk): ending inside rows of tiles
  * and inside images */
 Test(winograd4, chunks_that_split_rows_and_images_match_naive_loops) {
-    const w4geom gs[] = {{3, 5, 13, 11, 6, 1}, {3, 4, 10, 17, 3, 0}};
+    const tu_wgeom gs[] = {{3, 5, 13, 11, 6, 1}, {3, 4, 10, 17, 3, 0}};
     const int chunks[] = {7, 1, 5};
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
         conv2d_winograd_set_chunk(chunks[c]);
@@ -114,7 +103,7 @@ Test(winograd4, chunks_that_split_rows_and_images_match_naive_loops) {
  * F(4x4) stays far inside the model-vs-PyTorch tolerance (2e-3 of each tensor's scale,
  * tests/test_model.c). */
 Test(winograd4, accuracy_against_f2x2_on_deep3d_layers) {
-    const w4geom gs[] = {{1, 128, 12, 20, 128, 1}, {1, 512, 10, 24, 512, 1}};
+    const tu_wgeom gs[] = {{1, 128, 12, 20, 128, 1}, {1, 512, 10, 24, 512, 1}};
     for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) {
         double e2 = fwd_err(&gs[i], NN_CONV_ALGO_WINOGRAD, 1, 5000 + i, TOL4);
         double e4 = fwd_err(&gs[i], NN_CONV_ALGO_WINOGRAD4, 1, 5000 + i, TOL4);

@@ -315,3 +315,9 @@ const char *tu_join(const char *dir, const char *name) {
     snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
     return b;
 }
+
+nn_conv_shape tu_wgeom_shape(const tu_wgeom *g) {
+    nn_conv_shape s = {g->n, g->ci, g->h, g->w, g->co, g->h + 2 * g->pad - 2, g->w + 2 * g->pad - 2,
+                       3, 3, 1, g->pad, 1, 0};
+    return s;
+}

@@ -21,6 +21,15 @@ nn_tensor *tu_uniform4(int d0, int d1, int d2, int d3, double lo, double hi, uin
  * least one element. */
 nn_real *tu_uniform_array(size_t n, uint64_t seed);
 
+/* A 3x3, stride 1, dilation 1 convolution (the Winograd tests' geometry): input
+ * (n, ci, h, w), co output channels, padding pad. */
+typedef struct {
+    int n, ci, h, w, co, pad;
+} tu_wgeom;
+
+/* Its nn_conv_shape: output (h + 2*pad - 2) x (w + 2*pad - 2), no fused ReLU. */
+nn_conv_shape tu_wgeom_shape(const tu_wgeom *g);
+
 /* Asserts |a[i] - ref[i]| <= tol * max|ref| for every element (a tolerance relative to
  * the reference's scale), reporting the worst element; returns max|a - ref| / max|ref|. */
 double tu_assert_close_scaled(const nn_real *a, const double *ref, size_t n, double tol, const char *what);
