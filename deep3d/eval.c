@@ -46,7 +46,7 @@ int cmd_eval(int argc, char **argv) {
     int skipped = 0;
     eval_result r;
     rc = (oracle && deep3d_fit_global_disparity(ds, m.cfg.width, m.cfg.height, m.cfg.dmin,
-                                                m.cfg.dmin + m.cfg.disparities - 1, &global_d, &unused, &skipped)) ||
+                                                m.cfg.dmin + m.cfg.disparities - 1, &global_d, &unused, &skipped, NULL)) ||
          deep3d_evaluate(&m, ds, global_d, &r);
     const deep3d_config cfg = m.cfg;
     deep3d_model_free(&m);

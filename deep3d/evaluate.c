@@ -16,7 +16,7 @@ int deep3d_load_eval_pair(const stereo_dataset *ds, int i, int w, int h, nn_real
 }
 
 int deep3d_fit_global_disparity(const stereo_dataset *ds, int w, int h, int dmin, int dmax, int *best,
-                                double *mae, int *skipped) {
+                                double *mae, int *skipped, disparity_coverage *cov) {
     const size_t n = (size_t)3 * h * w;
     nn_real *l = malloc(n * sizeof *l), *r = malloc(n * sizeof *r);
     if (!l || !r) {
@@ -32,6 +32,10 @@ int deep3d_fit_global_disparity(const stereo_dataset *ds, int w, int h, int dmin
             continue;
         }
         shift_search_add(&s, l, r, 1, h, w);
+        if (cov && disparity_coverage_add(cov, l, r, h, w)) {
+            free(l), free(r);
+            return -1;
+        }
     }
     free(l), free(r);
     if (*skipped == ds->n) return nn_fail_context("no pair of %d could be loaded", ds->n);

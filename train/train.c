@@ -162,11 +162,20 @@ static int run(train_opts *o) {
         /* the global-disparity baseline, fitted once on the training pairs */
         double mae;
         int best, skipped;
-        if (deep3d_fit_global_disparity(train_ds, cfg.width, cfg.height, cfg.dmin, cfg.dmin + cfg.disparities - 1,
-                                        &best, &mae, &skipped))
+        const int dmax = cfg.dmin + cfg.disparities - 1;
+        disparity_coverage cov;
+        disparity_coverage_init(&cov, cfg.width);
+        if (deep3d_fit_global_disparity(train_ds, cfg.width, cfg.height, cfg.dmin, dmax, &best, &mae, &skipped, &cov))
             goto done;
         m.cfg.has_global_disparity = 1, m.cfg.global_disparity = best;
         printf("global disparity on the %d training pairs: %d px (MAE %.3f)\n", train_ds->n - skipped, best, mae);
+        /* does [dmin, dmax] cover the data? per-pixel best shifts by block matching */
+        printf("disparity range %d..%d px: %.1f%% of the %.0f matched pixels have their best shift outside "
+               "(best shifts at %dx%d: 1%% %d, 5%% %d, median %d, 95%% %d, 99%% %d px; searched %d..%d)\n",
+               cfg.dmin, dmax, 100 * disparity_coverage_outside(&cov, cfg.dmin, dmax), cov.counted, cfg.width,
+               cfg.height, disparity_coverage_quantile(&cov, 0.01), disparity_coverage_quantile(&cov, 0.05),
+               disparity_coverage_quantile(&cov, 0.5), disparity_coverage_quantile(&cov, 0.95),
+               disparity_coverage_quantile(&cov, 0.99), cov.search_min, cov.search_max);
     }
     if (st.step > o->steps) {
         nn_fail("the checkpoint is at step %ld, past --steps %ld", st.step, o->steps);
