@@ -1,9 +1,14 @@
 #include "evaluate.h"
 
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../data/augment.h"
+#include "../infer/infer.h"
 #include "baselines.h"
+#include "metrics.h"
+#include "runtime.h"
 
 int deep3d_load_eval_pair(const stereo_dataset *ds, int i, int w, int h, nn_real *left, nn_real *right) {
     image *l = NULL, *r = NULL;
@@ -75,4 +80,114 @@ done:
     nn_tensor_unref(left), nn_tensor_unref(right);
     free(pred);
     return rc;
+}
+
+void eval_report_free(eval_report *r) {
+    free(r->rows);
+    r->rows = NULL;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The left view shifted by d whole pixels, edge columns repeated: out (3, h, w). */
+static void shift_image(nn_real *out, const nn_real *left, int h, int w, int d) {
+    for (int row = 0; row < 3 * h; row++)
+        for (int x = 0; x < w; x++) {
+            int u = x - d;
+            u = u < 0 ? 0 : u >= w ? w - 1 : u;
+            out[(size_t)row * w + x] = left[(size_t)row * w + u];
+        }
+}
+
+/* Fills row e from left, right (3, h, w) and the prediction. */
+static int measure_pair(eval_pair *e, const nn_real *left, const nn_real *right, const nn_real *pred, nn_real *tmp,
+                        int h, int w, int shift) {
+    const size_t n = (size_t)3 * h * w;
+    e->w = w, e->h = h;
+    e->mae_model = abs_diff_sum(pred, right, n) / (double)n;
+    e->mae_identity = abs_diff_sum(left, right, n) / (double)n;
+    shift_image(tmp, left, h, w, shift);
+    e->mae_global = abs_diff_sum(tmp, right, n) / (double)n;
+    e->ssim_model = metric_ssim(pred, right, h, w);
+    e->ssim_identity = metric_ssim(left, right, h, w);
+    e->ssim_global = metric_ssim(tmp, right, h, w);
+    e->detail_model = metric_detail_kept(pred, left, h, w);
+    e->detail_true = metric_detail_kept(right, left, h, w);
+    return isnan(e->ssim_model) || isnan(e->ssim_identity) || isnan(e->ssim_global) || isnan(e->detail_model) ||
+                   isnan(e->detail_true)
+               ? -1
+               : 0;
+}
+
+int deep3d_evaluate_pairs(deep3d_model *m, const stereo_dataset *ds, const render_config *cfg, int source,
+                          int global_d, eval_report *r) {
+    memset(r, 0, sizeof *r);
+    if (ds->n < 1) return nn_fail("evaluation: no pairs");
+    r->rows = calloc((size_t)ds->n, sizeof *r->rows);
+    double *details = malloc((size_t)ds->n * sizeof *details);
+    if (!r->rows || !details) {
+        free(details), eval_report_free(r);
+        return nn_fail("evaluation: out of memory for %d pairs", ds->n);
+    }
+    r->global_disparity = global_d;
+    const int nw = m->cfg.width, nh = m->cfg.height;
+    int rc = 0;
+    for (int i = 0; i < ds->n && rc == 0; i++) {
+        eval_pair *e = &r->rows[i];
+        deep3d_stem(ds->items[i].left, e->name, (int)sizeof e->name);
+        image *l = NULL, *rt = NULL;
+        nn_real *left, *right, *pred = NULL, *tmp = NULL;
+        int h, w;
+        if (source) {
+            if (stereo_load_pair(ds, i, &l, &rt)) {
+                rc = -1;
+                break;
+            }
+            h = l->h, w = l->w, left = l->data, right = rt->data;
+        } else {
+            h = nh, w = nw;
+            left = malloc((size_t)3 * h * w * sizeof *left), right = malloc((size_t)3 * h * w * sizeof *right);
+            if (!left || !right || deep3d_load_eval_pair(ds, i, w, h, left, right)) {
+                if (!left || !right) nn_fail("evaluation: out of memory");
+                free(left), free(right);
+                rc = -1;
+                break;
+            }
+        }
+        const size_t n = (size_t)3 * h * w;
+        pred = malloc(n * sizeof *pred), tmp = malloc(n * sizeof *tmp);
+        render_info info;
+        if (!pred || !tmp) rc = nn_fail("evaluation: out of memory for a %d x %d pair", w, h);
+        else if (infer_render(m, cfg, left, h, w, pred, NULL, &info))
+            rc = nn_fail_context("evaluation of %s", ds->items[i].left);
+        else {
+            e->scale = info.scale;
+            rc = measure_pair(e, left, right, pred, tmp, h, w, (int)lround(info.scale * global_d));
+            if (rc) nn_fail_context("evaluation of %s", ds->items[i].left);
+        }
+        free(pred), free(tmp);
+        if (source) image_free(l), image_free(rt);
+        else free(left), free(right);
+    }
+    if (rc) {
+        free(details), eval_report_free(r);
+        return -1;
+    }
+    r->pairs = ds->n;
+    for (int i = 0; i < ds->n; i++) {
+        const eval_pair *e = &r->rows[i];
+        r->mae_model += e->mae_model / ds->n, r->mae_identity += e->mae_identity / ds->n;
+        r->mae_global += e->mae_global / ds->n, r->ssim_model += e->ssim_model / ds->n;
+        r->ssim_identity += e->ssim_identity / ds->n, r->ssim_global += e->ssim_global / ds->n;
+        details[i] = e->detail_model;
+    }
+    qsort(details, (size_t)ds->n, sizeof *details, cmp_double);
+    r->detail_model_min = details[0];
+    r->detail_model_median =
+        ds->n % 2 ? details[ds->n / 2] : 0.5 * (details[ds->n / 2 - 1] + details[ds->n / 2]);
+    free(details);
+    return 0;
 }

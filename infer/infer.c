@@ -23,7 +23,9 @@
 #include "../deep3d/commands.h"
 #include "../deep3d/model.h"
 #include "../deep3d/runtime.h"
+#include "infer.h"
 #include "render.h"
+#include "render_cli.h"
 #ifdef NN_WITH_CUDA
 #include "render_cuda.h"
 #endif
@@ -134,25 +136,36 @@ static void frame_load(frame *f, const char *path) {
     }
 }
 
-/* Writes the requested outputs of a rendered frame and prints its line. */
-static int frame_save(frame *f, const deep3d_model *m, const char *out, int mask) {
-    const int W = f->left->w, H = f->left->h;
-    const nn_real *left = f->left->data;
+/* What to write, and how. */
+typedef struct infer_opts {
+    const char *out;     /* output folder */
+    int mask;            /* FMT_* bits */
+    int swap;            /* 1: the right view first (cross-eyed viewing) */
+    render_config render;
+} infer_opts;
+
+/* Writes the requested outputs of a rendered frame and prints its line. With swap, the
+ * two views trade places in every composition (side-by-side and over-under right view
+ * first, the anaglyph's colours reversed). */
+static int frame_save(frame *f, const deep3d_model *m, const infer_opts *o) {
+    const int W = f->left->w, H = f->left->h, mask = o->mask;
+    const char *out = o->out;
+    const nn_real *left = o->swap ? f->right : f->left->data, *right_view = o->swap ? f->left->data : f->right;
     nn_real *extra = NULL;
     char stem[256];
     deep3d_stem(f->path, stem, sizeof stem);
     int rc = -1;
     if ((mask & FMT_RIGHT) && save(out, stem, "right", f->right, W, H)) goto done;
     if (mask & FMT_SBS) {
-        if (!(extra = render_side_by_side(left, f->right, H, W)) || save(out, stem, "sbs", extra, 2 * W, H)) goto done;
+        if (!(extra = render_side_by_side(left, right_view, H, W)) || save(out, stem, "sbs", extra, 2 * W, H)) goto done;
         free(extra), extra = NULL;
     }
     if (mask & FMT_OU) {
-        if (!(extra = render_over_under(left, f->right, H, W)) || save(out, stem, "ou", extra, W, 2 * H)) goto done;
+        if (!(extra = render_over_under(left, right_view, H, W)) || save(out, stem, "ou", extra, W, 2 * H)) goto done;
         free(extra), extra = NULL;
     }
     if (mask & FMT_ANAGLYPH) {
-        if (!(extra = render_anaglyph(left, f->right, H, W)) || save(out, stem, "anaglyph", extra, W, H)) goto done;
+        if (!(extra = render_anaglyph(left, right_view, H, W)) || save(out, stem, "anaglyph", extra, W, H)) goto done;
         free(extra), extra = NULL;
     }
     if (mask & FMT_DEPTH) {
@@ -174,24 +187,31 @@ static int frame_report(const frame *f) {
     return 1;
 }
 
-static render_config model_render_config(const deep3d_model *m) {
-    render_config cfg;
-    render_config_default(&cfg);
+render_config infer_render_config(const deep3d_model *m, const render_config *opts) {
+    render_config cfg = *opts;
     cfg.net_w = m->cfg.width, cfg.net_h = m->cfg.height, cfg.D = m->cfg.disparities, cfg.dmin = m->cfg.dmin;
     return cfg;
 }
 
-/* CPU: one image after the other, the network one window at a time. */
-static int convert_cpu(deep3d_model *m, const char *const *images, int n_images, const char *out, int mask) {
-    const render_config cfg = model_render_config(m);
+int infer_render(deep3d_model *m, const render_config *cfg, const nn_real *left, int H, int W, nn_real *right,
+                 nn_real *disp, render_info *info) {
     net_ctx ctx = {m};
+#ifdef NN_WITH_CUDA
+    if (m->device == NN_CUDA) return render_image_cuda(right, disp, info, cfg, run_windows_gpu, &ctx, left, H, W);
+#endif
+    return render_image(right, disp, info, cfg, run_window, &ctx, left, H, W);
+}
+
+/* CPU: one image after the other, the network one window at a time. */
+static int convert_cpu(deep3d_model *m, const char *const *images, int n_images, const infer_opts *o) {
+    const render_config cfg = infer_render_config(m, &o->render);
     int failed = 0;
     for (int i = 0; i < n_images; i++) {
         frame f;
         frame_load(&f, images[i]);
-        if (f.ok && render_image(f.right, f.disp, &f.info, &cfg, run_window, &ctx, f.left->data, f.left->h, f.left->w))
+        if (f.ok && infer_render(m, &cfg, f.left->data, f.left->h, f.left->w, f.right, f.disp, &f.info))
             frame_fail(&f);
-        if (f.ok && frame_save(&f, m, out, mask)) frame_fail(&f);
+        if (f.ok && frame_save(&f, m, o)) frame_fail(&f);
         failed += frame_report(&f);
         frame_free(&f);
     }
@@ -206,8 +226,8 @@ static void gpu_prepare(frame *f, const char *path, const render_config *cfg) {
 }
 
 /* CUDA: the pipeline described at the top of this file. */
-static int convert_cuda(deep3d_model *m, const char *const *images, int n_images, const char *out, int mask) {
-    const render_config cfg = model_render_config(m);
+static int convert_cuda(deep3d_model *m, const char *const *images, int n_images, const infer_opts *o) {
+    const render_config cfg = infer_render_config(m, &o->render);
     net_ctx ctx = {m};
     int failed = 0;
     frame a, b, *cur = &a, *next = &b;
@@ -221,7 +241,7 @@ static int convert_cuda(deep3d_model *m, const char *const *images, int n_images
             if (render_cuda_finish(job, cur->right, cur->disp, &cur->info)) frame_fail(cur);
         }
         if (i + 1 < n_images && next->ok && render_cuda_launch(next->job, run_windows_gpu, &ctx)) frame_fail(next);
-        if (cur->ok && frame_save(cur, m, out, mask)) frame_fail(cur); /* while the GPU works on image i+1 */
+        if (cur->ok && frame_save(cur, m, o)) frame_fail(cur); /* while the GPU works on image i+1 */
         failed += frame_report(cur);
         frame_free(cur);
         frame *t = cur;
@@ -232,39 +252,44 @@ static int convert_cuda(deep3d_model *m, const char *const *images, int n_images
 #endif
 
 int cmd_infer(int argc, char **argv) {
-    const char *model_path = NULL, *out = ".", *format_list = "right,sbs,anaglyph,depth", *device_name = "auto", *precision = "fp32";
+    const char *model_path = NULL, *format_list = "right,sbs,anaglyph,depth", *device_name = "auto", *precision = "fp32";
     long threads = 0;
-    const cli_option opts[] = {
+    infer_opts o = {.out = "."};
+    render_cli rcli;
+    render_cli_defaults(&rcli);
+    cli_option opts[16 + RENDER_CLI_OPTIONS] = {
         {"model", CLI_STRING, &model_path, "FILE", "model file (default: the bundled weights/" DEEP3D_BUNDLED_MODEL ")", 0, 0, NULL},
-        {"out", CLI_STRING, &out, "DIR", "output folder, created if missing (default: the current folder)", 0, 0, NULL},
+        {"out", CLI_STRING, &o.out, "DIR", "output folder, created if missing (default: the current folder)", 0, 0, NULL},
         {"formats", CLI_STRING, &format_list, "LIST", "comma-separated: right,sbs,anaglyph,depth,ou (default: the first four)", 0, 0, NULL},
+        {"swap", CLI_FLAG, &o.swap, NULL, "the right view first (left/right swapped): cross-eyed viewing", 0, 0, NULL},
         {"device", CLI_STRING, &device_name, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
         {"precision", CLI_STRING, &precision, "P", "fp32 (default), tf32 or bf16 (CUDA only)", 0, 0, "fp32|tf32|bf16"},
         {"threads", CLI_INT, &threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
-        {0},
     };
+    render_cli_add(opts, 7, &rcli);
     const char *images[4096];
     int n_images;
     int rc = cli_parse("infer", "[options] IMAGE...", opts, argc, argv, images, 4096, &n_images);
     if (rc) return rc > 0 ? 0 : 2;
     if (!n_images) return cli_error("infer", "no input images (usage: deep3d infer [options] IMAGE...)"), 2;
-    int mask;
     nn_device device;
-    if (parse_formats(format_list, &mask) || deep3d_setup_device(device_name, precision, 0, &device))
+    render_config_default(&o.render);
+    render_cli_apply(&rcli, &o.render);
+    if (parse_formats(format_list, &o.mask) || deep3d_setup_device(device_name, precision, 0, &device))
         return cli_error("infer", "%s", nn_last_error());
     deep3d_set_threads(threads);
     if (!model_path && !(model_path = deep3d_bundled_model()))
         return cli_error("infer", "no --model given and the bundled model weights/%s was not found", DEEP3D_BUNDLED_MODEL);
-    if (mkdir(out, 0777) && errno != EEXIST)
-        return cli_error("infer", "cannot create output folder %s: %s", out, strerror(errno));
+    if (mkdir(o.out, 0777) && errno != EEXIST)
+        return cli_error("infer", "cannot create output folder %s: %s", o.out, strerror(errno));
     deep3d_model m;
     if (deep3d_model_load(&m, model_path, device)) return cli_error("infer", "%s", nn_last_error());
     int failed;
 #ifdef NN_WITH_CUDA
-    if (device == NN_CUDA) failed = convert_cuda(&m, images, n_images, out, mask);
+    if (device == NN_CUDA) failed = convert_cuda(&m, images, n_images, &o);
     else
 #endif
-        failed = convert_cpu(&m, images, n_images, out, mask);
+        failed = convert_cpu(&m, images, n_images, &o);
     deep3d_model_free(&m);
     if (failed && n_images > 1) cli_error("infer", "%d of %d images failed", failed, n_images);
     return failed ? 1 : 0;

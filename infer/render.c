@@ -132,18 +132,20 @@ int render_upsample_prob(nn_real *prob_src, const nn_real *prob, int D, int h, i
 /* ---------------------------------------------------------------- rendering */
 
 /* The source column read for shift k at output column x is u = x + off[k] + frac[k]
- * (off = floor(-s d_k), 0 <= frac < 1), before clamping to 0..W-1. */
+ * (off = floor(-ss d_k + q), 0 <= frac < 1), before clamping to 0..W-1: ss = s, q = 0
+ * for the selection layer itself; ss = strength * s and q the convergence offset for
+ * the comfort controls. */
 typedef struct {
     int *off;
     nn_real *frac;
 } shift_table;
 
-static int shift_table_init(shift_table *t, int D, int dmin, double s) {
+static int shift_table_init(shift_table *t, int D, int dmin, double ss, double q) {
     t->off = malloc((size_t)D * sizeof *t->off);
     t->frac = malloc((size_t)D * sizeof *t->frac);
     if (!t->off || !t->frac) return free(t->off), free(t->frac), -1;
     for (int k = 0; k < D; k++) {
-        double u = -s * (dmin + k), f = floor(u);
+        double u = -ss * (dmin + k) + q, f = floor(u);
         t->off[k] = (int)f, t->frac[k] = (nn_real)(u - f);
     }
     return 0;
@@ -183,7 +185,7 @@ int render_right_view(nn_real *right, nn_real *disparity, const nn_real *left, c
     if (D < 1 || H < 1 || W < 1) return nn_fail("render_right_view: bad sizes D %d, %d x %d", D, H, W);
     if (!(s > 0) || !isfinite(s)) return nn_fail("render_right_view: shift scale %g is not positive", s);
     shift_table st;
-    if (shift_table_init(&st, D, dmin, s)) return nn_fail("render_right_view: out of memory");
+    if (shift_table_init(&st, D, dmin, s, 0)) return nn_fail("render_right_view: out of memory");
     size_t plane = (size_t)H * W;
 #pragma omp parallel for schedule(static)
     for (int y = 0; y < H; y++)
@@ -209,15 +211,16 @@ static inline double ramp(int t, int n, int a, int b) {
 }
 
 /* Row by row: resample each window covering the row, renormalise it, blend with the
- * window weights, renormalise over D, render. `what` names the caller in messages. */
+ * window weights, renormalise over D, render with the shifts of shift_table_init(ss, q)
+ * (disparity: E[d] times s). `what` names the caller in messages. */
 static int blend_render(nn_real *right, nn_real *disparity, const nn_real *left, int H, int W,
-                        const placed_window *pw, int n, int D, int dmin, int h, int w, double s,
-                        const char *what) {
+                        const placed_window *pw, int n, int D, int dmin, int h, int w, double s, double ss,
+                        double q, const char *what) {
     int nt = omp_get_max_threads();
     size_t per = (size_t)w * D + (size_t)D + (size_t)W * D;
     nn_real *scratch = malloc((size_t)nt * per * sizeof *scratch);
     shift_table st = {NULL, NULL};
-    if (!scratch || shift_table_init(&st, D, dmin, s)) {
+    if (!scratch || shift_table_init(&st, D, dmin, ss, q)) {
         free(scratch);
         return nn_fail("%s: out of memory for %d threads x %zu row values", what, nt, per);
     }
@@ -294,7 +297,7 @@ int render_from_prob(nn_real *right, nn_real *disparity, const nn_real *left, in
     if (axis_filter_init(&fy, h, H)) return -1;
     if (axis_filter_init(&fx, w, W)) return axis_filter_free(&fy), -1;
     placed_window pw = {{0, 0, W, H, 0, 0, 0, 0}, prob, &fx, &fy};
-    int rc = blend_render(right, disparity, left, H, W, &pw, 1, D, dmin, h, w, (double)W / w,
+    int rc = blend_render(right, disparity, left, H, W, &pw, 1, D, dmin, h, w, (double)W / w, (double)W / w, 0,
                           "render_from_prob");
     axis_filter_free(&fy), axis_filter_free(&fx);
     return rc;
@@ -305,6 +308,10 @@ int render_from_prob(nn_real *right, nn_real *disparity, const nn_real *left, in
 void render_config_default(render_config *cfg) {
     cfg->net_h = 160, cfg->net_w = 384, cfg->D = 33, cfg->dmin = -15;
     cfg->aspect_tol = 0.15, cfg->min_overlap = 0.25;
+    cfg->mode = RENDER_WARP, cfg->disparity = WARP_DISP_MEAN, cfg->interp = WARP_INTERP_CUBIC;
+    cfg->refine_radius = 4, cfg->refine_eps = 1e-3, cfg->gap = 1;
+    cfg->snap_radius = 1, cfg->snap_tau = 1, cfg->snap_kappa = 12;
+    cfg->strength = 1, cfg->convergence = -1;
 }
 
 static int check_config(const render_config *cfg, const char *what) {
@@ -315,6 +322,22 @@ static int check_config(const render_config *cfg, const char *what) {
         !(cfg->min_overlap < 1))
         return nn_fail("%s: bad config: aspect_tol %g (want >= 0), min_overlap %g (want 0 <= . < 1)", what,
                        cfg->aspect_tol, cfg->min_overlap);
+    if ((cfg->mode != RENDER_WARP && cfg->mode != RENDER_BLEND) ||
+        (cfg->disparity != WARP_DISP_MEAN && cfg->disparity != WARP_DISP_MODE) || cfg->interp < WARP_INTERP_LINEAR ||
+        cfg->interp > WARP_INTERP_LANCZOS3)
+        return nn_fail("%s: bad config: render mode %d, disparity kind %d, interpolation %d", what, cfg->mode,
+                       cfg->disparity, cfg->interp);
+    if (!(cfg->refine_radius >= 0) || !(cfg->refine_radius <= 1e4) || !(cfg->refine_eps > 0) ||
+        !isfinite(cfg->refine_eps) || !(cfg->gap >= 0) || !isfinite(cfg->gap))
+        return nn_fail("%s: bad config: refine radius %g (want 0..1e4), eps %g (want > 0), gap %g (want >= 0)", what,
+                       cfg->refine_radius, cfg->refine_eps, cfg->gap);
+    if (!(cfg->snap_radius >= 0) || !(cfg->snap_radius <= 1e4) || !(cfg->snap_tau >= 0) || !isfinite(cfg->snap_tau) ||
+        !(cfg->snap_kappa >= 0) || !isfinite(cfg->snap_kappa))
+        return nn_fail("%s: bad config: snap radius %g (want 0..1e4), tau %g, kappa %g (want >= 0)", what,
+                       cfg->snap_radius, cfg->snap_tau, cfg->snap_kappa);
+    if (!(cfg->strength >= 0) || !isfinite(cfg->strength) || !(cfg->convergence <= 1) || isnan(cfg->convergence))
+        return nn_fail("%s: bad config: strength %g (want >= 0), convergence %g (want 0..1, or < 0 for none)", what,
+                       cfg->strength, cfg->convergence);
     return 0;
 }
 
@@ -377,6 +400,15 @@ int render_image(nn_real *right, nn_real *disparity, render_info *info, const re
     if (check_config(cfg, "render_image")) return -1;
     if (!right || !left || !net) return nn_fail("render_image: NULL array or network callback");
     if (H < 1 || W < 1) return nn_fail("render_image: bad frame size %d x %d", W, H);
+    if (cfg->mode == RENDER_WARP) {
+        render_info ri;
+        nn_real *d = disparity ? disparity : malloc((size_t)H * W * sizeof *d);
+        if (!d) return nn_fail("render_image: out of memory for a %d x %d disparity map", W, H);
+        int rc = render_disparity(d, &ri, cfg, net, ctx, left, H, W) || render_warp(right, left, d, H, W, ri.scale, cfg);
+        if (d != disparity) free(d);
+        if (rc == 0 && info) *info = ri;
+        return rc ? -1 : 0;
+    }
     double s;
     int axis;
     int n = plan(NULL, 0, &s, &axis, cfg, H, W);
@@ -408,7 +440,21 @@ int render_image(nn_real *right, nn_real *disparity, render_info *info, const re
         }
         pw[i] = (placed_window){*r, probs + (size_t)i * psize, &out_x, &out_y};
     }
-    rc = blend_render(right, disparity, left, H, W, pw, n, D, cfg->dmin, nh, nw, s, "render_image");
+    double q = 0;
+    if (cfg->convergence >= 0) { /* a first pass for E[d], whose quantile goes to the screen */
+        nn_real *e = disparity ? disparity : malloc((size_t)H * W * sizeof *e);
+        if (!e) {
+            nn_fail("render_image: out of memory for a %d x %d disparity map", W, H);
+            goto done;
+        }
+        rc = blend_render(right, e, left, H, W, pw, n, D, cfg->dmin, nh, nw, s, s, 0, "render_image");
+        if (rc == 0) q = render_convergence_offset(e, (size_t)H * W, s, cfg);
+        if (e != disparity) free(e);
+        if (rc) goto done;
+    }
+    rc = blend_render(right, disparity, left, H, W, pw, n, D, cfg->dmin, nh, nw, s, s * cfg->strength, q,
+                      "render_image");
+    if (rc == 0 && cfg->strength == 0) memcpy(right, left, (size_t)3 * H * W * sizeof *right);
     if (rc == 0 && info) {
         info->n_windows = n, info->win_w = ww, info->win_h = wh, info->scale = s;
         info->axis = axis;
@@ -475,4 +521,188 @@ nn_real *render_depth_map(const nn_real *disparity, int H, int W, int D, int dmi
         out[i] = out[plane + i] = out[2 * plane + i] = (nn_real)v;
     }
     return out;
+}
+
+/* ---------------------------------------------------------------- warp rendering */
+
+double render_convergence_offset(const nn_real *disp, size_t n, double scale, const render_config *cfg) {
+    if (!(cfg->convergence >= 0) || n == 0) return 0;
+    const nn_real lo = (nn_real)(scale * cfg->dmin), hi = (nn_real)(scale * (cfg->dmin + cfg->D - 1));
+    if (!(hi > lo)) return cfg->strength * lo;
+    unsigned int hist[WARP_HIST_BINS] = {0};
+    for (size_t i = 0; i < n; i++) hist[warp_hist_bin(disp[i], lo, hi)]++;
+    return cfg->strength * (double)warp_hist_quantile(hist, lo, hi, cfg->convergence);
+}
+
+/* out (H, W) = the 2-D box mean of in (H, W), radius r, clipped at the borders:
+ * warp_box_line along every row into tmp, then along every column. */
+static void box_filter(nn_real *out, const nn_real *in, nn_real *tmp, int H, int W, int r) {
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < H; y++) warp_box_line(tmp + (size_t)y * W, 1, in + (size_t)y * W, 1, W, r);
+#pragma omp parallel for schedule(static)
+    for (int x = 0; x < W; x++) warp_box_line(out + x, (size_t)W, tmp + x, (size_t)W, H, r);
+}
+
+int render_guided_filter(nn_real *p, const nn_real *left, int H, int W, int r, double eps) {
+    if (!p || !left) return nn_fail("render_guided_filter: NULL array");
+    if (H < 1 || W < 1 || r < 1) return nn_fail("render_guided_filter: bad size %d x %d or radius %d", W, H, r);
+    const size_t n = (size_t)H * W;
+    /* planes: guide, I*I, I*p, then their means (and those of a, b), scratch */
+    nn_real *buf = malloc(8 * n * sizeof *buf);
+    if (!buf) return nn_fail("render_guided_filter: out of memory for a %d x %d frame", W, H);
+    nn_real *I = buf, *II = buf + n, *Ip = buf + 2 * n, *mI = buf + 3 * n, *mp = buf + 4 * n, *mII = buf + 5 * n,
+            *mIp = buf + 6 * n, *tmp = buf + 7 * n;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        I[i] = warp_grey(left[i], left[n + i], left[2 * n + i]);
+        II[i] = I[i] * I[i], Ip[i] = I[i] * p[i];
+    }
+    box_filter(mI, I, tmp, H, W, r);
+    box_filter(mp, p, tmp, H, W, r);
+    box_filter(mII, II, tmp, H, W, r);
+    box_filter(mIp, Ip, tmp, H, W, r);
+    nn_real *a = II, *b = Ip; /* reused */
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) warp_guided_ab(&a[i], &b[i], mI[i], mp[i], mII[i], mIp[i], (nn_real)eps);
+    box_filter(mI, a, tmp, H, W, r); /* mean a */
+    box_filter(mp, b, tmp, H, W, r); /* mean b */
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) p[i] = warp_guided_out(mI[i], mp[i], I[i]);
+    free(buf);
+    return 0;
+}
+
+int render_snap_edges(nn_real *d, const nn_real *img, int H, int W, int rho, double tau, double kappa) {
+    if (!d || !img) return nn_fail("render_snap_edges: NULL array");
+    if (H < 1 || W < 1 || rho < 1) return nn_fail("render_snap_edges: bad size %d x %d or radius %d", W, H, rho);
+    nn_real *in = malloc((size_t)H * W * sizeof *in);
+    if (!in) return nn_fail("render_snap_edges: out of memory for a %d x %d frame", W, H);
+    memcpy(in, d, (size_t)H * W * sizeof *in);
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            d[(size_t)y * W + x] = warp_snap_pixel(in, img, H, W, y, x, rho, (nn_real)tau, (nn_real)kappa);
+    free(in);
+    return 0;
+}
+
+int render_warp(nn_real *right, const nn_real *left, const nn_real *disp, int H, int W, double scale,
+                const render_config *cfg) {
+    if (check_config(cfg, "render_warp")) return -1;
+    if (!right || !left || !disp) return nn_fail("render_warp: NULL array");
+    if (H < 1 || W < 1) return nn_fail("render_warp: bad frame size %d x %d", W, H);
+    if (!(scale > 0) || !isfinite(scale)) return nn_fail("render_warp: shift scale %g is not positive", scale);
+    const size_t plane = (size_t)H * W;
+    const int nt = omp_get_max_threads();
+    nn_real *scratch = malloc((size_t)nt * 4 * W * sizeof *scratch);
+    if (!scratch) return nn_fail("render_warp: out of memory for %d threads x 4 rows of %d", nt, W);
+    const nn_real q = (nn_real)render_convergence_offset(disp, plane, scale, cfg), st = (nn_real)cfg->strength;
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < H; y++) {
+        nn_real *shift = scratch + (size_t)omp_get_thread_num() * 4 * W, *src = shift + W, *out = src + W,
+                *key = out + W;
+        const nn_real *d = disp + (size_t)y * W;
+        for (int x = 0; x < W; x++) shift[x] = st * d[x] - q;
+        warp_invert_row(src, out, key, shift, W, -1, (nn_real)cfg->gap);
+        for (int c = 0; c < 3; c++) {
+            const nn_real *l = left + c * plane + (size_t)y * W;
+            nn_real *r = right + c * plane + (size_t)y * W;
+            for (int x = 0; x < W; x++) r[x] = warp_sample(l, W, src[x], cfg->interp);
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+/* d_L (H, W) from d_R (H, W): every row inverted (warp.h step 3); scratch 3 W per thread. */
+static int right_to_left_grid(nn_real *dl, const nn_real *dr, int H, int W, double gap) {
+    const int nt = omp_get_max_threads();
+    nn_real *scratch = malloc((size_t)nt * 3 * W * sizeof *scratch);
+    if (!scratch) return nn_fail("render_disparity: out of memory for %d threads x 3 rows of %d", nt, W);
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < H; y++) {
+        nn_real *shift = scratch + (size_t)omp_get_thread_num() * 3 * W, *out = shift + W, *key = out + W;
+        const nn_real *d = dr + (size_t)y * W;
+        for (int x = 0; x < W; x++) shift[x] = -d[x];
+        warp_invert_row(NULL, out, key, shift, W, 1, (nn_real)gap);
+        for (int x = 0; x < W; x++) dl[(size_t)y * W + x] = -out[x];
+    }
+    free(scratch);
+    return 0;
+}
+
+int render_disparity(nn_real *disp, render_info *info, const render_config *cfg, render_net_fn net, void *ctx,
+                     const nn_real *left, int H, int W) {
+    if (check_config(cfg, "render_disparity")) return -1;
+    if (!disp || !left || !net) return nn_fail("render_disparity: NULL array or network callback");
+    if (H < 1 || W < 1) return nn_fail("render_disparity: bad frame size %d x %d", W, H);
+    double s;
+    int axis;
+    const int n = plan(NULL, 0, &s, &axis, cfg, H, W);
+    if (n < 1) return nn_fail_context("render_disparity");
+    const int D = cfg->D, nh = cfg->net_h, nw = cfg->net_w;
+    const size_t plane = (size_t)H * W, net_plane = (size_t)nh * nw;
+    int rc = -1;
+    render_window *win = malloc((size_t)n * sizeof *win);
+    nn_real *prob = malloc((size_t)D * net_plane * sizeof *prob), *input = malloc(3 * net_plane * sizeof *input);
+    nn_real *dnet = malloc(net_plane * sizeof *dnet), *num = calloc(plane, sizeof *num), *den = calloc(plane, sizeof *den);
+    axis_filter in_x = {0}, in_y = {0}, out_x = {0}, out_y = {0};
+    if (!win || !prob || !input || !dnet || !num || !den) {
+        nn_fail("render_disparity: out of memory for a %d x %d frame (%d windows)", W, H, n);
+        goto done;
+    }
+    if (render_plan_windows(win, n, NULL, cfg, H, W) != n) goto done;
+    const int ww = win[0].w, wh = win[0].h;
+    if (axis_filter_init(&in_x, ww, nw) || axis_filter_init(&in_y, wh, nh) || axis_filter_init(&out_x, nw, ww) ||
+        axis_filter_init(&out_y, nh, wh))
+        goto done;
+    for (int i = 0; i < n; i++) {
+        const render_window *r = &win[i];
+        if (resample(input, left + (size_t)r->y0 * W + r->x0, plane, (size_t)W, 3, &in_y, &in_x)) goto done;
+        if (net(ctx, input, prob) != 0) {
+            nn_fail_context("render: network failed on window %d of %d (x0 %d, y0 %d, %d x %d)", i, n, r->x0, r->y0,
+                            r->w, r->h);
+            goto done;
+        }
+        size_t bad = net_plane;
+#pragma omp parallel for schedule(static) reduction(min : bad)
+        for (size_t j = 0; j < net_plane; j++) {
+            dnet[j] = warp_disparity_of(prob + j, net_plane, D, cfg->dmin, cfg->disparity);
+            if (isnan(dnet[j]) && j < bad) bad = j;
+        }
+        if (bad < net_plane) {
+            nn_fail("render_disparity: probabilities of window %d at network pixel (y %zu, x %zu) do not sum to a "
+                    "positive finite number", i, bad / nw, bad % nw);
+            goto done;
+        }
+        /* the running weighted sum, in window order */
+#pragma omp parallel for schedule(static)
+        for (int ty = 0; ty < r->h; ty++) {
+            const nn_real wy = (nn_real)ramp(ty, r->h, r->ramp_top, r->ramp_bottom);
+            for (int tx = 0; tx < r->w; tx++) {
+                const nn_real g = wy * (nn_real)ramp(tx, r->w, r->ramp_left, r->ramp_right);
+                const size_t at = (size_t)(r->y0 + ty) * W + r->x0 + tx;
+                num[at] += g * warp_resampled(&out_y, &out_x, dnet, nw, ty, tx);
+                den[at] += g;
+            }
+        }
+    }
+    /* d_R = s * num / den (every pixel lies in a window with a positive weight) */
+#pragma omp parallel for schedule(static)
+    for (size_t j = 0; j < plane; j++) num[j] = (nn_real)s * (num[j] / den[j]);
+    if (right_to_left_grid(disp, num, H, W, cfg->gap)) goto done;
+    if (cfg->refine_radius > 0) {
+        long r = lround(cfg->refine_radius * s);
+        if (render_guided_filter(disp, left, H, W, r < 1 ? 1 : (int)r, cfg->refine_eps)) goto done;
+    }
+    if (cfg->snap_radius > 0) {
+        long r = lround(cfg->snap_radius * s);
+        if (render_snap_edges(disp, left, H, W, r < 1 ? 1 : (int)r, cfg->snap_tau * s, cfg->snap_kappa)) goto done;
+    }
+    if (info) info->n_windows = n, info->win_w = ww, info->win_h = wh, info->scale = s, info->axis = axis;
+    rc = 0;
+done:
+    axis_filter_free(&in_x), axis_filter_free(&in_y), axis_filter_free(&out_x), axis_filter_free(&out_y);
+    free(win), free(prob), free(input), free(dnet), free(num), free(den);
+    return rc;
 }

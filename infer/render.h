@@ -11,7 +11,10 @@
  *   prob       (D, h, w)  disparity probabilities p_k at the network resolution h x w,
  *                         for shifts d_k = dmin + k network pixels, k = 0..D-1
  *   prob_src   (D, H, W)  the same, resampled to the source resolution
- *   disparity  (H, W)     E[d] = sum_k p_k d_k * s, in OUTPUT (source) pixels
+ *   disparity  (H, W)     blend: E[d] = sum_k p_k d_k * s, in OUTPUT (source) pixels, on
+ *                         the right view's grid; warp: the refined disparity d_L (warp.h)
+ *                         in source pixels, on the LEFT view's grid (aligned with the
+ *                         image a viewer sees); both before strength and convergence
  * s is the shift scale: source pixels per network pixel along x (W / w for a frame
  * sent to the network whole; window width at source / w for a tiled window).
  *
@@ -37,6 +40,11 @@
 #define INFER_RENDER_H
 
 #include "../nn/real.h"
+#include "warp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Runs the network on one window: window (3, net_h, net_w) raw RGB 0..255 (the
  * callback subtracts the mean if its network wants it) -> prob (D, net_h, net_w),
@@ -44,6 +52,13 @@
  * a message with nn_fail(); render_image() then fails, keeping that message as the
  * cause. Called from the calling thread, one window at a time, in window order. */
 typedef int (*render_net_fn)(void *ctx, const nn_real *window, nn_real *prob);
+
+/* How the right view is made from the probabilities (render_config.mode). */
+enum {
+    RENDER_WARP = 0,  /* one disparity per pixel, refined, occlusion-aware warp (warp.h) */
+    RENDER_BLEND = 1  /* the selection layer's soft blend of D shifted copies (DEEP3D.md),
+                       * what training optimises: the reference */
+};
 
 /* Settings of the single-image path. */
 typedef struct {
@@ -53,6 +68,26 @@ typedef struct {
                          * r = (W/H) / (net_w/net_h): 0.15 */
     double min_overlap; /* least overlap of neighbouring tiled windows, as a fraction
                          * of the window length along the sliding axis: 0.25 */
+    /* rendering */
+    int mode;             /* RENDER_WARP (default) or RENDER_BLEND */
+    int disparity;        /* warp: WARP_DISP_MEAN (default) or WARP_DISP_MODE */
+    int interp;           /* warp: WARP_INTERP_CUBIC (default), _LANCZOS3 or _LINEAR */
+    double refine_radius; /* warp: guided-filter radius in network pixels (scaled by s
+                           * to source pixels, at least 1); 0: no refinement. Default 4 */
+    double refine_eps;    /* warp: guided-filter eps on the 0..1 grey guide: 1e-3 */
+    double snap_radius;   /* warp: edge-snapping window radius in network pixels (scaled
+                           * by s, at least 1); 0: no snapping. Default 1 */
+    double snap_tau;      /* warp: a depth edge spans more than this, network pixels: 1 */
+    double snap_kappa;    /* warp: an image edge: mean colours differ by more than this
+                           * (0..255, mean over the channels): 12 */
+    double gap;           /* warp: a map segment stretched beyond 1 + gap pixels per pixel
+                           * is a depth edge: its pixels are disocclusions (warp.h): 1 */
+    double strength;      /* both: every disparity times this (0: the left view exactly;
+                           * 1: the model's own; default 1) */
+    double convergence;   /* both: < 0 (default): the model's own zero plane; 0..1: shift
+                           * every disparity so that this quantile of the frame's
+                           * disparities is 0 (at the screen): 0 puts the nearest point
+                           * there (all behind the screen), 1 the farthest (all in front) */
 } render_config;
 
 /* Fills the defaults above. */
@@ -93,8 +128,11 @@ int render_plan_windows(render_window *win, int max_windows, double *scale,
                         const render_config *cfg, int H, int W);
 
 /* The whole single-image path: left (3, H, W) 0..255 -> right (3, H, W) and, when
- * disparity is not NULL, E[d] (H, W) in output pixels; info (may be NULL) says what
- * was done. For each window of render_plan_windows(): crop the left view, resize it to
+ * disparity is not NULL, the disparity map (H, W) in output pixels (top of this file);
+ * info (may be NULL) says what was done.
+ * cfg->mode RENDER_WARP: render_disparity, then render_warp (below).
+ * cfg->mode RENDER_BLEND, what follows (with strength and convergence applied to the
+ * shifts: s_k = strength * s * d_k - q, q = strength * the convergence quantile of E[d]). For each window of render_plan_windows(): crop the left view, resize it to
  * net_h x net_w (render_resize), run net; then, row by row at source resolution,
  * resample every window's probabilities to its place (render_resize convention),
  * renormalise them per window, blend them with the window weights, renormalise over
@@ -112,6 +150,43 @@ int render_plan_windows(render_window *win, int max_windows, double *scale,
 int render_image(nn_real *right, nn_real *disparity, render_info *info,
                  const render_config *cfg, render_net_fn net, void *ctx,
                  const nn_real *left, int H, int W);
+
+/* Warp, steps 1-4 of warp.h: left (3, H, W) 0..255 -> disp (H, W), the refined disparity
+ * d_L in source pixels on the left view's grid. For each window of
+ * render_plan_windows(): crop, resize to the network, run net, take one disparity per
+ * network pixel (cfg->disparity), resample it to the window's place at the source
+ * (render_resize convention) and blend it with the window weights (a running weighted
+ * sum over the windows in order, so memory does not grow with the number of windows:
+ * 2 H W values plus one window's D net_h net_w); times s; then d_R -> d_L
+ * (warp_invert_row), then the guided filter (radius max(1, round(refine_radius * s))),
+ * then edge snapping (render_snap_edges).
+ * Errors: as render_image; a pixel whose probabilities do not sum to a positive finite
+ * number names its window and network pixel. */
+int render_disparity(nn_real *disp, render_info *info, const render_config *cfg, render_net_fn net, void *ctx,
+                     const nn_real *left, int H, int W);
+
+/* Warp, steps 5-6 of warp.h: left (3, H, W) 0..255 and disp (H, W) (render_disparity's,
+ * source pixels) -> right (3, H, W) 0..255: strength and convergence applied (the
+ * quantile over a histogram of disp on [s dmin, s dmax], s = scale: source pixels per
+ * network pixel), then every row inverted and sampled (cfg->interp). strength 0 gives
+ * the left view exactly. Errors: NULL arrays, sizes, s not positive, out of memory. */
+int render_warp(nn_real *right, const nn_real *left, const nn_real *disp, int H, int W, double scale,
+                const render_config *cfg);
+
+/* The convergence offset of render_warp: strength * the cfg->convergence quantile of
+ * disp (H * W values) over WARP_HIST_BINS bins on [s dmin, s (dmin + D - 1)]; 0 when
+ * cfg->convergence < 0. */
+double render_convergence_offset(const nn_real *disp, size_t n, double scale, const render_config *cfg);
+
+/* The guided filter of warp.h step 4 on the CPU: p (H, W) filtered in place with the
+ * grey of left (3, H, W) 0..255 as the guide, box radius r pixels, eps on the 0..1
+ * guide. Errors: sizes, r < 1, out of memory. */
+int render_guided_filter(nn_real *p, const nn_real *left, int H, int W, int r, double eps);
+
+/* Edge snapping of warp.h step 4b on the CPU: d (H, W) in place, img (3, H, W) 0..255,
+ * window radius rho >= 1 pixels, tau in d's units, kappa 0..255. Errors: sizes, out of
+ * memory. */
+int render_snap_edges(nn_real *d, const nn_real *img, int H, int W, int rho, double tau, double kappa);
 
 /* Step 1 with the network output given: prob (D, h, w) for the whole frame, left
  * (3, H, W) -> right (3, H, W), disparity (H, W) or NULL. Equals
@@ -163,5 +238,9 @@ nn_real *render_anaglyph(const nn_real *left, const nn_real *right, int H, int W
  * Returns 3 equal channels (3, H, W) so it writes like any RGB image; new array
  * (free() it), NULL on error. */
 nn_real *render_depth_map(const nn_real *disparity, int H, int W, int D, int dmin, double s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -49,31 +49,16 @@
 #include <float.h>
 #include <stddef.h>
 
+#include "render.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #include "../nn/cuda_upload.h"
 #include "../nn/tensor.h"
-#include "render.h"
 
 /* ---------------------------------------------------------------- the plan */
-
-/* Separable resampling along one axis (render.c's axis filter, same formula): output
- * pixel i reads input pixels first[i] .. first[i] + count[i] - 1 with weights
- * w[i * max_taps + j] (normalised to sum 1): a tent of half-width max(1, n_in / n_out)
- * input pixels around (i + 0.5) * n_in / n_out (pixel-area convention). */
-typedef struct {
-    int n_in, n_out, max_taps;
-    int *first;   /* (n_out) */
-    int *count;   /* (n_out) */
-    nn_real *w;   /* (n_out, max_taps) */
-} render_axis_table;
-
-/* Fills f->first, f->count and f->w for f->n_in -> f->n_out (max_taps already set and
- * the arrays allocated); tw is scratch of max_taps doubles. Defined in render.c: the CPU
- * and the GPU paths resample with the same table. */
-void render_axis_table_fill(render_axis_table *f, double *tw);
 
 /* Most windows that may cover one source pixel (the kernels keep one weight per
  * covering window in registers). The default plan covers a pixel at most 3 times;
@@ -176,31 +161,7 @@ int render_cuda_blend(nn_real *right, nn_real *disparity, unsigned long long *ba
  * multiply-adds); on the host the plain operators are used, which the C11 build does
  * not contract (as render.c). */
 
-#if defined(__CUDACC__)
-#define RENDER_HD static __host__ __device__ __forceinline__
-#else
-#define RENDER_HD static inline
-#endif
-
-#if defined(__CUDA_ARCH__)
-#define RG_FMUL(a, b) __fmul_rn((a), (b))
-#define RG_FADD(a, b) __fadd_rn((a), (b))
-#define RG_FSUB(a, b) __fsub_rn((a), (b))
-#define RG_FDIV(a, b) __fdiv_rn((a), (b))
-#define RG_DMUL(a, b) __dmul_rn((a), (b))
-#define RG_DADD(a, b) __dadd_rn((a), (b))
-#define RG_DSUB(a, b) __dsub_rn((a), (b))
-#define RG_DDIV(a, b) __ddiv_rn((a), (b))
-#else
-#define RG_FMUL(a, b) ((a) * (b))
-#define RG_FADD(a, b) ((a) + (b))
-#define RG_FSUB(a, b) ((a) - (b))
-#define RG_FDIV(a, b) ((a) / (b))
-#define RG_DMUL(a, b) ((a) * (b))
-#define RG_DADD(a, b) ((a) + (b))
-#define RG_DSUB(a, b) ((a) - (b))
-#define RG_DDIV(a, b) ((a) / (b))
-#endif
+#include "render_hd.h"
 
 /* Network input of window i: channel c, row y, column x at the network resolution =
  * render_resize of the window's crop of left (3, H, W), in resample()'s order:

@@ -83,6 +83,7 @@ static render_config small_config(void) {
     render_config cfg;
     render_config_default(&cfg);
     cfg.net_h = 10, cfg.net_w = 24, cfg.D = 7, cfg.dmin = -3;
+    cfg.mode = RENDER_BLEND; /* the selection layer's path; the warp path: test_cuda_warp.c */
     return cfg;
 }
 
@@ -551,6 +552,7 @@ Test(cuda_render, tiny_model_gpu_batch_matches_cpu_windows) {
     render_config cfg;
     render_config_default(&cfg);
     cfg.net_w = mc.width, cfg.net_h = mc.height, cfg.D = mc.disparities, cfg.dmin = mc.dmin;
+    cfg.mode = RENDER_BLEND;
     const int sizes[][2] = {{30, 61}, {40, 300}}; /* one window; several */
     for (int f = 0; f < 2; f++) {
         const int H = sizes[f][0], W = sizes[f][1];

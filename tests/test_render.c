@@ -222,6 +222,7 @@ static render_config small_config(void) {
     render_config cfg;
     render_config_default(&cfg);
     cfg.net_h = 10, cfg.net_w = 24, cfg.D = 7, cfg.dmin = -3; /* 2.4:1 like 384x160 */
+    cfg.mode = RENDER_BLEND; /* these tests are about the blend path; test_warp.c the warp path */
     return cfg;
 }
 
