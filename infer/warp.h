@@ -124,11 +124,14 @@ RENDER_HD nn_real warp_disparity_of(const nn_real *p, size_t stride, int D, int 
  *    the lower i;
  *  - pixels no segment covers (disocclusions: the destination view sees what the source
  *    view hid, or beyond its border) take, run by run, the shift of the FARTHER of the
- *    run's two neighbours (the background; the only neighbour at a border), and a
- *    source position mirrored from that neighbour into the background:
- *    src[j] = src[nb] + |nb - j| on the background's side of the run, clamped to
- *    [0, n-1]. The background's texture continues into the hole; the foreground is not
- *    stretched over it. A row that nothing covers keeps src = j, shift 0.
+ *    run's two neighbours (the background), and a source position mirrored from that
+ *    neighbour into the background: src[j] = src[nb] + |nb - j| on the background's
+ *    side. The background's texture continues into the hole; the foreground is not
+ *    stretched over it. A run at a border of the row (the destination sees beyond the
+ *    source's edge) takes its only neighbour's shift and continues its source position
+ *    towards the border: src[j] = src[nb] +- |nb - j|, so past the source's edge the
+ *    edge column repeats (as the selection layer's clamping does). Source positions are
+ *    clamped to [0, n-1]. A row that nothing covers keeps src = j, shift 0.
  * Outputs (n each): src (may be NULL), out_shift, and key (scratch, overwritten).
  * With shift = 0 everywhere, src[j] = j exactly. */
 RENDER_HD void warp_invert_row(nn_real *src, nn_real *out_shift, nn_real *key, const nn_real *shift, int n,
@@ -170,7 +173,11 @@ RENDER_HD void warp_invert_row(nn_real *src, nn_real *out_shift, nn_real *key, c
             }
             out_shift[q] = out_shift[nb];
             if (src) {
-                nn_real u = nb > q ? src[nb] + (nn_real)(nb - q) : src[nb] - (nn_real)(q - nb);
+                /* between two neighbours: mirrored into the background; at a border:
+                 * continued towards the border (then clamped: the edge column repeats) */
+                const nn_real step = (nn_real)(nb > q ? nb - q : q - nb);
+                const int mirror = l >= 0 && r < n;
+                nn_real u = (nb > q) == mirror ? src[nb] + step : src[nb] - step;
                 src[q] = u < 0 ? 0 : u > (nn_real)(n - 1) ? (nn_real)(n - 1) : u;
             }
         }
