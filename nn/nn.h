@@ -18,5 +18,6 @@
 #include "../layers/reshape.h"
 #include "../layers/selection.h"
 #include "../layers/softmax.h"
+#include "../layers/ssim_l1_loss.h"
 
 #endif
