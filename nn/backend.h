@@ -170,6 +170,12 @@ typedef struct nn_backend {
     /* dpred += dloss[0] * d loss / d pred  (sign(0) = 0 in the L1 part) */
     int (*ssim_l1_loss_backward)(nn_real *dpred, const nn_real *dloss, const nn_real *pred,
                                  const nn_real *target, int n, int c, int h, int w, nn_real alpha);
+
+    /* Edge-aware smoothness of the expected disparity (layers/disparity_smoothness.h):
+     * prob (N, D, H, W), left (N, C, H, W) 0..255, d_k = dmin + k; loss[0] = the mean of
+     * |dx E[d]| exp(-|dx left|) over the x differences plus the same over y (device scalar). */
+    int (*disparity_smoothness_forward)(nn_real *loss, const nn_real *prob, const nn_real *left,
+                                        int n, int c, int h, int w, int d, int dmin);
     /* dprob += dloss[0] * d loss / d prob (the image gets none); sign(0) = 0 */
     int (*disparity_smoothness_backward)(nn_real *dprob, const nn_real *dloss, const nn_real *prob,
                                          const nn_real *left, int n, int c, int h, int w, int d,

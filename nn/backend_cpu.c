@@ -9,6 +9,7 @@
 #include "../layers/batchnorm2d.h"
 #include "../layers/conv2d.h"
 #include "../layers/conv_transpose2d.h"
+#include "../layers/disparity_smoothness.h"
 #include "../layers/dropout.h"
 #include "../layers/elementwise.h"
 #include "../layers/l1_loss.h"
@@ -79,6 +80,8 @@ static const nn_backend cpu_backend = {
     .l1_loss_backward = l1_loss_backward_cpu,
     .ssim_l1_loss_forward = ssim_l1_loss_forward_cpu,
     .ssim_l1_loss_backward = ssim_l1_loss_backward_cpu,
+    .disparity_smoothness_forward = disparity_smoothness_forward_cpu,
+    .disparity_smoothness_backward = disparity_smoothness_backward_cpu,
     .sgd_step = sgd_step_cpu,
     .adam_step = adam_step_cpu,
 };

@@ -360,6 +360,8 @@ nn_backend make_table(void) {
     b.l1_loss_backward = l1_loss_backward_cuda;
     b.ssim_l1_loss_forward = ssim_l1_loss_forward_cuda;
     b.ssim_l1_loss_backward = ssim_l1_loss_backward_cuda;
+    b.disparity_smoothness_forward = disparity_smoothness_forward_cuda;
+    b.disparity_smoothness_backward = disparity_smoothness_backward_cuda;
     b.sgd_step = sgd_step_cuda;
     b.adam_step = adam_step_cuda;
     return b;

@@ -697,7 +697,7 @@ Test(cuda, l1_loss_matches_cpu) {
     drop(pred), drop(target), drop(loss), drop(dloss), drop(dpred);
 }
 
-/* ---- SSIM + L1 loss ------------------------------------------------------------------------------------ */
+/* ---- SSIM + L1 loss and disparity smoothness ------------------------------------------------------------ */
 
 /* Both backends compute every window and pixel with the same header functions in double;
  * they differ in the order of the sums (float32 results of double sums: 1e-6 relative),
@@ -732,6 +732,35 @@ Test(cuda, ssim_l1_loss_matches_cpu) {
     ssim_l1_case(1, 2, 3, 3, 0, 10);      /* one window per channel */
     ssim_l1_case(4, 3, 160, 384, 0, 20);  /* Deep3D's training size, many blocks */
     ssim_l1_case(2, 3, 9, 4, 1, 30);      /* identical images: loss 0 */
+}
+
+/* prob uniform in [0, 1) (the layer takes any values), some rows of E constant (one-hot
+ * prob: the |.| kink, sign 0); left 0..255 with flat areas (zero image gradients). */
+static void smoothness_case(int n, int c, int h, int w, int d, int dmin, uint64_t seed) {
+    const size_t n_p = (size_t)n * d * h * w, n_l = (size_t)n * c * h * w, plane = (size_t)h * w;
+    buf prob = mk(n_p, 0, 1, seed), left = mk_steps(n_l, 4, 85, seed + 1), loss = mk(1, 0, 0, seed + 2);
+    for (size_t i = 0; i < n_p; i++)
+        if (i % plane / w == 1) prob.h[i] = (nn_real)(i / plane % d == 1); /* row 1: E = dmin + 1 */
+    OK(G->upload(prob.d, prob.h, n_p * sizeof(nn_real)));
+    char m[96];
+    snprintf(m, sizeof m, "smoothness N%d C%d H%d W%d D%d dmin %d", n, c, h, w, d, dmin);
+    OK(C->disparity_smoothness_forward(loss.h, prob.h, left.h, n, c, h, w, d, dmin));
+    OK(G->disparity_smoothness_forward(loss.d, prob.d, left.d, n, c, h, w, d, dmin));
+    same(loss, 1e-6, 1e-5, m);
+    buf dloss = mk(1, 0.5, 2, seed + 3), dprob = mk(n_p, -1.0 / n_l, 1.0 / n_l, seed + 4);
+    OK(C->disparity_smoothness_backward(dprob.h, dloss.h, prob.h, left.h, n, c, h, w, d, dmin));
+    OK(G->disparity_smoothness_backward(dprob.d, dloss.d, prob.d, left.d, n, c, h, w, d, dmin));
+    same_scaled(dprob, 1e-5, m);
+    drop(prob), drop(left), drop(loss), drop(dloss), drop(dprob);
+}
+
+Test(cuda, disparity_smoothness_matches_cpu) {
+    gpu_or_skip();
+    smoothness_case(2, 3, 5, 7, 9, -4, 1);
+    smoothness_case(1, 3, 3, 3, 5, 0, 10);
+    smoothness_case(4, 3, 160, 384, 33, -15, 20);  /* Deep3D's training size */
+    smoothness_case(2, 3, 1, 6, 3, -1, 30);        /* one row: no y differences */
+    smoothness_case(3, 1, 6, 1, 4, 2, 40);         /* one column: no x differences */
 }
 
 /* ---- optimizers ---------------------------------------------------------------------------------------- */
