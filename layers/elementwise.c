@@ -93,6 +93,7 @@ fail:
     return NULL;
 }
 
+/* in[0] = a, in[1] = b; farg[0] = the scale of b (1 for nn_add) */
 static int add_backward(nn_node *node) {
     const nn_backend *be = nn_backend_of(node->out->device);
     nn_tensor *dy = node->out->grad;
@@ -100,29 +101,44 @@ static int add_backward(nn_node *node) {
         nn_tensor *in = node->in[i];
         if (!in->requires_grad) continue;
         nn_tensor *din = nn_tensor_grad(in);
-        if (!din || be->axpy(din->data, 1, dy->data, dy->numel)) return -1;
+        if (!din || be->axpy(din->data, i ? (nn_real)node->farg[0] : 1, dy->data, dy->numel)) return -1;
     }
     return 0;
 }
 
-nn_tensor *nn_add(nn_graph *g, nn_tensor *a, nn_tensor *b) {
+/* out = a + scale * b: with the add kernel when scale is exactly 1 (nn_add), else a copy
+ * of a and an axpy */
+static nn_tensor *add_scaled(nn_graph *g, nn_tensor *a, nn_tensor *b, double scale, const char *op) {
     if (!a || !b) return NULL;
     if (!nn_tensor_same_shape(a, b) || a->device != b->device) {
         char sa[64], sb[64];
-        nn_fail("add: shapes %s and %s (devices %s, %s) differ", nn_shape_str(a, sa, sizeof sa),
+        nn_fail("%s: shapes %s and %s (devices %s, %s) differ", op, nn_shape_str(a, sa, sizeof sa),
                 nn_shape_str(b, sb, sizeof sb), nn_device_name(a->device), nn_device_name(b->device));
         return NULL;
     }
-    const nn_backend *be = nn_op_backend(a, "add", offsetof(nn_backend, add));
+    const nn_backend *be = nn_op_backend(a, op, offsetof(nn_backend, add));
     if (!be) return NULL;
     nn_tensor *y = nn_tensor_new_like(a);
-    if (!y || be->add(y->data, a->data, b->data, a->numel)) goto fail;
-    if (nn_graph_wants(g, a, b, NULL, NULL) && !nn_graph_record(g, "add", add_backward, y, a, b, NULL, NULL))
+    if (!y) return NULL;
+    if (scale == 1 ? be->add(y->data, a->data, b->data, a->numel)
+                   : be->copy(y->data, a->data, a->numel * sizeof(nn_real)) ||
+                         be->axpy(y->data, (nn_real)scale, b->data, a->numel))
         goto fail;
+    if (nn_graph_wants(g, a, b, NULL, NULL)) {
+        nn_node *node = nn_graph_record(g, op, add_backward, y, a, b, NULL, NULL);
+        if (!node) goto fail;
+        node->farg[0] = scale;
+    }
     return y;
 fail:
     nn_tensor_unref(y);
     return NULL;
+}
+
+nn_tensor *nn_add(nn_graph *g, nn_tensor *a, nn_tensor *b) { return add_scaled(g, a, b, 1, "add"); }
+
+nn_tensor *nn_add_scaled(nn_graph *g, nn_tensor *a, nn_tensor *b, double scale) {
+    return add_scaled(g, a, b, scale, "add_scaled");
 }
 
 static int sub_mean_backward(nn_node *node) {

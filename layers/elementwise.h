@@ -12,6 +12,10 @@ nn_tensor *nn_relu(nn_graph *g, nn_tensor *x);
 /* out = a + b, equal shapes. Errors: shape mismatch. */
 nn_tensor *nn_add(nn_graph *g, nn_tensor *a, nn_tensor *b);
 
+/* out = a + scale * b, equal shapes (training: photometric + W * smoothness).
+ * Backward: da += dout, db += scale * dout. Errors: shape mismatch. */
+nn_tensor *nn_add_scaled(nn_graph *g, nn_tensor *a, nn_tensor *b, double scale);
+
 /* out[n,c,...] = x[n,c,...] - mean[c] for x (N, C, ...); mean is a host array of C
  * values (DEEP3D.md: the network input is the 0..255 left view minus
  * (123.68, 116.78, 103.94)). Gradient passes through unchanged. */

@@ -96,17 +96,19 @@ static int selection_backward(nn_node *node) {
         left->shape[1], left->shape[2], left->shape[3], prob->shape[1], node->iarg[0]);
 }
 
+int nn_check_prob_and_view(const char *op, const nn_tensor *prob, const nn_tensor *left) {
+    if (prob->ndim == 4 && left->ndim == 4 && prob->shape[0] == left->shape[0] && prob->shape[2] == left->shape[2] &&
+        prob->shape[3] == left->shape[3] && prob->device == left->device)
+        return 0;
+    char sp[64], sl[64];
+    return nn_fail("%s: prob %s on %s and left %s on %s do not match (expected (N, D, H, W) and (N, C, H, W) on "
+                   "one device)",
+                   op, nn_shape_str(prob, sp, sizeof sp), nn_device_name(prob->device),
+                   nn_shape_str(left, sl, sizeof sl), nn_device_name(left->device));
+}
+
 nn_tensor *nn_selection(nn_graph *g, nn_tensor *prob, nn_tensor *left, int dmin) {
-    if (!prob || !left) return NULL;
-    if (prob->ndim != 4 || left->ndim != 4 || prob->shape[0] != left->shape[0] ||
-        prob->shape[2] != left->shape[2] || prob->shape[3] != left->shape[3] || prob->device != left->device) {
-        char sp[64], sl[64];
-        nn_fail("selection: prob %s on %s and left %s on %s do not match (expected (N, D, H, W) and "
-                "(N, C, H, W) on one device)",
-                nn_shape_str(prob, sp, sizeof sp), nn_device_name(prob->device), nn_shape_str(left, sl, sizeof sl),
-                nn_device_name(left->device));
-        return NULL;
-    }
+    if (!prob || !left || nn_check_prob_and_view("selection", prob, left)) return NULL;
     const nn_backend *be = nn_op_backend(left, "selection", offsetof(nn_backend, selection_forward));
     if (!be) return NULL;
     nn_tensor *right = nn_tensor_new_like(left);

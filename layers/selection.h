@@ -15,6 +15,11 @@
  * Errors: prob or left not 4-D, N/H/W mismatch, devices differ. */
 nn_tensor *nn_selection(nn_graph *g, nn_tensor *prob, nn_tensor *left, int dmin);
 
+/* 0 when prob (N, D, H, W) and a view left (N, C, H, W) fit together as above (both 4-D,
+ * same N, H, W, one device); else -1 + nn_fail "<op>: prob ... and left ... do not
+ * match". Shared with nn_disparity_smoothness. */
+int nn_check_prob_and_view(const char *op, const nn_tensor *prob, const nn_tensor *left);
+
 /* CPU kernels of the formulas above, shapes as above (d = D). OpenMP over the (n, y)
  * rows; each row's x loop is split into the clamped-left, in-range and clamped-right
  * runs so the inner loops are contiguous. The backward is race-free: a row (n, y) owns

@@ -162,6 +162,25 @@ typedef struct nn_backend {
     int (*l1_loss_backward)(nn_real *dpred, const nn_real *dloss, const nn_real *pred,
                             const nn_real *target, size_t n);
 
+    /* SSIM + L1 photometric loss (layers/ssim_l1_loss.h) over n images of c channels,
+     * h x w (h, w >= 3), 0..255: loss[0] = 255 alpha mean over the full 3x3 windows of
+     * clamp((1 - SSIM)/2, 0, 1) + (1 - alpha) mean |pred - target| (device scalar). */
+    int (*ssim_l1_loss_forward)(nn_real *loss, const nn_real *pred, const nn_real *target,
+                                int n, int c, int h, int w, nn_real alpha);
+    /* dpred += dloss[0] * d loss / d pred  (sign(0) = 0 in the L1 part) */
+    int (*ssim_l1_loss_backward)(nn_real *dpred, const nn_real *dloss, const nn_real *pred,
+                                 const nn_real *target, int n, int c, int h, int w, nn_real alpha);
+
+    /* Edge-aware smoothness of the expected disparity (layers/disparity_smoothness.h):
+     * prob (N, D, H, W), left (N, C, H, W) 0..255, d_k = dmin + k; loss[0] = the mean of
+     * |dx E[d]| exp(-|dx left|) over the x differences plus the same over y (device scalar). */
+    int (*disparity_smoothness_forward)(nn_real *loss, const nn_real *prob, const nn_real *left,
+                                        int n, int c, int h, int w, int d, int dmin);
+    /* dprob += dloss[0] * d loss / d prob (the image gets none); sign(0) = 0 */
+    int (*disparity_smoothness_backward)(nn_real *dprob, const nn_real *dloss, const nn_real *prob,
+                                         const nn_real *left, int n, int c, int h, int w, int d,
+                                         int dmin);
+
     /* --- optimizers (n parameters; see nn/optim.h for the update formulas) -- */
     int (*sgd_step)(nn_real *w, nn_real *velocity, const nn_real *grad, size_t n,
                     nn_real lr, nn_real momentum, nn_real weight_decay);
@@ -184,6 +203,15 @@ const nn_backend *nn_backend_cuda(void);
 int nn_device_parse(const char *name, nn_device *out);
 
 const char *nn_device_name(nn_device device);
+
+/* Arithmetic shared by a layer's CPU kernels and its CUDA kernels (a header function
+ * that nvcc compiles for the host and the device; plain static inline in C), so both
+ * backends compute each element the same way (layers/ssim_l1_loss.h). */
+#if defined(__CUDACC__)
+#define NN_HOST_DEVICE static inline __host__ __device__
+#else
+#define NN_HOST_DEVICE static inline
+#endif
 
 /* Counter-based random numbers shared by every backend: a uniform value in [0, 1)
  * from (seed, index). Source: splitmix64 (Steele, Lea, Flood 2014). */

@@ -9,6 +9,7 @@
 #include "../layers/batchnorm2d.h"
 #include "../layers/conv2d.h"
 #include "../layers/conv_transpose2d.h"
+#include "../layers/disparity_smoothness.h"
 #include "../layers/dropout.h"
 #include "../layers/elementwise.h"
 #include "../layers/l1_loss.h"
@@ -16,6 +17,7 @@
 #include "../layers/maxpool2d.h"
 #include "../layers/selection.h"
 #include "../layers/softmax.h"
+#include "../layers/ssim_l1_loss.h"
 #include "backend.h"
 #include "optim.h"
 #include "status.h"
@@ -76,6 +78,10 @@ static const nn_backend cpu_backend = {
     .selection_backward = selection_backward_cpu,
     .l1_loss_forward = l1_loss_forward_cpu,
     .l1_loss_backward = l1_loss_backward_cpu,
+    .ssim_l1_loss_forward = ssim_l1_loss_forward_cpu,
+    .ssim_l1_loss_backward = ssim_l1_loss_backward_cpu,
+    .disparity_smoothness_forward = disparity_smoothness_forward_cpu,
+    .disparity_smoothness_backward = disparity_smoothness_backward_cpu,
     .sgd_step = sgd_step_cpu,
     .adam_step = adam_step_cpu,
 };

@@ -358,6 +358,10 @@ nn_backend make_table(void) {
     b.selection_backward = selection_backward_cuda;
     b.l1_loss_forward = l1_loss_forward_cuda;
     b.l1_loss_backward = l1_loss_backward_cuda;
+    b.ssim_l1_loss_forward = ssim_l1_loss_forward_cuda;
+    b.ssim_l1_loss_backward = ssim_l1_loss_backward_cuda;
+    b.disparity_smoothness_forward = disparity_smoothness_forward_cuda;
+    b.disparity_smoothness_backward = disparity_smoothness_backward_cuda;
     b.sgd_step = sgd_step_cuda;
     b.adam_step = adam_step_cuda;
     return b;
@@ -512,6 +516,21 @@ extern "C" int nn_cuda_upload_stats_get(nn_cuda_upload_stats *out) {
     if (state.load(std::memory_order_acquire) != 1) return not_started("CUDA upload statistics");
     std::lock_guard<std::mutex> lock(up.mu);
     *out = up.stats;
+    return 0;
+}
+
+/* ---- the second stage of the two-stage sums (cuda_check.h) ---------------------------- */
+
+static __global__ void sum_partials_kernel(float *out, const double *partial, int blocks) {
+    double acc = 0.0;
+    for (int b = threadIdx.x; b < blocks; b += blockDim.x) acc += partial[b];
+    acc = nn_block_sum(acc);
+    if (threadIdx.x == 0) out[0] = (float)acc;
+}
+
+int nn_cuda_sum_partials(float *out, const double *partial, int blocks) {
+    sum_partials_kernel<<<1, 1024>>>(out, partial, blocks);
+    NN_CUDA_LAUNCHED("sum_partials_kernel");
     return 0;
 }
 

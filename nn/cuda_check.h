@@ -174,6 +174,16 @@ int selection_backward_cuda(nn_real *dprob, nn_real *dleft, const nn_real *drigh
 int l1_loss_forward_cuda(nn_real *loss, const nn_real *pred, const nn_real *target, size_t n);
 int l1_loss_backward_cuda(nn_real *dpred, const nn_real *dloss, const nn_real *pred,
                           const nn_real *target, size_t n);
+/* layers/ssim_l1_loss.cu */
+int ssim_l1_loss_forward_cuda(nn_real *loss, const nn_real *pred, const nn_real *target, int n, int c, int h,
+                              int w, nn_real alpha);
+int ssim_l1_loss_backward_cuda(nn_real *dpred, const nn_real *dloss, const nn_real *pred,
+                               const nn_real *target, int n, int c, int h, int w, nn_real alpha);
+/* layers/disparity_smoothness.cu */
+int disparity_smoothness_forward_cuda(nn_real *loss, const nn_real *prob, const nn_real *left, int n, int c,
+                                      int h, int w, int d, int dmin);
+int disparity_smoothness_backward_cuda(nn_real *dprob, const nn_real *dloss, const nn_real *prob,
+                                       const nn_real *left, int n, int c, int h, int w, int d, int dmin);
 /* nn/optim.cu */
 int sgd_step_cuda(nn_real *w, nn_real *velocity, const nn_real *grad, size_t n, nn_real lr,
                   nn_real momentum, nn_real weight_decay);
@@ -237,6 +247,18 @@ static __device__ __forceinline__ double nn_block_sum(double v) {
     }
     return v;
 }
+
+/* A deterministic sum of n terms into a device scalar, in two stages of fixed order:
+ * a kernel of nn_cuda_sum_blocks(n) blocks of NN_CUDA_BLOCK threads adds the terms in a
+ * grid-stride loop, nn_block_sum, and writes partial[blockIdx.x]; then
+ * nn_cuda_sum_partials sets out[0] = (float)(sum of partial[0 .. blocks)) with one block
+ * (0, or -1 + nn_fail when its launch fails). Used by layers/ssim_l1_loss.cu and
+ * layers/disparity_smoothness.cu (layers/l1_loss.cu has its own, dividing by n). */
+static inline int nn_cuda_sum_blocks(size_t n) {
+    size_t want = (n + NN_CUDA_BLOCK - 1) / NN_CUDA_BLOCK;
+    return want < 1 ? 1 : want < 1024 ? (int)want : 1024;
+}
+int nn_cuda_sum_partials(float *out, const double *partial, int blocks);
 
 /* Splits of a per-channel reduction over m = n*hw items: about 4 blocks per SM in
  * total, at least 4096 items per block. */

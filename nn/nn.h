@@ -10,6 +10,7 @@
 #include "../layers/batchnorm2d.h"
 #include "../layers/conv2d.h"
 #include "../layers/conv_transpose2d.h"
+#include "../layers/disparity_smoothness.h"
 #include "../layers/dropout.h"
 #include "../layers/elementwise.h"
 #include "../layers/l1_loss.h"
@@ -18,5 +19,6 @@
 #include "../layers/reshape.h"
 #include "../layers/selection.h"
 #include "../layers/softmax.h"
+#include "../layers/ssim_l1_loss.h"
 
 #endif

@@ -11,6 +11,11 @@ static nn_tensor *add_fn(nn_graph *g, nn_tensor **in, void *ctx) {
     return nn_add(g, in[0], in[1]);
 }
 
+static nn_tensor *add_scaled_fn(nn_graph *g, nn_tensor **in, void *ctx) {
+    (void)ctx;
+    return nn_add_scaled(g, in[0], in[1], -0.7);
+}
+
 static nn_tensor *mean_fn(nn_graph *g, nn_tensor **in, void *ctx) {
     static const nn_real mean[2] = {1.5, -0.5};
     (void)ctx;
@@ -28,6 +33,13 @@ Test(grad, add) {
     nn_tensor *in[2] = {tu_uniform4(2, 3, 4, 0, -1, 1, 12), tu_uniform4(2, 3, 4, 0, -1, 1, 13)};
     in[0]->requires_grad = in[1]->requires_grad = 1;
     tu_gradcheck("add", add_fn, in, 2, NULL, 1e-6, 1e-8, 1e-6, 1000, 0);
+    nn_tensor_unref(in[0]), nn_tensor_unref(in[1]);
+}
+
+Test(grad, add_scaled) {
+    nn_tensor *in[2] = {tu_uniform4(2, 3, 4, 0, -1, 1, 15), tu_uniform4(2, 3, 4, 0, -1, 1, 16)};
+    in[0]->requires_grad = in[1]->requires_grad = 1;
+    tu_gradcheck("add_scaled", add_scaled_fn, in, 2, NULL, 1e-6, 1e-8, 1e-6, 1000, 0);
     nn_tensor_unref(in[0]), nn_tensor_unref(in[1]);
 }
 

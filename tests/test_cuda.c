@@ -69,6 +69,17 @@ static double same(buf b, double atol, double rtol, const char *what) {
     return e;
 }
 
+/* Same as `same`, within tol * max|b.h| (for gradients whose terms cancel). */
+static void same_scaled(buf b, double tol, const char *what) {
+    nn_real *got = malloc((b.n ? b.n : 1) * sizeof(nn_real));
+    double *ref = malloc((b.n ? b.n : 1) * sizeof(double));
+    cr_assert(got && ref);
+    cr_assert_eq(G->download(got, b.d, b.n * sizeof(nn_real)), 0, "download: %s", nn_last_error());
+    for (size_t i = 0; i < b.n; i++) ref[i] = b.h[i];
+    tu_assert_close_scaled(got, ref, b.n, tol, what);
+    free(got), free(ref);
+}
+
 static void drop(buf b) {
     G->release(b.d);
     free(b.h);
@@ -684,6 +695,72 @@ Test(cuda, l1_loss_matches_cpu) {
     OK(G->l1_loss_backward(dpred.d, dloss.d, pred.d, target.d, n));
     same(dpred, 1e-10, 1e-5, "l1 loss backward");
     drop(pred), drop(target), drop(loss), drop(dloss), drop(dpred);
+}
+
+/* ---- SSIM + L1 loss and disparity smoothness ------------------------------------------------------------ */
+
+/* Both backends compute every window and pixel with the same header functions in double;
+ * they differ in the order of the sums (float32 results of double sums: 1e-6 relative),
+ * in fused multiply-adds (the device contracts, the C11 host does not) and so in an ulp
+ * of the float gradient maps, whose terms can cancel: gradients are compared within
+ * 1e-5 of their largest element. Some pixels have pred == target (sign 0),
+ * one case has target = pred (SSIM 1, the clamp's end). Backward gradients start
+ * random: the kernels accumulate. */
+static void ssim_l1_case(int n, int c, int h, int w, int equal, uint64_t seed) {
+    const size_t total = (size_t)n * c * h * w;
+    buf pred = mk(total, 0, 255, seed), target = mk(total, 0, 255, seed + 1), loss = mk(1, 0, 0, seed + 2);
+    for (size_t i = 0; i < total; i++) {
+        if (equal || i % 10 == 0) target.h[i] = pred.h[i]; /* sign(0) = 0 */
+        else if (i % 5 == 0) target.h[i] = pred.h[i] + (nn_real)(20 * nn_hash_uniform(seed, i) - 10);
+    }
+    OK(G->upload(target.d, target.h, total * sizeof(nn_real)));
+    char m[96];
+    snprintf(m, sizeof m, "ssim_l1 N%d C%d H%d W%d%s", n, c, h, w, equal ? " equal" : "");
+    OK(C->ssim_l1_loss_forward(loss.h, pred.h, target.h, n, c, h, w, 0.85f));
+    OK(G->ssim_l1_loss_forward(loss.d, pred.d, target.d, n, c, h, w, 0.85f));
+    same(loss, 1e-5, 1e-5, m);
+    buf dloss = mk(1, 0.5, 2, seed + 3), dpred = mk(total, -1.0 / total, 1.0 / total, seed + 4);
+    OK(C->ssim_l1_loss_backward(dpred.h, dloss.h, pred.h, target.h, n, c, h, w, 0.85f));
+    OK(G->ssim_l1_loss_backward(dpred.d, dloss.d, pred.d, target.d, n, c, h, w, 0.85f));
+    same_scaled(dpred, 1e-5, m);
+    drop(pred), drop(target), drop(loss), drop(dloss), drop(dpred);
+}
+
+Test(cuda, ssim_l1_loss_matches_cpu) {
+    gpu_or_skip();
+    ssim_l1_case(2, 3, 5, 7, 0, 1);
+    ssim_l1_case(1, 2, 3, 3, 0, 10);      /* one window per channel */
+    ssim_l1_case(4, 3, 160, 384, 0, 20);  /* Deep3D's training size, many blocks */
+    ssim_l1_case(2, 3, 9, 4, 1, 30);      /* identical images: loss 0 */
+}
+
+/* prob uniform in [0, 1) (the layer takes any values), some rows of E constant (one-hot
+ * prob: the |.| kink, sign 0); left 0..255 with flat areas (zero image gradients). */
+static void smoothness_case(int n, int c, int h, int w, int d, int dmin, uint64_t seed) {
+    const size_t n_p = (size_t)n * d * h * w, n_l = (size_t)n * c * h * w, plane = (size_t)h * w;
+    buf prob = mk(n_p, 0, 1, seed), left = mk_steps(n_l, 4, 85, seed + 1), loss = mk(1, 0, 0, seed + 2);
+    for (size_t i = 0; i < n_p; i++)
+        if (i % plane / w == 1) prob.h[i] = (nn_real)(i / plane % d == 1); /* row 1: E = dmin + 1 */
+    OK(G->upload(prob.d, prob.h, n_p * sizeof(nn_real)));
+    char m[96];
+    snprintf(m, sizeof m, "smoothness N%d C%d H%d W%d D%d dmin %d", n, c, h, w, d, dmin);
+    OK(C->disparity_smoothness_forward(loss.h, prob.h, left.h, n, c, h, w, d, dmin));
+    OK(G->disparity_smoothness_forward(loss.d, prob.d, left.d, n, c, h, w, d, dmin));
+    same(loss, 1e-6, 1e-5, m);
+    buf dloss = mk(1, 0.5, 2, seed + 3), dprob = mk(n_p, -1.0 / n_l, 1.0 / n_l, seed + 4);
+    OK(C->disparity_smoothness_backward(dprob.h, dloss.h, prob.h, left.h, n, c, h, w, d, dmin));
+    OK(G->disparity_smoothness_backward(dprob.d, dloss.d, prob.d, left.d, n, c, h, w, d, dmin));
+    same_scaled(dprob, 1e-5, m);
+    drop(prob), drop(left), drop(loss), drop(dloss), drop(dprob);
+}
+
+Test(cuda, disparity_smoothness_matches_cpu) {
+    gpu_or_skip();
+    smoothness_case(2, 3, 5, 7, 9, -4, 1);
+    smoothness_case(1, 3, 3, 3, 5, 0, 10);
+    smoothness_case(4, 3, 160, 384, 33, -15, 20);  /* Deep3D's training size */
+    smoothness_case(2, 3, 1, 6, 3, -1, 30);        /* one row: no y differences */
+    smoothness_case(3, 1, 6, 1, 4, 2, 40);         /* one column: no x differences */
 }
 
 /* ---- optimizers ---------------------------------------------------------------------------------------- */

@@ -21,10 +21,38 @@ Test(elementwise, relu_add_mean_match_naive_loops) {
     cr_assert_eq(nn_tensor_live_count(), 0, "%ld tensors leaked", nn_tensor_live_count());
 }
 
+Test(elementwise, add_scaled_matches_naive_loops_forward_and_backward) {
+    /* out = a + s b; with upstream R: da = R, db = s R */
+    const double scale = -2.5;
+    nn_tensor *a = tu_uniform4(2, 3, 4, 5, -1, 1, 3), *b = tu_uniform4(2, 3, 4, 5, -1, 1, 4);
+    nn_tensor *r = tu_uniform4(2, 3, 4, 5, -1, 1, 5);
+    a->requires_grad = b->requires_grad = 1;
+    nn_graph g;
+    nn_graph_init(&g, 1);
+    nn_tensor *y = nn_add_scaled(&g, a, b, scale);
+    cr_assert_not_null(y, "%s", nn_last_error());
+    cr_assert_eq(nn_graph_backward_from(&g, y, r), 0, "%s", nn_last_error());
+    nn_real *want = malloc(a->numel * sizeof(nn_real)), *want_db = malloc(a->numel * sizeof(nn_real));
+    for (size_t i = 0; i < a->numel; i++) {
+        want[i] = (nn_real)(a->data[i] + scale * b->data[i]);
+        want_db[i] = (nn_real)(scale * r->data[i]);
+    }
+    tu_assert_close(y->data, want, a->numel, 1e-6, 1e-6, "add_scaled");
+    tu_assert_close(a->grad->data, r->data, a->numel, 0, 0, "add_scaled da");
+    tu_assert_close(b->grad->data, want_db, a->numel, 1e-6, 1e-6, "add_scaled db");
+    free(want), free(want_db);
+    nn_tensor_unref(y);
+    nn_graph_free(&g);
+    nn_tensor_unref(a), nn_tensor_unref(b), nn_tensor_unref(r);
+    cr_assert_eq(nn_tensor_live_count(), 0, "%ld tensors leaked", nn_tensor_live_count());
+}
+
 Test(elementwise, add_rejects_shape_mismatch) {
     nn_tensor *a = tu_uniform4(2, 3, 0, 0, 0, 1, 1), *b = tu_uniform4(3, 2, 0, 0, 0, 1, 2);
     cr_assert_null(nn_add(NULL, a, b));
     cr_assert(strstr(nn_last_error(), "add: shapes (2, 3) and (3, 2)"), "message: %s", nn_last_error());
+    cr_assert_null(nn_add_scaled(NULL, a, b, 2));
+    cr_assert(strstr(nn_last_error(), "add_scaled: shapes (2, 3) and (3, 2)"), "message: %s", nn_last_error());
     nn_tensor_unref(a), nn_tensor_unref(b);
 }
 

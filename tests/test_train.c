@@ -443,6 +443,118 @@ static void expect_checkpoint_contents(const char *optimizer) {
 Test(train_cli, checkpoint_holds_sgd_state_and_step) { expect_checkpoint_contents("sgd"); }
 Test(train_cli, checkpoint_holds_adam_state_and_step) { expect_checkpoint_contents("adam"); }
 
+/* ---- --loss ssim-l1 and --smoothness ---------------------------------------------- */
+
+/* log.csv with the loss's parts: the header ends in ",photometric,smoothness", every
+ * row has the 9 fields, both parts are positive and loss = photometric + w * smoothness
+ * (each printed with 6 decimals). Returns the number of rows. */
+static int expect_loss_parts(const char *path, double w) {
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot read %s", path);
+    char buf[512];
+    cr_assert_not_null(fgets(buf, sizeof buf, f));
+    const char *tail = ",photometric,smoothness\n";
+    cr_assert(strlen(buf) > strlen(tail) && !strcmp(buf + strlen(buf) - strlen(tail), tail), "log.csv header: %s",
+              buf);
+    int rows = 0;
+    while (fgets(buf, sizeof buf, f)) {
+        char *field[9];
+        int nf = 0;
+        for (char *p = buf; nf < 9;) { /* split at commas, keeping empty fields */
+            field[nf++] = p;
+            char *comma = strchr(p, ',');
+            if (!comma) break;
+            *comma = 0, p = comma + 1;
+        }
+        cr_assert_eq(nf, 9, "log.csv row with %d fields", nf);
+        const double loss = strtod(field[1], NULL), photo = strtod(field[7], NULL), smooth = strtod(field[8], NULL);
+        cr_assert(photo > 0 && smooth > 0, "%s: photometric %g, smoothness %g", path, photo, smooth);
+        cr_assert(fabs(loss - (photo + w * smooth)) <= 2e-6, "%s step %s: loss %.6f is not %.6f + %g x %.6f", path,
+                  field[0], loss, photo, w, smooth);
+        rows++;
+    }
+    fclose(f);
+    return rows;
+}
+
+/* The loss settings a checkpoint holds. */
+static void expect_loss_settings(const char *path, const char *loss, double smoothness) {
+    nn_weights_file *f = nn_weights_open(path);
+    cr_assert_not_null(f, "%s", nn_last_error());
+    const char *got;
+    double w;
+    cr_assert_eq(nn_weights_config_str(f, "loss", &got) || nn_weights_config_double(f, "smoothness", &w), 0, "%s",
+                 nn_last_error());
+    cr_assert_str_eq(got, loss, "%s: loss", path);
+    cr_assert_eq(w, smoothness, "%s: smoothness %g", path, w);
+    nn_weights_close(f);
+}
+
+/* dst = src without the config keys loss and smoothness: a checkpoint as written before
+ * they existed. */
+static void write_without_loss_keys(const char *src, const char *dst) {
+    nn_weights_file *f = nn_weights_open(src);
+    cr_assert_not_null(f, "%s", nn_last_error());
+    char config[4096] = "";
+    for (const char *line = nn_weights_config(f); *line;) {
+        const char *nl = strchr(line, '\n');
+        const size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        if (strncmp(line, "loss=", 5) && strncmp(line, "smoothness=", 11)) strncat(config, line, len);
+        line += len;
+    }
+    const int n = nn_weights_count(f);
+    nn_tensor **t = malloc((size_t)n * sizeof *t);
+    const char **names = malloc((size_t)n * sizeof *names);
+    cr_assert(t && names);
+    for (int i = 0; i < n; i++) {
+        const nn_weights_info *info = nn_weights_tensor(f, i);
+        t[i] = nn_tensor_new(NN_CPU, info->ndim, info->shape), names[i] = info->name;
+        cr_assert_eq(nn_weights_read(f, info->name, t[i]), 0, "%s", nn_last_error());
+    }
+    cr_assert_eq(nn_weights_save(dst, config, t, names, n, NN_WEIGHTS_F32), 0, "%s", nn_last_error());
+    for (int i = 0; i < n; i++) nn_tensor_unref(t[i]);
+    free(t), free(names);
+    nn_weights_close(f);
+}
+
+/* --loss ssim-l1 --smoothness 0.1: log.csv gets the photometric and smoothness columns,
+ * the checkpoint stores both settings, and --resume keeps them without being told
+ * again: a 2-step run resumed to step 3 logs the losses of an uninterrupted 3-step run
+ * (a resume that fell back to l1 or to no smoothness would log other losses). A
+ * checkpoint without the keys (written before they existed) resumes as l1 with no
+ * smoothness (loss = photometric). */
+Test(train_cli, ssim_l1_and_smoothness_are_logged_and_kept_by_resume) {
+    write_dataset("d", 3, 80, 40);
+    tc_result r;
+    RUN(&r, "train", TINY, "--loss", "ssim-l1", "--smoothness", "0.1", "--lr", "0.001", "--data", P("d"), "--out",
+        P("a"), "--steps", "3");
+    expect_ok(&r, "run A, 3 steps");
+    RUN(&r, "train", TINY, "--loss", "ssim-l1", "--smoothness", "0.1", "--lr", "0.001", "--data", P("d"), "--out",
+        P("b"), "--steps", "2");
+    expect_ok(&r, "run B, 2 steps");
+    expect_loss_settings(P("b/checkpoint.d3w"), "ssim-l1", 0.1);
+    RUN(&r, "train", TINY, "--lr", "0.001", "--data", P("d"), "--out", P("b"), "--steps", "3", "--resume",
+        P("b/checkpoint.d3w"));
+    cr_assert(strstr(r.out, "loss ssim-l1 + 0.1 x smoothness"), "no loss settings in:\n%s", r.out);
+    expect_ok(&r, "run B, resumed");
+    expect_loss_settings(P("b/checkpoint.d3w"), "ssim-l1", 0.1);
+    cr_assert_eq(expect_loss_parts(P("a/log.csv"), 0.1), 3);
+    cr_assert_eq(expect_loss_parts(P("b/log.csv"), 0.1), 3);
+    char la[4][64] = {{0}}, lb[4][64] = {{0}};
+    cr_assert_eq(read_log(P("a/log.csv"), la, 3), 3);
+    cr_assert_eq(read_log(P("b/log.csv"), lb, 3), 3);
+    for (int s = 1; s <= 3; s++)
+        cr_assert_str_eq(la[s], lb[s], "step %d: loss,lr %s uninterrupted vs %s resumed", s, la[s], lb[s]);
+
+    write_without_loss_keys(P("b/checkpoint.d3w"), P("old.d3w"));
+    RUN(&r, "train", TINY, "--lr", "0.001", "--data", P("d"), "--out", P("c"), "--steps", "4", "--resume",
+        P("old.d3w"));
+    cr_assert(strstr(r.out, "loss l1 + 0 x smoothness"), "no loss settings in:\n%s", r.out);
+    expect_ok(&r, "run C, resumed from a checkpoint without the loss keys");
+    expect_loss_settings(P("c/checkpoint.d3w"), "l1", 0);
+    cr_assert_eq(expect_loss_parts(P("c/log.csv"), 0), 1);
+}
+
 /* The value of "key": NUMBER in a one-line JSON object (minimal parse). */
 static double json_number(const char *json, const char *key) {
     char pat[64];

@@ -1,9 +1,14 @@
 /* deep3d train: trains Deep3D on left/right stereo pairs (DEEP3D.md "Training").
  *
  * Each step: a batch from the background loader (random 2.4:1 crop of random scale,
- * flip with left/right swap, identical colour jitter), forward, L1 loss against the true
- * right view, backward, an optimizer step. Every batch and every dropout mask is a
- * function of (seed, step), so --resume continues exactly where a checkpoint left off.
+ * flip with left/right swap, identical colour jitter), forward, the loss, backward, an
+ * optimizer step. The loss is the photometric loss of the predicted right view against
+ * the true one (--loss: l1, the paper's, or ssim-l1, Godard et al. 2017 eq. 2,
+ * layers/ssim_l1_loss.h) plus --smoothness W times the edge-aware smoothness of the
+ * expected disparity (Godard et al. eq. 3, layers/disparity_smoothness.h). The
+ * smoothness is computed and logged even when W = 0 (then outside the graph). Every
+ * batch and every dropout mask is a function of (seed, step), so --resume continues
+ * exactly where a checkpoint left off.
  *
  * The next batch is uploaded while a step computes: step k (forward, backward,
  * optimizer step) is queued, then batch k+1 is taken from the loader and its upload
@@ -15,8 +20,9 @@
  * plain copy after step k, and the steps compute exactly what they did before.
  *
  * Writes into --out: log.csv (step, loss, lr, images/s, validation MAE of the model and
- * both baselines), checkpoint.d3w (float32, with optimizer state; atomic) every
- * --checkpoint-every steps and at the end, and model.d3w (float16) at the end. */
+ * both baselines, then the loss's photometric and smoothness parts), checkpoint.d3w
+ * (float32, with optimizer state and the loss settings; atomic) every --checkpoint-every
+ * steps and at the end, and model.d3w (float16) at the end. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -34,19 +40,27 @@
 
 typedef struct train_opts {
     cli_list data, val_data;
-    const char *out, *resume, *variant, *optimizer, *schedule, *layout, *device, *precision;
+    const char *out, *resume, *variant, *optimizer, *schedule, *layout, *device, *precision, *loss;
     int deterministic;
     long steps, batch, seed, threads, width, height, disparities, dmin, width_div;
     long lr_step, checkpoint_every, val_every, log_every;
-    double lr, weight_decay;
+    double lr, weight_decay, smoothness;
 } train_opts;
+
+typedef enum { LOSS_L1 = 0, LOSS_SSIM_L1 = 1 } train_loss;
+
+static const char *loss_names[] = {"l1", "ssim-l1"};
+
+/* Godard et al.'s SSIM weight (their alpha, eq. 2) */
+#define SSIM_ALPHA 0.85
 
 /* Everything a checkpoint holds besides the model. */
 typedef struct train_state {
     long step, seed, batch, lr_step;
-    double lr, weight_decay;
+    double lr, weight_decay, smoothness;
     nn_optim_kind optimizer;
     nn_lr_kind schedule;
+    train_loss loss;
 } train_state;
 
 static const char *schedule_names[] = {"constant", "step", "cosine"};
@@ -59,9 +73,10 @@ static int save_checkpoint(const char *path, const deep3d_model *m, const nn_opt
     deep3d_config_format(&m->cfg, config, sizeof config);
     size_t len = strlen(config);
     snprintf(config + len, sizeof config - len,
-             "step=%ld\nseed=%ld\nbatch=%ld\noptimizer=%s\nlr=%.17g\nlr_schedule=%s\nlr_step=%ld\nweight_decay=%.17g\n",
+             "step=%ld\nseed=%ld\nbatch=%ld\noptimizer=%s\nlr=%.17g\nlr_schedule=%s\nlr_step=%ld\nweight_decay=%.17g\n"
+             "loss=%s\nsmoothness=%.17g\n",
              st->step, st->seed, st->batch, st->optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st->lr,
-             schedule_names[st->schedule], st->lr_step, st->weight_decay);
+             schedule_names[st->schedule], st->lr_step, st->weight_decay, loss_names[st->loss], st->smoothness);
     nn_tensor *tensors[3 * DEEP3D_MAX_TENSORS];
     const char *names[3 * DEEP3D_MAX_TENSORS];
     int n = 0;
@@ -88,6 +103,14 @@ static int read_state(const nn_weights_file *f, train_state *st) {
         return nn_fail_context("%s is not a training checkpoint", nn_weights_path(f));
     st->optimizer = !strcmp(opt, "adam") ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
     st->schedule = !strcmp(sched, "cosine") ? NN_LR_COSINE : !strcmp(sched, "constant") ? NN_LR_CONSTANT : NN_LR_STEP;
+    /* checkpoints written before these keys existed trained with l1 and no smoothness */
+    const char *loss = nn_weights_config_get(f, "loss");
+    if (loss && strcmp(loss, "l1") && strcmp(loss, "ssim-l1"))
+        return nn_fail("%s: unknown loss '%s' in its configuration (l1 or ssim-l1)", nn_weights_path(f), loss);
+    st->loss = loss && !strcmp(loss, "ssim-l1") ? LOSS_SSIM_L1 : LOSS_L1;
+    st->smoothness = 0;
+    if (nn_weights_config_get(f, "smoothness") && nn_weights_config_double(f, "smoothness", &st->smoothness))
+        return nn_fail_context("%s is not a training checkpoint", nn_weights_path(f));
     return 0;
 }
 
@@ -155,6 +178,7 @@ static int run(train_opts *o) {
         cfg.width = (int)o->width, cfg.height = (int)o->height, cfg.disparities = (int)o->disparities;
         cfg.dmin = (int)o->dmin, cfg.width_div = (int)o->width_div;
         st.seed = o->seed, st.batch = o->batch, st.lr = o->lr, st.lr_step = o->lr_step, st.weight_decay = o->weight_decay;
+        st.loss = !strcmp(o->loss, "ssim-l1") ? LOSS_SSIM_L1 : LOSS_L1, st.smoothness = o->smoothness;
         st.optimizer = !strcmp(o->optimizer, "adam") ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
         st.schedule = !strcmp(o->schedule, "cosine") ? NN_LR_COSINE : !strcmp(o->schedule, "constant") ? NN_LR_CONSTANT : NN_LR_STEP;
         if (deep3d_model_init(&m, &cfg, device, (uint64_t)st.seed)) goto done;
@@ -216,18 +240,19 @@ static int run(train_opts *o) {
         nn_fail("cannot write %s: %s", path, strerror(errno));
         goto done;
     }
-    if (fresh_log) fprintf(csv, "step,loss,lr,img_per_s,val_mae_model,val_mae_identity,val_mae_global\n");
+    if (fresh_log)
+        fprintf(csv, "step,loss,lr,img_per_s,val_mae_model,val_mae_identity,val_mae_global,photometric,smoothness\n");
     printf("training %s (width/%d, %dx%d, D=%d from %d, %.2f M parameters) on %d pairs, batch %ld, %s lr %g, "
-           "%s, steps %ld..%ld\n",
+           "loss %s + %g x smoothness, %s, steps %ld..%ld\n",
            m.cfg.variant, m.cfg.width_div, m.cfg.width, m.cfg.height, m.cfg.disparities, m.cfg.dmin,
-           (double)deep3d_model_param_count(&m) / 1e6, train_ds->n, st.batch, st.optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st.lr, nn_device_name(device),
-           st.step, o->steps);
+           (double)deep3d_model_param_count(&m) / 1e6, train_ds->n, st.batch, st.optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st.lr,
+           loss_names[st.loss], st.smoothness, nn_device_name(device), st.step, o->steps);
     if (val_ds) printf("validation: %d pairs every %ld steps\n", val_ds->n, o->val_every);
     fflush(stdout);
 
     const int tty = cli_is_tty();
     const long first = st.step;
-    double t_start = deep3d_now(), t_log = t_start, loss_sum = 0;
+    double t_start = deep3d_now(), t_log = t_start, loss_sum = 0, photo_sum = 0, smooth_sum = 0;
     long loss_count = 0, warnings_seen = 0, images_since_log = 0;
     int have_batch = 0; /* the batch of st.step is in left/right (uploaded during the previous step) */
     for (; st.step < o->steps;) {
@@ -241,11 +266,18 @@ static int run(train_opts *o) {
         nn_graph g;
         nn_graph_init(&g, 1);
         g.dropout_seed = (unsigned long long)(nn_hash_uniform((uint64_t)st.seed, (uint64_t)st.step) * 9007199254740992.0);
-        nn_tensor *pred = NULL, *loss = NULL;
-        /* queue step st.step: nothing below waits for the device before the loss download */
-        int err = deep3d_forward(&m, &g, left, &pred, NULL) || !(loss = nn_l1_loss(&g, pred, right)) ||
+        nn_tensor *pred = NULL, *prob = NULL, *photo = NULL, *smooth = NULL, *loss = NULL;
+        /* queue step st.step: nothing below waits for the device before the loss download.
+         * loss = photometric + W * smoothness; with W = 0 the smoothness is only logged
+         * (computed outside the graph) and the loss is the photometric part itself. */
+        const int smoothed = st.smoothness > 0;
+        int err = deep3d_forward(&m, &g, left, &pred, &prob) ||
+                  !(photo = st.loss == LOSS_SSIM_L1 ? nn_ssim_l1_loss(&g, pred, right, SSIM_ALPHA)
+                                                    : nn_l1_loss(&g, pred, right)) ||
+                  !(smooth = nn_disparity_smoothness(smoothed ? &g : NULL, prob, left, m.cfg.dmin)) ||
+                  !(loss = smoothed ? nn_add_scaled(&g, photo, smooth, st.smoothness) : nn_tensor_ref(photo)) ||
                   nn_graph_backward(&g, loss);
-        nn_tensor_unref(pred);
+        nn_tensor_unref(pred), nn_tensor_unref(prob), nn_tensor_unref(loss);
         nn_graph_free(&g);
         if (!err) err = nn_optimizer_step(&opt, (nn_real)lr) || nn_optimizer_zero_grad(&opt);
         /* the next batch into the tensors the queued step reads; a loader failure is
@@ -256,21 +288,24 @@ static int run(train_opts *o) {
             err = nn_tensor_upload_async(left, b.left) || nn_tensor_upload_async(right, b.right);
             have_batch = !err;
         }
-        nn_real loss_value = 0;
-        if (!err) err = nn_tensor_download(loss, &loss_value); /* waits for the step, not for the upload */
-        nn_tensor_unref(loss);
+        nn_real photo_value = 0, smooth_value = 0;
+        /* waits for the step, not for the upload */
+        if (!err) err = nn_tensor_download(photo, &photo_value) || nn_tensor_download(smooth, &smooth_value);
+        nn_tensor_unref(photo), nn_tensor_unref(smooth);
+        const double loss_value = (double)photo_value + st.smoothness * (double)smooth_value;
         if (!err) err = nn_device_wait_uploads(device);
-        if (!err && !isfinite(loss_value)) err = nn_fail("the loss is %g at step %ld: training diverged; lower --lr", (double)loss_value, st.step);
+        if (!err && !isfinite(loss_value)) err = nn_fail("the loss is %g at step %ld: training diverged; lower --lr", loss_value, st.step);
         if (err) goto done;
         st.step++;
-        loss_sum += loss_value, loss_count++, images_since_log += st.batch;
+        loss_sum += loss_value, photo_sum += photo_value, smooth_sum += smooth_value;
+        loss_count++, images_since_log += st.batch;
 
         const double now = deep3d_now(), rate = (double)(st.step - first) * st.batch / (now - t_start);
         char eta[32];
         format_duration((double)(o->steps - st.step) * st.batch / rate, eta, sizeof eta);
         if (tty)
             fprintf(stderr, "\rstep %ld/%ld  loss %.3f  lr %.2e  %.2f img/s  ETA %s   ", st.step, o->steps,
-                    (double)loss_value, lr, rate, eta);
+                    loss_value, lr, rate, eta);
         const int last = st.step == o->steps;
         const int do_val = val_ds && (st.step % o->val_every == 0 || last);
         if (st.step % o->log_every == 0 || do_val || last) {
@@ -278,8 +313,9 @@ static int run(train_opts *o) {
             if (do_val && deep3d_evaluate(&m, val_ds, m.cfg.global_disparity, &ev)) goto done;
             const double ips = images_since_log / (now - t_log);
             fprintf(csv, "%ld,%.6f,%.6g,%.4f", st.step, loss_sum / loss_count, lr, ips);
-            if (do_val) fprintf(csv, ",%.6f,%.6f,%.6f\n", ev.mae_model, ev.mae_identity, ev.mae_global);
-            else fprintf(csv, ",,,\n");
+            if (do_val) fprintf(csv, ",%.6f,%.6f,%.6f", ev.mae_model, ev.mae_identity, ev.mae_global);
+            else fprintf(csv, ",,,");
+            fprintf(csv, ",%.6f,%.6f\n", photo_sum / loss_count, smooth_sum / loss_count);
             fflush(csv);
             if (!tty || do_val) {
                 printf("%sstep %ld/%ld loss %.4f lr %.3g %.2f img/s ETA %s", tty ? "\n" : "", st.step, o->steps,
@@ -290,7 +326,7 @@ static int run(train_opts *o) {
                 printf("\n");
                 fflush(stdout);
             }
-            loss_sum = 0, loss_count = 0, images_since_log = 0, t_log = now;
+            loss_sum = photo_sum = smooth_sum = 0, loss_count = 0, images_since_log = 0, t_log = now;
         }
         if (st.step % o->checkpoint_every == 0 || last) {
             snprintf(path, sizeof path, "%s/checkpoint.d3w", o->out);
@@ -318,7 +354,7 @@ done:
 }
 
 int cmd_train(int argc, char **argv) {
-    train_opts o = {.out = NULL, .variant = "released", .optimizer = "sgd", .schedule = "step", .layout = "pairs",
+    train_opts o = {.out = NULL, .variant = "released", .optimizer = "sgd", .schedule = "step", .layout = "pairs", .loss = "l1",
                     .device = "auto", .precision = "fp32", .steps = 1000, .batch = 4, .seed = 1, .width = 384, .height = 160,
                     .disparities = 33, .dmin = -15, .width_div = 1, .lr_step = 20000, .checkpoint_every = 500,
                     .val_every = 100, .log_every = 10, .lr = 0.002};
@@ -332,6 +368,8 @@ int cmd_train(int argc, char **argv) {
         {"lr-schedule", CLI_STRING, &o.schedule, "NAME", "step (x0.1 every --lr-step), cosine or constant (default: step)", 0, 0, "step|cosine|constant"},
         {"lr-step", CLI_INT, &o.lr_step, "N", "steps between x0.1 decays (default: 20000)", 1, 1e9, NULL},
         {"weight-decay", CLI_DOUBLE, &o.weight_decay, "X", "L2 weight decay (default: 0)", 0, 1, NULL},
+        {"loss", CLI_STRING, &o.loss, "NAME", "l1 (the paper's, default) or ssim-l1 (0.85 SSIM + 0.15 L1, Godard et al. 2017)", 0, 0, "l1|ssim-l1"},
+        {"smoothness", CLI_DOUBLE, &o.smoothness, "W", "weight of the edge-aware disparity smoothness (Godard et al. 2017; default: 0, off)", 0, 1000, NULL},
         {"variant", CLI_STRING, &o.variant, "NAME", "released (default) or vgg16", 0, 0, "released|vgg16"},
         {"width", CLI_INT, &o.width, "PX", "network width, multiple of 32 (default: 384)", 32, 8192, NULL},
         {"height", CLI_INT, &o.height, "PX", "network height, multiple of 32 (default: 160)", 32, 8192, NULL},
