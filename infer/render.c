@@ -210,12 +210,14 @@ static inline double ramp(int t, int n, int a, int b) {
     return v;
 }
 
-/* Row by row: resample each window covering the row, renormalise it, blend with the
- * window weights, renormalise over D, render with the shifts of shift_table_init(ss, q)
- * (disparity: E[d] times s). `what` names the caller in messages. */
+/* Row by row over the region [x_lo, x_hi) x [y_lo, y_hi): resample each of the n windows
+ * pw (window indices first .. first + n - 1) covering the row, renormalise it, blend with
+ * the window weights, renormalise over D, render with the shifts of
+ * shift_table_init(ss, q) (disparity: E[d] times s). The windows given must be every
+ * window covering the region, in index order. `what` names the caller in messages. */
 static int blend_render(nn_real *right, nn_real *disparity, const nn_real *left, int H, int W,
-                        const placed_window *pw, int n, int D, int dmin, int h, int w, double s, double ss,
-                        double q, const char *what) {
+                        const placed_window *pw, int n, int first, int D, int dmin, int h, int w, double s,
+                        double ss, double q, int x_lo, int x_hi, int y_lo, int y_hi, const char *what) {
     int nt = omp_get_max_threads();
     size_t per = (size_t)w * D + (size_t)D + (size_t)W * D;
     nn_real *scratch = malloc((size_t)nt * per * sizeof *scratch);
@@ -226,7 +228,7 @@ static int blend_render(nn_real *right, nn_real *disparity, const nn_real *left,
     }
     int bad = 0, bad_y = 0, bad_x = 0, bad_win = -1;
 #pragma omp parallel for schedule(dynamic, 4)
-    for (int y = 0; y < H; y++) {
+    for (int y = y_lo; y < y_hi; y++) {
         int failed;
 #pragma omp atomic read
         failed = bad;
@@ -251,7 +253,8 @@ static int blend_render(nn_real *right, nn_real *disparity, const nn_real *left,
                     vrow[(size_t)t * D + k] = v;
                 }
             }
-            for (int tx = 0; tx < r->w; tx++) {
+            const int tx_lo = x_lo - r->x0 > 0 ? x_lo - r->x0 : 0, tx_hi = x_hi - r->x0 < r->w ? x_hi - r->x0 : r->w;
+            for (int tx = tx_lo; tx < tx_hi; tx++) {
                 const nn_real *wx = fx->w + (size_t)tx * fx->max_taps;
                 const nn_real *v = vrow + (size_t)fx->first[tx] * D;
                 for (int k = 0; k < D; k++) hp[k] = wx[0] * v[k];
@@ -261,7 +264,7 @@ static int blend_render(nn_real *right, nn_real *disparity, const nn_real *left,
                 for (int k = 0; k < D; k++) sum += hp[k];
                 if (!(sum > 0) || !isfinite(sum)) {
 #pragma omp critical(render_bad)
-                    if (bad_win < 0 || y < bad_y) bad_y = y, bad_x = r->x0 + tx, bad_win = i;
+                    if (bad_win < 0 || y < bad_y) bad_y = y, bad_x = r->x0 + tx, bad_win = first + i;
 #pragma omp atomic write
                     bad = 1;
                     failed = 1;
@@ -273,7 +276,7 @@ static int blend_render(nn_real *right, nn_real *disparity, const nn_real *left,
             }
         }
         if (failed) continue;
-        for (int x = 0; x < W; x++) {
+        for (int x = x_lo; x < x_hi; x++) {
             nn_real *p = acc + (size_t)x * D, tot = 0;
             for (int k = 0; k < D; k++) tot += p[k];
             /* every pixel lies in a window with a positive weight, so tot > 0 */
@@ -297,8 +300,8 @@ int render_from_prob(nn_real *right, nn_real *disparity, const nn_real *left, in
     if (axis_filter_init(&fy, h, H)) return -1;
     if (axis_filter_init(&fx, w, W)) return axis_filter_free(&fy), -1;
     placed_window pw = {{0, 0, W, H, 0, 0, 0, 0}, prob, &fx, &fy};
-    int rc = blend_render(right, disparity, left, H, W, &pw, 1, D, dmin, h, w, (double)W / w, (double)W / w, 0,
-                          "render_from_prob");
+    int rc = blend_render(right, disparity, left, H, W, &pw, 1, 0, D, dmin, h, w, (double)W / w, (double)W / w, 0,
+                          0, W, 0, H, "render_from_prob");
     axis_filter_free(&fy), axis_filter_free(&fx);
     return rc;
 }
@@ -395,6 +398,110 @@ int render_plan_windows(render_window *win, int max_windows, double *scale, cons
     return plan(win, max_windows, scale, NULL, cfg, H, W);
 }
 
+/* The blend path of render_image, in bounded memory: the windows slide along one axis,
+ * so the frame splits into segments (between consecutive window starts and ends along
+ * that axis) each covered by a run of consecutive windows. Segment by segment, the
+ * network runs on the windows the segment needs that have not run yet, and windows that
+ * no later segment needs are dropped: at most max_cover windows' probabilities are kept
+ * (2 or 3 with the default overlap), whatever the frame's size. */
+typedef struct {
+    const render_config *cfg;
+    render_net_fn net;
+    void *ctx;
+    const nn_real *left;
+    int H, W, n, axis;
+    double s;
+    render_window *win;     /* (n) */
+    placed_window *pw;      /* (n); prob set while the window is held */
+    int *bounds, n_bounds;  /* segment boundaries along the axis, sorted, unique */
+    int max_cover;
+    nn_real *probs;         /* (max_cover, D, net_h, net_w): window i in slot i % max_cover */
+    nn_real *input;         /* (3, net_h, net_w) */
+    axis_filter in_x, in_y, out_x, out_y;
+} blend_job;
+
+static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+
+static void blend_job_free(blend_job *j) {
+    axis_filter_free(&j->in_x), axis_filter_free(&j->in_y), axis_filter_free(&j->out_x), axis_filter_free(&j->out_y);
+    free(j->win), free(j->pw), free(j->bounds), free(j->probs), free(j->input);
+}
+
+/* Start and length of window i along the sliding axis. */
+static int win_start(const blend_job *j, int i) { return j->axis == 2 ? j->win[i].y0 : j->win[i].x0; }
+static int win_len(const blend_job *j, int i) { return j->axis == 2 ? j->win[i].h : j->win[i].w; }
+
+static int blend_job_init(blend_job *j) {
+    const render_config *cfg = j->cfg;
+    const int n = j->n, nh = cfg->net_h, nw = cfg->net_w;
+    j->win = malloc((size_t)n * sizeof *j->win);
+    j->pw = malloc((size_t)n * sizeof *j->pw);
+    j->bounds = malloc((size_t)2 * n * sizeof *j->bounds);
+    j->input = malloc((size_t)3 * nh * nw * sizeof *j->input);
+    if (!j->win || !j->pw || !j->bounds || !j->input)
+        return nn_fail("render_image: out of memory planning %d windows for a %d x %d frame", n, j->W, j->H);
+    if (render_plan_windows(j->win, n, NULL, cfg, j->H, j->W) != n) return -1;
+    const int ww = j->win[0].w, wh = j->win[0].h; /* all windows have the same size */
+    if (axis_filter_init(&j->in_x, ww, nw) || axis_filter_init(&j->in_y, wh, nh) ||
+        axis_filter_init(&j->out_x, nw, ww) || axis_filter_init(&j->out_y, nh, wh))
+        return -1;
+    for (int i = 0; i < n; i++) {
+        j->bounds[2 * i] = win_start(j, i), j->bounds[2 * i + 1] = win_start(j, i) + win_len(j, i);
+        j->pw[i] = (placed_window){j->win[i], NULL, &j->out_x, &j->out_y};
+    }
+    qsort(j->bounds, (size_t)2 * n, sizeof *j->bounds, cmp_int);
+    j->n_bounds = 0;
+    for (int i = 0; i < 2 * n; i++)
+        if (j->n_bounds == 0 || j->bounds[i] != j->bounds[j->n_bounds - 1]) j->bounds[j->n_bounds++] = j->bounds[i];
+    j->max_cover = 1;
+    for (int b = 0; b + 1 < j->n_bounds; b++) {
+        int c = 0;
+        for (int i = 0; i < n; i++) c += win_start(j, i) <= j->bounds[b] && win_start(j, i) + win_len(j, i) > j->bounds[b];
+        j->max_cover = c > j->max_cover ? c : j->max_cover;
+    }
+    const size_t psize = (size_t)cfg->D * nh * nw;
+    j->probs = malloc((size_t)j->max_cover * psize * sizeof *j->probs);
+    if (!j->probs)
+        return nn_fail("render_image: out of memory for %d windows of %d x %d x %d probabilities (%d x %d frame)",
+                       j->max_cover, cfg->D, nh, nw, j->W, j->H);
+    return 0;
+}
+
+/* One rendering of the whole frame (render_pixel's shifts from ss and q), segment by
+ * segment; the network runs once per window. */
+static int blend_pass(blend_job *j, nn_real *right, nn_real *disparity, double ss, double q) {
+    const render_config *cfg = j->cfg;
+    const size_t psize = (size_t)cfg->D * cfg->net_h * cfg->net_w;
+    int next = 0; /* the first window the network has not run on in this pass */
+    for (int b = 0; b + 1 < j->n_bounds; b++) {
+        const int a = j->bounds[b], e = j->bounds[b + 1];
+        int i0 = -1, i1 = -1; /* the windows covering [a, e): consecutive */
+        for (int i = 0; i < j->n; i++)
+            if (win_start(j, i) <= a && win_start(j, i) + win_len(j, i) >= e) {
+                if (i0 < 0) i0 = i;
+                i1 = i;
+            }
+        if (i0 < 0) continue; /* not reached: the windows cover the frame */
+        for (; next <= i1; next++) {
+            const render_window *r = &j->win[next];
+            nn_real *slot = j->probs + (size_t)(next % j->max_cover) * psize;
+            if (resample(j->input, j->left + (size_t)r->y0 * j->W + r->x0, (size_t)j->H * j->W, (size_t)j->W, 3,
+                         &j->in_y, &j->in_x))
+                return -1;
+            if (j->net(j->ctx, j->input, slot) != 0)
+                return nn_fail_context("render: network failed on window %d of %d (x0 %d, y0 %d, %d x %d)", next, j->n,
+                                       r->x0, r->y0, r->w, r->h);
+            j->pw[next].prob = slot;
+        }
+        const int x_lo = j->axis == 2 ? 0 : a, x_hi = j->axis == 2 ? j->W : e;
+        const int y_lo = j->axis == 2 ? a : 0, y_hi = j->axis == 2 ? e : j->H;
+        if (blend_render(right, disparity, j->left, j->H, j->W, j->pw + i0, i1 - i0 + 1, i0, cfg->D, cfg->dmin,
+                         cfg->net_h, cfg->net_w, j->s, ss, q, x_lo, x_hi, y_lo, y_hi, "render_image"))
+            return -1;
+    }
+    return 0;
+}
+
 int render_image(nn_real *right, nn_real *disparity, render_info *info, const render_config *cfg,
                  render_net_fn net, void *ctx, const nn_real *left, int H, int W) {
     if (check_config(cfg, "render_image")) return -1;
@@ -411,57 +518,31 @@ int render_image(nn_real *right, nn_real *disparity, render_info *info, const re
     }
     double s;
     int axis;
-    int n = plan(NULL, 0, &s, &axis, cfg, H, W);
+    const int n = plan(NULL, 0, &s, &axis, cfg, H, W);
     if (n < 1) return nn_fail_context("render_image");
-    int D = cfg->D, nh = cfg->net_h, nw = cfg->net_w, rc = -1;
-    size_t psize = (size_t)D * nh * nw;
-    render_window *win = malloc((size_t)n * sizeof *win);
-    placed_window *pw = malloc((size_t)n * sizeof *pw);
-    nn_real *probs = malloc((size_t)n * psize * sizeof *probs);
-    nn_real *input = malloc((size_t)3 * nh * nw * sizeof *input);
-    axis_filter in_x = {0}, in_y = {0}, out_x = {0}, out_y = {0};
-    if (!win || !pw || !probs || !input) {
-        nn_fail("render_image: out of memory for %d windows of %d x %d x %d", n, D, nh, nw);
-        goto done;
-    }
-    if (render_plan_windows(win, n, NULL, cfg, H, W) != n) goto done;
-    int ww = win[0].w, wh = win[0].h;  /* all windows have the same size */
-    if (axis_filter_init(&in_x, ww, nw) || axis_filter_init(&in_y, wh, nh) ||
-        axis_filter_init(&out_x, nw, ww) || axis_filter_init(&out_y, nh, wh))
-        goto done;
-    for (int i = 0; i < n; i++) {
-        const render_window *r = &win[i];
-        if (resample(input, left + (size_t)r->y0 * W + r->x0, (size_t)H * W, (size_t)W, 3, &in_y, &in_x))
-            goto done;
-        if (net(ctx, input, probs + (size_t)i * psize) != 0) {
-            nn_fail_context("render: network failed on window %d of %d (x0 %d, y0 %d, %d x %d)", i, n, r->x0,
-                            r->y0, r->w, r->h);
-            goto done;
-        }
-        pw[i] = (placed_window){*r, probs + (size_t)i * psize, &out_x, &out_y};
-    }
+    int rc = -1;
+    blend_job job = {.cfg = cfg, .net = net, .ctx = ctx, .left = left, .H = H, .W = W, .n = n, .axis = axis, .s = s};
+    if (blend_job_init(&job)) goto done;
     double q = 0;
     if (cfg->convergence >= 0) { /* a first pass for E[d], whose quantile goes to the screen */
         nn_real *e = disparity ? disparity : malloc((size_t)H * W * sizeof *e);
         if (!e) {
-            nn_fail("render_image: out of memory for a %d x %d disparity map", W, H);
+            nn_fail("render_image: out of memory for a %d x %d disparity map (%s)", W, H, "convergence");
             goto done;
         }
-        rc = blend_render(right, e, left, H, W, pw, n, D, cfg->dmin, nh, nw, s, s, 0, "render_image");
+        rc = blend_pass(&job, right, e, s, 0);
         if (rc == 0) q = render_convergence_offset(e, (size_t)H * W, s, cfg);
         if (e != disparity) free(e);
         if (rc) goto done;
     }
-    rc = blend_render(right, disparity, left, H, W, pw, n, D, cfg->dmin, nh, nw, s, s * cfg->strength, q,
-                      "render_image");
+    rc = blend_pass(&job, right, disparity, s * cfg->strength, q);
     if (rc == 0 && cfg->strength == 0) memcpy(right, left, (size_t)3 * H * W * sizeof *right);
     if (rc == 0 && info) {
-        info->n_windows = n, info->win_w = ww, info->win_h = wh, info->scale = s;
+        info->n_windows = n, info->win_w = job.win[0].w, info->win_h = job.win[0].h, info->scale = s;
         info->axis = axis;
     }
 done:
-    axis_filter_free(&in_x), axis_filter_free(&in_y), axis_filter_free(&out_x), axis_filter_free(&out_y);
-    free(win), free(pw), free(probs), free(input);
+    blend_job_free(&job);
     return rc;
 }
 

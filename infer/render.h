@@ -142,8 +142,15 @@ int render_plan_windows(render_window *win, int max_windows, double *scale,
  * themselves exactly. (The released convert_movie.py instead averaged five rendered
  * 384x160 crops of a 432x180 frame, at offsets (24,10) (0,0) (0,20) (48,0) (48,20),
  * with a weight ramping over 32 px from the top and left window edges.)
- * Memory: n_windows * D * net_h * net_w values for the network outputs plus a row of
- * D * W per thread; the full-resolution (D, H, W) probabilities are never stored.
+ * Memory (blend): the windows run in bounded groups (segments along the sliding axis,
+ * each covered by a run of consecutive windows; the network runs on a window when the
+ * first segment needing it comes, and its probabilities are dropped after the last):
+ * at most max_cover (2-3 with the default overlap) * D * net_h * net_w values for the
+ * network outputs, plus a row of D * W per thread; the full-resolution (D, H, W)
+ * probabilities are never stored. With convergence the frame is rendered twice (E[d]
+ * first) and the network runs twice on every window.
+ * Memory (warp): render_disparity's 2 H W values plus one window, then the guided
+ * filter's 8 H W values (render_guided_filter).
  * Errors: bad sizes or settings, NULL arguments, out of memory, a failing callback
  * ("render: network failed on window i of n (x0, y0, w x h): <callback's message>"),
  * probabilities that do not sum to a positive finite number. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -265,7 +266,9 @@ void tc_run(tc_result *r, const char *scratch, const char *const *args) {
     posix_spawn_file_actions_destroy(&fa);
     cr_assert_eq(rc, 0, "cannot run %s: %s (build it first; DEEP3D_BIN names it)", argv[0], strerror(rc));
     int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid, "waitpid: %s", strerror(errno));
+    struct rusage ru;
+    cr_assert_eq(wait4(pid, &st, 0, &ru), pid, "wait4: %s", strerror(errno));
+    r->maxrss_kib = ru.ru_maxrss;
     r->exited = WIFEXITED(st);
     r->status = r->exited ? WEXITSTATUS(st) : WTERMSIG(st);
     r->out = slurp(out_path);

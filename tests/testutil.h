@@ -91,6 +91,7 @@ const char *tu_join(const char *dir, const char *name);
 typedef struct tc_result {
     int exited;  /* 1: exited normally; 0: killed by a signal */
     int status;  /* exit status, or the signal number */
+    long maxrss_kib; /* the child's peak resident set size (wait4's ru_maxrss), KiB */
     char *out, *err;
 } tc_result;
 
