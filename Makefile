@@ -28,7 +28,7 @@ LIB_SRC  := $(filter-out $(MAIN_SRC) nn/backend_cuda_none.c, $(CORE_SRC) $(APP_S
 
 ifeq ($(CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
-  CU_SRC    := $(wildcard nn/*.cu) $(wildcard layers/*.cu)
+  CU_SRC    := $(wildcard nn/*.cu) $(wildcard layers/*.cu) $(wildcard infer/*.cu)
   CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/f32/%.cu.o)   # .cu.o: layers/conv2d.cu sits beside layers/conv2d.c
   NVFLAGS   := -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
   LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++ -Wl,-rpath,$(CUDA_HOME)/lib64
@@ -88,6 +88,10 @@ $(BUILD)/f64/%.o: %.c
 $(BUILD)/f32/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -DNN_WITH_CUDA -c -o $@ $<
+
+# The renderer's kernels run warp.h's plain float code: no fused multiply-adds, so
+# they round as the CPU build does (infer/render_hd.h).
+$(BUILD)/f32/infer/render.cu.o: NVFLAGS += --fmad=false
 
 $(BUILD)/test_nn: $(TEST_OBJ) $(BUILD)/libdeep3d.a
 	$(CC) -o $@ $^ $(TEST_LIBS) $(LDLIBS)

@@ -5,12 +5,12 @@
  *   1. upload the source frame once (and a few KB of tables: the plan below);
  *   2. crop every window of render_plan_windows() and resize it to the network
  *      resolution (render_resize's convention: half-pixel centres, bilinear when
- *      enlarging, antialiased tent when shrinking)            kernel, layers/render.cu
+ *      enlarging, antialiased tent when shrinking)            kernel, infer/render.cu
  *   3. run the network once on all windows as ONE batch (N = number of windows);
  *   4. at every source pixel: resample each covering window's probabilities to the
  *      source resolution, renormalise them per window, blend them with the feathered
  *      window weights, renormalise over the D levels, and render the right view and
- *      E[d] with fractional shifts and clamped borders       kernel, layers/render.cu
+ *      E[d] with fractional shifts and clamped borders       kernel, infer/render.cu
  *   5. download the right view and the disparity map once each.
  * The formulas are render.c's (render.h states them); the reference stays render_image
  * on the CPU (also the --device cpu path).
@@ -39,7 +39,7 @@
  * finite number ("render (cuda): probabilities of window i at (y Y, x X) ...": the
  * first such pixel in (row, window, column) order).
  *
- * Everything declared here needs the CUDA build (layers/render.cu, nn/backend_cuda.cu);
+ * Everything declared here needs the CUDA build (infer/render.cu, nn/backend_cuda.cu);
  * the plan functions are host code but live in the same .cu file, so callers and tests
  * guard them with #ifdef NN_WITH_CUDA.
  */
@@ -156,7 +156,7 @@ int render_cuda_blend(nn_real *right, nn_real *disparity, unsigned long long *ba
 #endif
 
 /* ---------------------------------------------------------------- per-pixel code
- * Shared by the kernels (layers/render.cu) and the CPU tests that emulate them. On the
+ * Shared by the kernels (infer/render.cu) and the CPU tests that emulate them. On the
  * device every operation is explicitly rounded (no contraction into fused
  * multiply-adds); on the host the plain operators are used, which the C11 build does
  * not contract (as render.c). */

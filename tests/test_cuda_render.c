@@ -1,4 +1,4 @@
-/* The GPU rendering path (infer/render_cuda.h, layers/render.cu), the CUDA backend's
+/* The GPU rendering path (infer/render_cuda.h, infer/render.cu), the CUDA backend's
  * pinned and asynchronous uploads, and bf16 mixed precision (layers/conv2d.cu,
  * layers/linear.cu). The reference is always the CPU: render_image (infer/render.c)
  * and the CPU backend's kernels.

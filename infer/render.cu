@@ -20,7 +20,7 @@
 
 #include "../nn/cuda_check.h"
 
-#include "../infer/render_cuda.h"
+#include "render_cuda.h"
 
 /* ---- the plan (host) ------------------------------------------------------------------- */
 
