@@ -527,11 +527,12 @@ nn_real *render_depth_map(const nn_real *disparity, int H, int W, int D, int dmi
 
 double render_convergence_offset(const nn_real *disp, size_t n, double scale, const render_config *cfg) {
     if (!(cfg->convergence >= 0) || n == 0) return 0;
-    const nn_real lo = (nn_real)(scale * cfg->dmin), hi = (nn_real)(scale * (cfg->dmin + cfg->D - 1));
-    if (!(hi > lo)) return cfg->strength * lo;
+    nn_real lo, hi;
+    warp_hist_range(&lo, &hi, scale, cfg->dmin, cfg->D);
     unsigned int hist[WARP_HIST_BINS] = {0};
-    for (size_t i = 0; i < n; i++) hist[warp_hist_bin(disp[i], lo, hi)]++;
-    return cfg->strength * (double)warp_hist_quantile(hist, lo, hi, cfg->convergence);
+    if (hi > lo)
+        for (size_t i = 0; i < n; i++) hist[warp_hist_bin(disp[i], lo, hi)]++;
+    return warp_convergence_offset(hist, lo, hi, cfg->strength, cfg->convergence);
 }
 
 /* out (H, W) = the 2-D box mean of in (H, W), radius r, clipped at the borders:
@@ -601,31 +602,23 @@ int render_warp(nn_real *right, const nn_real *left, const nn_real *disp, int H,
     for (int y = 0; y < H; y++) {
         nn_real *shift = scratch + (size_t)omp_get_thread_num() * 4 * W, *src = shift + W, *out = src + W,
                 *key = out + W;
-        const nn_real *d = disp + (size_t)y * W;
-        for (int x = 0; x < W; x++) shift[x] = st * d[x] - q;
-        warp_invert_row(src, out, key, shift, W, -1, (nn_real)cfg->gap);
-        for (int c = 0; c < 3; c++) {
-            const nn_real *l = left + c * plane + (size_t)y * W;
-            nn_real *r = right + c * plane + (size_t)y * W;
-            for (int x = 0; x < W; x++) r[x] = warp_sample(l, W, src[x], cfg->interp);
-        }
+        const size_t row = (size_t)y * W;
+        warp_render_row(right + row, left + row, plane, disp + row, shift, src, out, key, W, st, q, (nn_real)cfg->gap,
+                        cfg->interp);
     }
     free(scratch);
     return 0;
 }
 
-/* d_L (H, W) from d_R (H, W): every row inverted (warp.h step 3); scratch 3 W per thread. */
+/* d_L (H, W) from d_R (H, W): every row inverted (warp.h step 3); scratch 2 W per thread. */
 static int right_to_left_grid(nn_real *dl, const nn_real *dr, int H, int W, double gap) {
     const int nt = omp_get_max_threads();
-    nn_real *scratch = malloc((size_t)nt * 3 * W * sizeof *scratch);
-    if (!scratch) return nn_fail("render_disparity: out of memory for %d threads x 3 rows of %d", nt, W);
+    nn_real *scratch = malloc((size_t)nt * 2 * W * sizeof *scratch);
+    if (!scratch) return nn_fail("render_disparity: out of memory for %d threads x 2 rows of %d", nt, W);
 #pragma omp parallel for schedule(static)
     for (int y = 0; y < H; y++) {
-        nn_real *shift = scratch + (size_t)omp_get_thread_num() * 3 * W, *out = shift + W, *key = out + W;
-        const nn_real *d = dr + (size_t)y * W;
-        for (int x = 0; x < W; x++) shift[x] = -d[x];
-        warp_invert_row(NULL, out, key, shift, W, 1, (nn_real)gap);
-        for (int x = 0; x < W; x++) dl[(size_t)y * W + x] = -out[x];
+        nn_real *shift = scratch + (size_t)omp_get_thread_num() * 2 * W, *key = shift + W;
+        warp_left_grid_row(dl + (size_t)y * W, shift, key, dr + (size_t)y * W, W, (nn_real)gap);
     }
     free(scratch);
     return 0;
