@@ -144,10 +144,7 @@ static int shift_table_init(shift_table *t, int D, int dmin, double ss, double q
     t->off = malloc((size_t)D * sizeof *t->off);
     t->frac = malloc((size_t)D * sizeof *t->frac);
     if (!t->off || !t->frac) return free(t->off), free(t->frac), -1;
-    for (int k = 0; k < D; k++) {
-        double u = -ss * (dmin + k) + q, f = floor(u);
-        t->off[k] = (int)f, t->frac[k] = (nn_real)(u - f);
-    }
+    for (int k = 0; k < D; k++) render_cuda_shift_entry(&t->off[k], &t->frac[k], ss, dmin + k, q);
     return 0;
 }
 
@@ -525,6 +522,12 @@ nn_real *render_depth_map(const nn_real *disparity, int H, int W, int D, int dmi
 
 /* ---------------------------------------------------------------- warp rendering */
 
+int render_radius(double radius, double scale) {
+    if (!(radius > 0)) return 0;
+    const long r = lround(radius * scale);
+    return r < 1 ? 1 : (int)r;
+}
+
 double render_convergence_offset(const nn_real *disp, size_t n, double scale, const render_config *cfg) {
     if (!(cfg->convergence >= 0) || n == 0) return 0;
     nn_real lo, hi;
@@ -684,14 +687,9 @@ int render_disparity(nn_real *disp, render_info *info, const render_config *cfg,
 #pragma omp parallel for schedule(static)
     for (size_t j = 0; j < plane; j++) num[j] = (nn_real)s * (num[j] / den[j]);
     if (right_to_left_grid(disp, num, H, W, cfg->gap)) goto done;
-    if (cfg->refine_radius > 0) {
-        long r = lround(cfg->refine_radius * s);
-        if (render_guided_filter(disp, left, H, W, r < 1 ? 1 : (int)r, cfg->refine_eps)) goto done;
-    }
-    if (cfg->snap_radius > 0) {
-        long r = lround(cfg->snap_radius * s);
-        if (render_snap_edges(disp, left, H, W, r < 1 ? 1 : (int)r, cfg->snap_tau * s, cfg->snap_kappa)) goto done;
-    }
+    const int refine_r = render_radius(cfg->refine_radius, s), snap_rho = render_radius(cfg->snap_radius, s);
+    if (refine_r > 0 && render_guided_filter(disp, left, H, W, refine_r, cfg->refine_eps)) goto done;
+    if (snap_rho > 0 && render_snap_edges(disp, left, H, W, snap_rho, cfg->snap_tau * s, cfg->snap_kappa)) goto done;
     if (info) info->n_windows = n, info->win_w = ww, info->win_h = wh, info->scale = s, info->axis = axis;
     rc = 0;
 done:
