@@ -41,7 +41,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/f32/%.o) $(CU_OBJ)
 F64_SRC  := $(filter-out nn/backend_cuda_none.c, $(CORE_SRC))
 F64_OBJ  := $(F64_SRC:%.c=$(BUILD)/f64/%.o) $(BUILD)/f64/nn/backend_cuda_none.o
 
-TEST_SRC   := $(wildcard tests/test_*.c) tests/testutil.c
+TEST_SRC   := $(wildcard tests/test_*.c) tests/testutil.c tests/renderutil.c
 GRAD_SRC   := $(wildcard tests/grad_*.c) tests/testutil.c
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/f32/%.o)
 GRAD_OBJ   := $(GRAD_SRC:%.c=$(BUILD)/f64/%.o)
@@ -79,7 +79,7 @@ $(BUILD)/f32/%.o: %.c
 CUDA_STAMP := $(BUILD)/.cuda-$(CUDA)
 $(CUDA_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.cuda-* && touch $@
-$(BUILD)/f32/infer/infer.o $(BUILD)/f32/tests/test_cuda_render.o: $(CUDA_STAMP)
+$(BUILD)/f32/infer/infer.o $(BUILD)/f32/tests/test_cuda_render.o $(BUILD)/f32/tests/test_cuda_warp.o: $(CUDA_STAMP)
 
 $(BUILD)/f64/%.o: %.c
 	@mkdir -p $(dir $@)
