@@ -28,7 +28,7 @@ LIB_SRC  := $(filter-out $(MAIN_SRC) nn/backend_cuda_none.c, $(CORE_SRC) $(APP_S
 
 ifeq ($(CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
-  CU_SRC    := $(wildcard nn/*.cu) $(wildcard layers/*.cu)
+  CU_SRC    := $(wildcard nn/*.cu) $(wildcard layers/*.cu) $(wildcard infer/*.cu)
   CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/f32/%.cu.o)   # .cu.o: layers/conv2d.cu sits beside layers/conv2d.c
   NVFLAGS   := -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
   LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++ -Wl,-rpath,$(CUDA_HOME)/lib64
@@ -41,7 +41,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/f32/%.o) $(CU_OBJ)
 F64_SRC  := $(filter-out nn/backend_cuda_none.c, $(CORE_SRC))
 F64_OBJ  := $(F64_SRC:%.c=$(BUILD)/f64/%.o) $(BUILD)/f64/nn/backend_cuda_none.o
 
-TEST_SRC   := $(wildcard tests/test_*.c) tests/testutil.c
+TEST_SRC   := $(wildcard tests/test_*.c) tests/testutil.c tests/renderutil.c
 GRAD_SRC   := $(wildcard tests/grad_*.c) tests/testutil.c
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/f32/%.o)
 GRAD_OBJ   := $(GRAD_SRC:%.c=$(BUILD)/f64/%.o)
@@ -79,7 +79,7 @@ $(BUILD)/f32/%.o: %.c
 CUDA_STAMP := $(BUILD)/.cuda-$(CUDA)
 $(CUDA_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.cuda-* && touch $@
-$(BUILD)/f32/infer/infer.o $(BUILD)/f32/tests/test_cuda_render.o: $(CUDA_STAMP)
+$(BUILD)/f32/infer/infer.o $(BUILD)/f32/tests/test_cuda_render.o $(BUILD)/f32/tests/test_cuda_warp.o: $(CUDA_STAMP)
 
 $(BUILD)/f64/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -88,6 +88,10 @@ $(BUILD)/f64/%.o: %.c
 $(BUILD)/f32/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -DNN_WITH_CUDA -c -o $@ $<
+
+# The renderer's kernels run warp.h's plain float code: no fused multiply-adds, so
+# they round as the CPU build does (infer/render_hd.h).
+$(BUILD)/f32/infer/render.cu.o: NVFLAGS += --fmad=false
 
 $(BUILD)/test_nn: $(TEST_OBJ) $(BUILD)/libdeep3d.a
 	$(CC) -o $@ $^ $(TEST_LIBS) $(LDLIBS)

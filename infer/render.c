@@ -144,10 +144,7 @@ static int shift_table_init(shift_table *t, int D, int dmin, double ss, double q
     t->off = malloc((size_t)D * sizeof *t->off);
     t->frac = malloc((size_t)D * sizeof *t->frac);
     if (!t->off || !t->frac) return free(t->off), free(t->frac), -1;
-    for (int k = 0; k < D; k++) {
-        double u = -ss * (dmin + k) + q, f = floor(u);
-        t->off[k] = (int)f, t->frac[k] = (nn_real)(u - f);
-    }
+    for (int k = 0; k < D; k++) render_cuda_shift_entry(&t->off[k], &t->frac[k], ss, dmin + k, q);
     return 0;
 }
 
@@ -606,13 +603,20 @@ nn_real *render_depth_map(const nn_real *disparity, int H, int W, int D, int dmi
 
 /* ---------------------------------------------------------------- warp rendering */
 
+int render_radius(double radius, double scale) {
+    if (!(radius > 0)) return 0;
+    const long r = lround(radius * scale);
+    return r < 1 ? 1 : (int)r;
+}
+
 double render_convergence_offset(const nn_real *disp, size_t n, double scale, const render_config *cfg) {
     if (!(cfg->convergence >= 0) || n == 0) return 0;
-    const nn_real lo = (nn_real)(scale * cfg->dmin), hi = (nn_real)(scale * (cfg->dmin + cfg->D - 1));
-    if (!(hi > lo)) return cfg->strength * lo;
+    nn_real lo, hi;
+    warp_hist_range(&lo, &hi, scale, cfg->dmin, cfg->D);
     unsigned int hist[WARP_HIST_BINS] = {0};
-    for (size_t i = 0; i < n; i++) hist[warp_hist_bin(disp[i], lo, hi)]++;
-    return cfg->strength * (double)warp_hist_quantile(hist, lo, hi, cfg->convergence);
+    if (hi > lo)
+        for (size_t i = 0; i < n; i++) hist[warp_hist_bin(disp[i], lo, hi)]++;
+    return warp_convergence_offset(hist, lo, hi, cfg->strength, cfg->convergence);
 }
 
 /* out (H, W) = the 2-D box mean of in (H, W), radius r, clipped at the borders:
@@ -682,31 +686,23 @@ int render_warp(nn_real *right, const nn_real *left, const nn_real *disp, int H,
     for (int y = 0; y < H; y++) {
         nn_real *shift = scratch + (size_t)omp_get_thread_num() * 4 * W, *src = shift + W, *out = src + W,
                 *key = out + W;
-        const nn_real *d = disp + (size_t)y * W;
-        for (int x = 0; x < W; x++) shift[x] = st * d[x] - q;
-        warp_invert_row(src, out, key, shift, W, -1, (nn_real)cfg->gap);
-        for (int c = 0; c < 3; c++) {
-            const nn_real *l = left + c * plane + (size_t)y * W;
-            nn_real *r = right + c * plane + (size_t)y * W;
-            for (int x = 0; x < W; x++) r[x] = warp_sample(l, W, src[x], cfg->interp);
-        }
+        const size_t row = (size_t)y * W;
+        warp_render_row(right + row, left + row, plane, disp + row, shift, src, out, key, W, st, q, (nn_real)cfg->gap,
+                        cfg->interp);
     }
     free(scratch);
     return 0;
 }
 
-/* d_L (H, W) from d_R (H, W): every row inverted (warp.h step 3); scratch 3 W per thread. */
+/* d_L (H, W) from d_R (H, W): every row inverted (warp.h step 3); scratch 2 W per thread. */
 static int right_to_left_grid(nn_real *dl, const nn_real *dr, int H, int W, double gap) {
     const int nt = omp_get_max_threads();
-    nn_real *scratch = malloc((size_t)nt * 3 * W * sizeof *scratch);
-    if (!scratch) return nn_fail("render_disparity: out of memory for %d threads x 3 rows of %d", nt, W);
+    nn_real *scratch = malloc((size_t)nt * 2 * W * sizeof *scratch);
+    if (!scratch) return nn_fail("render_disparity: out of memory for %d threads x 2 rows of %d", nt, W);
 #pragma omp parallel for schedule(static)
     for (int y = 0; y < H; y++) {
-        nn_real *shift = scratch + (size_t)omp_get_thread_num() * 3 * W, *out = shift + W, *key = out + W;
-        const nn_real *d = dr + (size_t)y * W;
-        for (int x = 0; x < W; x++) shift[x] = -d[x];
-        warp_invert_row(NULL, out, key, shift, W, 1, (nn_real)gap);
-        for (int x = 0; x < W; x++) dl[(size_t)y * W + x] = -out[x];
+        nn_real *shift = scratch + (size_t)omp_get_thread_num() * 2 * W, *key = shift + W;
+        warp_left_grid_row(dl + (size_t)y * W, shift, key, dr + (size_t)y * W, W, (nn_real)gap);
     }
     free(scratch);
     return 0;
@@ -772,14 +768,9 @@ int render_disparity(nn_real *disp, render_info *info, const render_config *cfg,
 #pragma omp parallel for schedule(static)
     for (size_t j = 0; j < plane; j++) num[j] = (nn_real)s * (num[j] / den[j]);
     if (right_to_left_grid(disp, num, H, W, cfg->gap)) goto done;
-    if (cfg->refine_radius > 0) {
-        long r = lround(cfg->refine_radius * s);
-        if (render_guided_filter(disp, left, H, W, r < 1 ? 1 : (int)r, cfg->refine_eps)) goto done;
-    }
-    if (cfg->snap_radius > 0) {
-        long r = lround(cfg->snap_radius * s);
-        if (render_snap_edges(disp, left, H, W, r < 1 ? 1 : (int)r, cfg->snap_tau * s, cfg->snap_kappa)) goto done;
-    }
+    const int refine_r = render_radius(cfg->refine_radius, s), snap_rho = render_radius(cfg->snap_radius, s);
+    if (refine_r > 0 && render_guided_filter(disp, left, H, W, refine_r, cfg->refine_eps)) goto done;
+    if (snap_rho > 0 && render_snap_edges(disp, left, H, W, snap_rho, cfg->snap_tau * s, cfg->snap_kappa)) goto done;
     if (info) info->n_windows = n, info->win_w = ww, info->win_h = wh, info->scale = s, info->axis = axis;
     rc = 0;
 done:

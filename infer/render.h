@@ -180,6 +180,10 @@ int render_disparity(nn_real *disp, render_info *info, const render_config *cfg,
 int render_warp(nn_real *right, const nn_real *left, const nn_real *disp, int H, int W, double scale,
                 const render_config *cfg);
 
+/* A warp radius given in network pixels (refine_radius, snap_radius) in source pixels
+ * at scale s: max(1, round(radius * s)); 0 (the step is off) when radius <= 0. */
+int render_radius(double radius, double scale);
+
 /* The convergence offset of render_warp: strength * the cfg->convergence quantile of
  * disp (H * W values) over WARP_HIST_BINS bins on [s dmin, s (dmin + D - 1)]; 0 when
  * cfg->convergence < 0. */

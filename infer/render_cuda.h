@@ -5,23 +5,54 @@
  *   1. upload the source frame once (and a few KB of tables: the plan below);
  *   2. crop every window of render_plan_windows() and resize it to the network
  *      resolution (render_resize's convention: half-pixel centres, bilinear when
- *      enlarging, antialiased tent when shrinking)            kernel, layers/render.cu
+ *      enlarging, antialiased tent when shrinking)                         kernel
  *   3. run the network once on all windows as ONE batch (N = number of windows);
- *   4. at every source pixel: resample each covering window's probabilities to the
- *      source resolution, renormalise them per window, blend them with the feathered
- *      window weights, renormalise over the D levels, and render the right view and
- *      E[d] with fractional shifts and clamped borders       kernel, layers/render.cu
- *   5. download the right view and the disparity map once each.
+ *   4. render, as render_image does in the configured mode (render_config.mode):
+ *      RENDER_WARP (the default; render_disparity then render_warp, warp.h's steps):
+ *        a. one disparity per network pixel of every window (warp_disparity_of);
+ *           the probabilities are released right after        kernel per network pixel
+ *        b. at every source pixel, the covering windows' disparities resampled and
+ *           blended with the window weights, times s: d_R      kernel per source pixel
+ *        c. d_R -> d_L (warp_left_grid_row)                     kernel per row
+ *        d. the guided filter (refine_radius > 0): the guide, 6 box filters
+ *           (warp_box_line along rows, then columns), warp_guided_ab, warp_guided_out,
+ *           in render_guided_filter's order         kernels per pixel, row and column
+ *        e. edge snapping (snap_radius > 0) from a copy of d_L  kernel per pixel
+ *        f. the convergence offset (convergence >= 0): a WARP_HIST_BINS histogram of
+ *           d_L (atomicAdd of integer counts: exact, independent of the order), its
+ *           quantile (warp_convergence_offset) in ONE thread, left in device memory
+ *           for g (no round trip through the host)             kernels per pixel, 1
+ *        g. the right view (warp_render_row: strength, offset, inversion, sampling)
+ *                                                               kernel per row
+ *      RENDER_BLEND: at every source pixel, resample each covering window's
+ *        probabilities to the source resolution, renormalise them per window, blend
+ *        them with the feathered window weights, renormalise over the D levels, and
+ *        render the right view and E[d] with fractional shifts and clamped borders
+ *        (kernel per source pixel). With convergence >= 0 a first pass gives E[d],
+ *        whose histogram quantile q (as f) sets the shifts of the second pass,
+ *        u_k = -(strength s) d_k + q (render_cuda_shift_entry, in one thread); with
+ *        strength 0 the right view is the left view exactly (a device copy);
+ *   5. download the right view and the disparity map once each (the warp mode's
+ *      disparity is d_L after refinement and snapping, as render_image's).
  * The formulas are render.c's (render.h states them); the reference stays render_image
- * on the CPU (also the --device cpu path).
+ * on the CPU (also the --device cpu path). The kernels are in infer/render.cu.
  *
- * Same numbers as the CPU: the per-pixel code below is shared by the CUDA kernels and
- * by the CPU tests that emulate them (tests/test_cuda_render.c). It performs render.c's
- * float and double operations in render.c's order, without fused multiply-adds (on the
- * device every product and sum is an explicitly rounded __fmul_rn / __fadd_rn, as the
- * CPU build, which does not contract, rounds them), from the same resampling weights.
- * So the GPU result is expected to equal render_image bit for bit; the GPU tests allow
- * a few float ulps (see tests/test_cuda_render.c).
+ * Same numbers as the CPU: the kernels run the very functions render.c runs (warp.h) or
+ * the per-pixel code below, which is shared with the CPU tests that emulate them
+ * (tests/test_cuda_render.c, tests/test_cuda_warp.c), in render.c's order and from the
+ * same resampling weights. No product and sum is contracted into a fused multiply-add
+ * on either side (render_hd.h: the C11 build does not contract, infer/render.cu is
+ * compiled with --fmad=false; the older blend code also spells every rounding out with
+ * __fmul_rn / __fadd_rn), and float and double division are IEEE on both. Sums that
+ * render.c runs in a fixed order run in the same order here (one thread per pixel,
+ * row or column; the histogram counts integers). So the GPU result is expected to
+ * equal render_image bit for bit (tests/test_cuda_warp.c checks the warp mode and the
+ * comfort controls with tolerance 0; test_cuda_render.c's older blend checks allow a few
+ * float ulps). floor, ceil and the conversions are exact; the one library function
+ * that is not is sin() in warp_sample's Lanczos weights, correctly rounded on neither
+ * side (CUDA's double sin is within 2 ulp): a double differing in its last bits rounds
+ * to the same float weight unless it lies within those bits of a float rounding
+ * boundary (odds of order 2^-28 per weight).
  *
  * Layouts: as render.h (host arrays planar RGB (3, H, W) 0..255, prob (D, h, w)); on the
  * device the windows are a (N, 3, net_h, net_w) tensor and the network's answer a
@@ -30,16 +61,21 @@
  * Memory on the device: the frame (3 H W floats), the windows and the probabilities
  * (N (3 + D) net_h net_w floats), the right view and disparity (4 H W floats), besides
  * what the network itself needs for a batch of N. The full-resolution (D, H, W)
- * probabilities are never stored: every pixel recomputes its few taps.
+ * probabilities are never stored: every pixel recomputes its few taps. The warp mode
+ * keeps only the N net_h net_w disparities once step a has run, plus 8 (H, W) planes of
+ * scratch with the guided filter (4 without) and a 16 KB histogram; the blend mode a
+ * 16 KB histogram and the D-entry shift table besides.
  *
  * Errors: 0 / -1 + nn_fail, as render.h: bad sizes or settings, NULL arguments, no
  * CUDA device or a build without CUDA ("... built without CUDA"), out of device
  * memory, a failing network callback ("render (cuda): network failed on the batch of
  * N windows ...: <callback's message>"), probabilities that do not sum to a positive
- * finite number ("render (cuda): probabilities of window i at (y Y, x X) ...": the
- * first such pixel in (row, window, column) order).
+ * finite number: blend, "render (cuda): probabilities of window i at (y Y, x X) ...",
+ * the first such pixel in (row, window, column) order; warp, "render (cuda):
+ * probabilities of window i at network pixel (y Y, x X) ...", the first window that has
+ * one and its first network pixel in row order (render_disparity's report).
  *
- * Everything declared here needs the CUDA build (layers/render.cu, nn/backend_cuda.cu);
+ * Everything declared here needs the CUDA build (infer/render.cu, nn/backend_cuda.cu);
  * the plan functions are host code but live in the same .cu file, so callers and tests
  * guard them with #ifdef NN_WITH_CUDA.
  */
@@ -78,6 +114,10 @@ typedef struct {
     int axis;                       /* as render_info.axis */
     int max_cover;                  /* most windows covering one pixel */
     double scale;                   /* s: source pixels per network pixel of disparity */
+    render_config cfg;              /* the settings: mode, warp steps, comfort controls */
+    int refine_r, snap_rho;         /* warp: render_radius of refine_radius, snap_radius (0: off) */
+    nn_real snap_tau;               /* warp: snap_tau * s */
+    nn_real hist_lo, hist_hi;       /* the convergence histogram's range (warp_hist_range) */
     render_window *win;             /* (n) */
     render_axis_table in_x, in_y;   /* window -> network: win_w -> net_w, win_h -> net_h */
     render_axis_table out_x, out_y; /* network -> window: net_w -> win_w, net_h -> win_h */
@@ -88,8 +128,10 @@ typedef struct {
 } render_cuda_plan;
 
 /* Builds the plan of an H x W frame: render_plan_windows(cfg, H, W) and tables equal
- * to render.c's. Host only (no GPU needed). 0, or -1 + nn_fail (bad config or sizes,
- * out of memory, more than RENDER_CUDA_MAX_COVER windows over one pixel). */
+ * to render.c's, the shift table of the plain selection (strength 1, no convergence
+ * offset), the warp settings in source pixels as render_disparity derives them. Host
+ * only (no GPU needed). 0, or -1 + nn_fail (bad config or sizes, out of memory, in
+ * blend mode more than RENDER_CUDA_MAX_COVER windows over one pixel). */
 int render_cuda_plan_make(render_cuda_plan *p, const render_config *cfg, int H, int W);
 
 /* Frees p->block and zeroes p (NULL-safe, idempotent). */
@@ -109,9 +151,9 @@ void render_cuda_plan_rebase(render_cuda_plan *out, const render_cuda_plan *p, v
 typedef int (*render_cuda_net_fn)(void *ctx, nn_tensor *windows, nn_tensor **prob);
 
 /* render_image on the GPU (see the top of this file): left (3, H, W) host, 0..255 ->
- * right (3, H, W) and, when disparity is not NULL, E[d] (H, W) in output pixels; info
- * (may be NULL) as render_image's. Equals render_cuda_prepare + render_cuda_launch +
- * render_cuda_finish. */
+ * right (3, H, W) and, when disparity is not NULL, render_image's disparity map (H, W)
+ * in output pixels (blend: E[d]; warp: d_L); info (may be NULL) as render_image's.
+ * Equals render_cuda_prepare + render_cuda_launch + render_cuda_finish. */
 int render_image_cuda(nn_real *right, nn_real *disparity, render_info *info, const render_config *cfg,
                       render_cuda_net_fn net, void *ctx, const nn_real *left, int H, int W);
 
@@ -156,10 +198,10 @@ int render_cuda_blend(nn_real *right, nn_real *disparity, unsigned long long *ba
 #endif
 
 /* ---------------------------------------------------------------- per-pixel code
- * Shared by the kernels (layers/render.cu) and the CPU tests that emulate them. On the
- * device every operation is explicitly rounded (no contraction into fused
- * multiply-adds); on the host the plain operators are used, which the C11 build does
- * not contract (as render.c). */
+ * Shared by the kernels (infer/render.cu) and the CPU tests that emulate them. Nothing
+ * is contracted into fused multiply-adds: the C11 build does not contract (as
+ * render.c), infer/render.cu is compiled with --fmad=false, and the blend code below
+ * also spells each device rounding out (RG_*, render_hd.h). */
 
 #include "render_hd.h"
 
@@ -278,6 +320,34 @@ RENDER_HD int render_cuda_pixel(const render_cuda_plan *p, const nn_real *probs,
     rgb[0] = r0, rgb[1] = r1, rgb[2] = r2;
     *e = (nn_real)RG_DMUL(p->scale, (double)ed);
     return -1;
+}
+
+/* One entry of the blend path's shift table, for level d_k = d: u = -ss d + q, split
+ * into off = floor(u) and frac = u - off in [0, 1) (render.c's shift_table_init: ss = s
+ * strength, q the convergence offset; the plan's own table has ss = s, q = 0). */
+RENDER_HD void render_cuda_shift_entry(int *off, nn_real *frac, double ss, int d, double q) {
+    const double u = -ss * d + q, f = floor(u);
+    *off = (int)f, *frac = (nn_real)(u - f);
+}
+
+/* Warp step 2 at source pixel (y, x): dnet (n, net_h, net_w), one disparity per
+ * network pixel of every window (warp_disparity_of) -> d_R in source pixels. The
+ * covering windows in index order, each resampled to the pixel (warp_resampled) with
+ * the weight g = (float) ramp_y * (float) ramp_x: num = sum g v, den = sum g, d_R =
+ * (float) s * (num / den), render_disparity's running sums over the windows. */
+RENDER_HD nn_real render_cuda_source_disparity(const render_cuda_plan *p, const nn_real *dnet, int y, int x) {
+    const size_t net_plane = (size_t)p->net_h * p->net_w;
+    nn_real num = 0, den = 0;
+    for (int i = 0; i < p->n; i++) {
+        const render_window *r = &p->win[i];
+        if (y < r->y0 || y >= r->y0 + r->h || x < r->x0 || x >= r->x0 + r->w) continue;
+        const int ty = y - r->y0, tx = x - r->x0;
+        const nn_real g = (nn_real)render_cuda_ramp(ty, r->h, r->ramp_top, r->ramp_bottom) *
+                          (nn_real)render_cuda_ramp(tx, r->w, r->ramp_left, r->ramp_right);
+        num = num + g * warp_resampled(&p->out_y, &p->out_x, dnet + (size_t)i * net_plane, p->net_w, ty, tx);
+        den = den + g;
+    }
+    return (nn_real)p->scale * (num / den);
 }
 
 #endif

@@ -186,6 +186,15 @@ RENDER_HD void warp_invert_row(nn_real *src, nn_real *out_shift, nn_real *key, c
     }
 }
 
+/* Step 3 on one row: dl (n), the row's d_L, from dr (n), its d_R: shift = -d_R,
+ * warp_invert_row with dir = +1, d_L = minus the inverted shift. shift and key are
+ * scratch (n each); shift may be dr itself (dr is then overwritten). */
+RENDER_HD void warp_left_grid_row(nn_real *dl, nn_real *shift, nn_real *key, const nn_real *dr, int n, nn_real gap) {
+    for (int x = 0; x < n; x++) shift[x] = -dr[x];
+    warp_invert_row(NULL, dl, key, shift, n, 1, gap);
+    for (int x = 0; x < n; x++) dl[x] = -dl[x];
+}
+
 /* Step 6's sampling: row (n values, 0..255) at the fractional column u, indices clamped
  * to the row, result clamped to 0..255 (cubic and Lanczos overshoot at edges). At an
  * integer u every kind returns row[u] exactly. */
@@ -213,6 +222,19 @@ RENDER_HD nn_real warp_sample(const nn_real *row, int n, nn_real u, int interp) 
     }
 #undef WARP_AT
     return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/* Steps 5-6 on one row: the row of the right view from the left view's row and its
+ * disparity d (n): shift = strength * d - q, warp_invert_row with dir = -1, then
+ * warp_sample (interp) of the 3 channels. right and left point at channel 0 of the row,
+ * the channels `plane` values apart; shift, src, out and key are scratch (n each). */
+RENDER_HD void warp_render_row(nn_real *right, const nn_real *left, size_t plane, const nn_real *d, nn_real *shift,
+                               nn_real *src, nn_real *out, nn_real *key, int n, nn_real strength, nn_real q,
+                               nn_real gap, int interp) {
+    for (int x = 0; x < n; x++) shift[x] = strength * d[x] - q;
+    warp_invert_row(src, out, key, shift, n, -1, gap);
+    for (int c = 0; c < 3; c++)
+        for (int x = 0; x < n; x++) right[c * plane + x] = warp_sample(left + c * plane, n, src[x], interp);
 }
 
 /* Step 4's box filter along one line: out[i * so] = the mean of in[j * si] over
@@ -312,6 +334,23 @@ RENDER_HD nn_real warp_hist_quantile(const unsigned int *hist, nn_real lo, nn_re
         if (run >= want) break;
     }
     return lo + ((nn_real)b + 0.5f) * ((hi - lo) / (nn_real)WARP_HIST_BINS);
+}
+
+/* Step 5: the histogram's range for a map at scale s (source pixels per network pixel):
+ * [lo, hi] = [s dmin, s (dmin + D - 1)], the model's disparities. */
+RENDER_HD void warp_hist_range(nn_real *lo, nn_real *hi, double scale, int dmin, int D) {
+    *lo = (nn_real)(scale * dmin), *hi = (nn_real)(scale * (dmin + D - 1));
+}
+
+/* Step 5: the convergence offset q = strength * the `convergence` quantile (0..1) of the
+ * values counted in hist (warp_hist_bin on [lo, hi]); 0 when convergence < 0, and
+ * strength * lo when the range is empty (hi <= lo, D = 1). hist is read only in the
+ * first case. */
+RENDER_HD double warp_convergence_offset(const unsigned int *hist, nn_real lo, nn_real hi, double strength,
+                                         double convergence) {
+    if (!(convergence >= 0)) return 0;
+    if (!(hi > lo)) return strength * lo;
+    return strength * (double)warp_hist_quantile(hist, lo, hi, convergence);
 }
 
 #endif

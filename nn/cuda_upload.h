@@ -4,7 +4,7 @@
  * upload_async, wait_uploads) or the tensor wrappers (nn/tensor.h:
  * nn_tensor_upload_async, nn_device_wait_uploads); the functions below are the CUDA
  * entries of that table, for code that knows it runs on CUDA (infer/render_cuda.h,
- * layers/render.cu) and for the statistics. They exist only in the CUDA build (guard
+ * infer/render.cu) and for the statistics. They exist only in the CUDA build (guard
  * callers with #ifdef NN_WITH_CUDA).
  *
  * The backend's `upload` copies through pinned host memory (cudaHostAlloc): two staging

@@ -1,7 +1,8 @@
-/* The GPU rendering path (infer/render_cuda.h, layers/render.cu), the CUDA backend's
- * pinned and asynchronous uploads, and bf16 mixed precision (layers/conv2d.cu,
- * layers/linear.cu). The reference is always the CPU: render_image (infer/render.c)
- * and the CPU backend's kernels.
+/* The GPU rendering path (infer/render_cuda.h, infer/render.cu) in blend mode (the warp
+ * mode and the comfort controls: tests/test_cuda_warp.c; the fake networks and the
+ * kernels' emulation: tests/renderutil.c), the CUDA backend's pinned and asynchronous
+ * uploads, and bf16 mixed precision (layers/conv2d.cu, layers/linear.cu). The reference
+ * is always the CPU: render_image (infer/render.c) and the CPU backend's kernels.
  *
  * Run on any machine (host code only):
  *   - the plan: windows, scale and axis equal render_image's; the resampling tables,
@@ -20,12 +21,16 @@
  *     expected to be bit-exact (same operations, no fused multiply-adds); the slack is
  *     a few float ulps of values up to 255 in case a library function rounds
  *     differently. Errors: network failure, bad probabilities, bad callback output;
- *     two jobs overlapped through prepare / launch / finish;
- *   - a real (tiny) Deep3D model on the GPU (one batch) vs the same model on the CPU
- *     (one window at a time): right view within 0.05 of 255, disparity within 5e-3
- *     px (float32 convolutions summed in different orders move the probabilities by
- *     ~1e-6);
- *   - deep3d infer --device cuda vs --device cpu on two images: PNG values within 1;
+ *     two jobs overlapped through prepare / launch / finish (blend and warp);
+ *   - a real (tiny) Deep3D model through infer_render on the GPU (one batch) vs the
+ *     same model on the CPU (one window at a time): right view within 0.05 of 255,
+ *     disparity within 5e-3 px (float32 convolutions summed in different orders move
+ *     the probabilities by ~1e-6); in warp mode (with and without convergence) all but
+ *     0.1% of the values (a warp decision at a threshold, a snap or a fold of a row's
+ *     map, may flip at a pixel after such a change);
+ *   - deep3d infer --device cuda vs --device cpu on two images, --render blend and
+ *     warp: PNG values within 1 (warp: all but 0.1% of them, tests/test_cuda_warp.c
+ *     says why);
  *   - upload: sizes around the 16 MiB chunk, the host buffer reusable on return, the
  *     pinned staging reused (no new cudaHostAlloc in a steady state); asynchronous
  *     uploads: data placed at nn_cuda_wait_uploads and usable by later kernels, host
@@ -64,148 +69,41 @@ Test(cuda_render, needs_the_cuda_build) {
 
 #include "../data/image.h"
 #include "../deep3d/model.h"
+#include "../infer/infer.h"
 #include "../infer/render.h"
 #include "../infer/render_cuda.h"
 #include "../nn/cuda_alloc.h"
 #include "../nn/cuda_plan.h"
+#include "renderutil.h"
 
 #define OK(call) cr_assert_eq((call), 0, "%s: %s", #call, nn_last_error())
-
-static nn_real *uniform(size_t n, double lo, double hi, uint64_t seed) {
-    nn_real *a = malloc((n ? n : 1) * sizeof *a);
-    cr_assert_not_null(a);
-    for (size_t i = 0; i < n; i++) a[i] = (nn_real)(lo + (hi - lo) * nn_hash_uniform(seed, i));
-    return a;
-}
-
-/* Same settings as tests/test_render.c: a 24 x 10 network (2.4:1), D = 7 from -3. */
-static render_config small_config(void) {
-    render_config cfg;
-    render_config_default(&cfg);
-    cfg.net_h = 10, cfg.net_w = 24, cfg.D = 7, cfg.dmin = -3;
-    cfg.mode = RENDER_BLEND; /* the selection layer's path; the warp path: test_cuda_warp.c */
-    return cfg;
-}
-
-/* Frames of the tests: {H, W}. One window (2.5:1), tiled wide (8:1, windows 48 x 20),
- * tiled tall (windows 24 x 10), a frame smaller than the network (the probabilities
- * shrink: the antialiased branch), a wide frame with a non-integer window size. */
-static const int frames[][2] = {{20, 50}, {20, 160}, {60, 24}, {7, 17}, {33, 190}};
-#define N_FRAMES ((int)(sizeof frames / sizeof frames[0]))
-
-/* ------------------------------------------------------------ fake networks */
-
-#define MAX_WIN 64
-typedef struct {
-    int D, h, w;
-    int mode;      /* 0: random per window index; 1: from the window's pixels; 2: mode 1 but window 1 all zeros */
-    int calls;     /* callback calls */
-    int batch;     /* N of the last GPU call */
-    int n_seen;
-    nn_real *seen; /* (MAX_WIN, 3, h, w): the windows received, in order */
-    int fail;      /* 1: the callback fails */
-    int bad_shape; /* GPU: return a tensor of a wrong shape */
-} fake_net;
-
-static void fake_init(fake_net *f, const render_config *cfg, int mode) {
-    memset(f, 0, sizeof *f);
-    f->D = cfg->D, f->h = cfg->net_h, f->w = cfg->net_w, f->mode = mode;
-    f->seen = calloc((size_t)MAX_WIN * 3 * f->h * f->w, sizeof(nn_real));
-    cr_assert_not_null(f->seen);
-}
-
-/* prob (D, h, w) of window `index` whose pixels are `window` (3, h, w). */
-static void fake_prob(const fake_net *f, int index, const nn_real *window, nn_real *prob) {
-    size_t plane = (size_t)f->h * f->w;
-    for (size_t j = 0; j < plane; j++) {
-        double v[64], s = 0;
-        for (int k = 0; k < f->D; k++) {
-            if (f->mode == 0) v[k] = 0.05 + nn_hash_uniform(1000 + (uint64_t)index, (uint64_t)k * plane + j);
-            else if (f->mode == 2 && index == 1) v[k] = 0;
-            else
-                v[k] = 1 + k * window[j] / 255.0 + 0.5 * window[plane + j] / 255.0 * ((k + (int)j) % 3) +
-                       0.25 * (window[2 * plane + j] > 128) * (k == f->D - 1);
-            s += v[k];
-        }
-        for (int k = 0; k < f->D; k++) prob[k * plane + j] = (nn_real)(s > 0 ? v[k] / s : 0);
-    }
-}
-
-static int fake_cpu(void *ctx, const nn_real *window, nn_real *prob) {
-    fake_net *f = ctx;
-    if (f->fail) return nn_fail("fake network: refused");
-    size_t n = (size_t)3 * f->h * f->w;
-    if (f->n_seen < MAX_WIN) memcpy(f->seen + (size_t)f->n_seen++ * n, window, n * sizeof(nn_real));
-    fake_prob(f, f->calls++, window, prob);
-    return 0;
-}
-
-static void fake_free(fake_net *f) { free(f->seen); }
-
-/* ------------------------------------------------------------ CPU emulation of the kernels */
-
-static void emulate_crop(nn_real *windows, const render_cuda_plan *p, const nn_real *left) {
-    size_t q = 0;
-    for (int i = 0; i < p->n; i++)
-        for (int c = 0; c < 3; c++)
-            for (int y = 0; y < p->net_h; y++)
-                for (int x = 0; x < p->net_w; x++) windows[q++] = render_cuda_window_input(p, left, i, c, y, x);
-}
-
-/* Returns the smallest bad-pixel key (ULLONG_MAX if none), as the kernel's atomicMin. */
-static unsigned long long emulate_blend(nn_real *right, nn_real *disp, const render_cuda_plan *p, const nn_real *probs,
-                                        const nn_real *left) {
-    unsigned long long bad = ULLONG_MAX;
-    size_t plane = (size_t)p->H * p->W;
-    for (int y = 0; y < p->H; y++)
-        for (int x = 0; x < p->W; x++) {
-            nn_real rgb[3], e;
-            int w = render_cuda_pixel(p, probs, left, y, x, rgb, &e);
-            size_t at = (size_t)y * p->W + x;
-            if (w >= 0) {
-                unsigned long long key = ((unsigned long long)y * p->n + w) * p->W + x;
-                if (key < bad) bad = key;
-                continue;
-            }
-            right[at] = rgb[0], right[plane + at] = rgb[1], right[2 * plane + at] = rgb[2];
-            disp[at] = e;
-        }
-    return bad;
-}
-
-/* render_image's error "...window I at (y Y, x X)..." -> I, Y, X. */
-static void parse_bad(const char *msg, int *i, int *y, int *x) {
-    const char *at = strstr(msg, "window ");
-    cr_assert_not_null(at, "%s", msg);
-    cr_assert_eq(sscanf(at, "window %d at (y %d, x %d)", i, y, x), 3, "%s", msg);
-}
 
 /* ------------------------------------------------------------ host: the plan */
 
 Test(cuda_render_host, plan_matches_render_plan_windows_and_render_image) {
-    render_config cfg = small_config();
-    for (int f = 0; f < N_FRAMES; f++) {
-        const int H = frames[f][0], W = frames[f][1];
+    render_config cfg = ru_small_config(RENDER_BLEND);
+    for (int f = 0; f < RU_N_FRAMES; f++) {
+        const int H = ru_frames[f][0], W = ru_frames[f][1];
         render_cuda_plan p;
         OK(render_cuda_plan_make(&p, &cfg, H, W));
-        render_window win[MAX_WIN];
+        render_window win[RU_MAX_WIN];
         double s;
-        int n = render_plan_windows(win, MAX_WIN, &s, &cfg, H, W);
+        int n = render_plan_windows(win, RU_MAX_WIN, &s, &cfg, H, W);
         cr_assert_eq(p.n, n, "frame %dx%d", W, H);
         cr_assert(!memcmp(p.win, win, (size_t)n * sizeof *win), "frame %dx%d: windows differ", W, H);
         cr_assert_eq(p.scale, s);
         cr_assert(p.H == H && p.W == W && p.D == cfg.D && p.dmin == cfg.dmin && p.net_h == 10 && p.net_w == 24);
         cr_assert(p.win_w == win[0].w && p.win_h == win[0].h);
         /* the axis and scale render_image reports */
-        fake_net fn;
-        fake_init(&fn, &cfg, 0);
-        nn_real *L = uniform((size_t)3 * H * W, 0, 255, 1), *R = malloc(sizeof(nn_real) * 3 * H * W);
+        ru_net fn;
+        ru_net_init(&fn, &cfg, 0);
+        nn_real *L = ru_uniform((size_t)3 * H * W, 0, 255, 1), *R = malloc(sizeof(nn_real) * 3 * H * W);
         render_info info;
-        OK(render_image(R, NULL, &info, &cfg, fake_cpu, &fn, L, H, W));
+        OK(render_image(R, NULL, &info, &cfg, ru_net_cpu, &fn, L, H, W));
         cr_assert(info.axis == p.axis && info.n_windows == p.n && info.scale == p.scale && info.win_w == p.win_w &&
                       info.win_h == p.win_h,
                   "frame %dx%d: axis %d vs %d", W, H, info.axis, p.axis);
-        free(L), free(R), fake_free(&fn);
+        free(L), free(R), ru_net_free(&fn);
         render_cuda_plan_free(&p);
         render_cuda_plan_free(&p); /* idempotent */
     }
@@ -234,18 +132,18 @@ static void table_resize(nn_real *out, const nn_real *in, int C, const render_ax
 }
 
 Test(cuda_render_host, plan_tables_reproduce_render_resize_bit_for_bit) {
-    render_config cfg = small_config();
-    for (int f = 0; f < N_FRAMES; f++) {
+    render_config cfg = ru_small_config(RENDER_BLEND);
+    for (int f = 0; f < RU_N_FRAMES; f++) {
         render_cuda_plan p;
-        OK(render_cuda_plan_make(&p, &cfg, frames[f][0], frames[f][1]));
+        OK(render_cuda_plan_make(&p, &cfg, ru_frames[f][0], ru_frames[f][1]));
         /* window -> network and network -> window, on random planes */
-        nn_real *a = uniform((size_t)2 * p.win_h * p.win_w, 0, 255, 10 + f);
+        nn_real *a = ru_uniform((size_t)2 * p.win_h * p.win_w, 0, 255, 10 + f);
         nn_real *got = malloc(sizeof(nn_real) * 2 * (p.win_h * p.win_w + p.net_h * p.net_w));
         nn_real *want = malloc(sizeof(nn_real) * 2 * (p.win_h * p.win_w + p.net_h * p.net_w));
         table_resize(got, a, 2, &p.in_y, &p.in_x);
         OK(render_resize(want, a, 2, p.win_h, p.win_w, p.net_h, p.net_w));
         tu_assert_close(got, want, (size_t)2 * p.net_h * p.net_w, 0, 0, "window -> network tables");
-        nn_real *b = uniform((size_t)2 * p.net_h * p.net_w, 0, 1, 20 + f);
+        nn_real *b = ru_uniform((size_t)2 * p.net_h * p.net_w, 0, 1, 20 + f);
         table_resize(got, b, 2, &p.out_y, &p.out_x);
         OK(render_resize(want, b, 2, p.net_h, p.net_w, p.win_h, p.win_w));
         tu_assert_close(got, want, (size_t)2 * p.win_h * p.win_w, 0, 0, "network -> window tables");
@@ -262,7 +160,7 @@ Test(cuda_render_host, plan_tables_reproduce_render_resize_bit_for_bit) {
 }
 
 Test(cuda_render_host, overlap_limit_and_rebase) {
-    render_config cfg = small_config();
+    render_config cfg = ru_small_config(RENDER_BLEND);
     render_cuda_plan p;
     /* default overlap: at most 3 windows over a pixel (render.h: >= 25% overlap) */
     OK(render_cuda_plan_make(&p, &cfg, 20, 160));
@@ -291,62 +189,62 @@ Test(cuda_render_host, overlap_limit_and_rebase) {
     cr_assert(strstr(nn_last_error(), "windows overlap at one pixel"), "%s", nn_last_error());
     cr_assert_null(p.block);
     /* bad settings are render_plan_windows' errors */
-    cfg = small_config();
+    cfg = ru_small_config(RENDER_BLEND);
     cr_assert_eq(render_cuda_plan_make(&p, &cfg, 0, 10), -1);
     cr_assert(strstr(nn_last_error(), "bad frame size"), "%s", nn_last_error());
 }
 
 /* The kernels' per-pixel code on the CPU == render_image, bit for bit. */
 static void check_emulation(int H, int W, int mode) {
-    render_config cfg = small_config();
-    fake_net f;
-    fake_init(&f, &cfg, mode);
-    nn_real *L = uniform((size_t)3 * H * W, 0, 255, 7 + H + W);
+    render_config cfg = ru_small_config(RENDER_BLEND);
+    ru_net f;
+    ru_net_init(&f, &cfg, mode);
+    nn_real *L = ru_uniform((size_t)3 * H * W, 0, 255, 7 + H + W);
     nn_real *R0 = malloc(sizeof(nn_real) * 3 * H * W), *E0 = malloc(sizeof(nn_real) * H * W);
     nn_real *R = malloc(sizeof(nn_real) * 3 * H * W), *E = malloc(sizeof(nn_real) * H * W);
-    OK(render_image(R0, E0, NULL, &cfg, fake_cpu, &f, L, H, W));
+    OK(render_image(R0, E0, NULL, &cfg, ru_net_cpu, &f, L, H, W));
     render_cuda_plan p;
     OK(render_cuda_plan_make(&p, &cfg, H, W));
     size_t wsize = (size_t)3 * p.net_h * p.net_w, psize = (size_t)p.D * p.net_h * p.net_w;
     nn_real *windows = malloc(sizeof(nn_real) * p.n * wsize), *probs = malloc(sizeof(nn_real) * p.n * psize);
-    emulate_crop(windows, &p, L);
+    ru_emulate_crop(windows, &p, L);
     cr_assert_eq(f.n_seen, p.n);
     char what[96];
     snprintf(what, sizeof what, "windows of a %dx%d frame", W, H);
     tu_assert_close(windows, f.seen, p.n * wsize, 0, 0, what);
-    for (int i = 0; i < p.n; i++) fake_prob(&f, i, windows + i * wsize, probs + i * psize);
-    cr_assert_eq(emulate_blend(R, E, &p, probs, L), ULLONG_MAX);
+    for (int i = 0; i < p.n; i++) ru_prob(&f, i, windows + i * wsize, probs + i * psize);
+    cr_assert_eq(ru_emulate_blend(R, E, &p, probs, L), ULLONG_MAX);
     snprintf(what, sizeof what, "right view of a %dx%d frame (mode %d)", W, H, mode);
     tu_assert_close(R, R0, (size_t)3 * H * W, 0, 0, what);
     snprintf(what, sizeof what, "disparity of a %dx%d frame (mode %d)", W, H, mode);
     tu_assert_close(E, E0, (size_t)H * W, 0, 0, what);
     free(L), free(R0), free(E0), free(R), free(E), free(windows), free(probs);
     render_cuda_plan_free(&p);
-    fake_free(&f);
+    ru_net_free(&f);
 }
 
 Test(cuda_render_host, emulated_kernels_equal_render_image_bit_for_bit) {
-    for (int f = 0; f < N_FRAMES; f++)
-        for (int mode = 0; mode < 2; mode++) check_emulation(frames[f][0], frames[f][1], mode);
+    for (int f = 0; f < RU_N_FRAMES; f++)
+        for (int mode = 0; mode < 2; mode++) check_emulation(ru_frames[f][0], ru_frames[f][1], mode);
 }
 
 Test(cuda_render_host, emulated_kernels_find_render_images_bad_pixel) {
-    render_config cfg = small_config();
+    render_config cfg = ru_small_config(RENDER_BLEND);
     const int H = 20, W = 160;
-    fake_net f;
-    fake_init(&f, &cfg, 2); /* window 1 answers zeros */
-    nn_real *L = uniform((size_t)3 * H * W, 0, 255, 3), *R = malloc(sizeof(nn_real) * 3 * H * W);
+    ru_net f;
+    ru_net_init(&f, &cfg, 2); /* window 1 answers zeros */
+    nn_real *L = ru_uniform((size_t)3 * H * W, 0, 255, 3), *R = malloc(sizeof(nn_real) * 3 * H * W);
     nn_real *E = malloc(sizeof(nn_real) * H * W);
-    cr_assert_eq(render_image(R, E, NULL, &cfg, fake_cpu, &f, L, H, W), -1);
+    cr_assert_eq(render_image(R, E, NULL, &cfg, ru_net_cpu, &f, L, H, W), -1);
     int wi, wy, wx;
-    parse_bad(nn_last_error(), &wi, &wy, &wx);
+    ru_parse_bad(nn_last_error(), &wi, &wy, &wx);
     render_cuda_plan p;
     OK(render_cuda_plan_make(&p, &cfg, H, W));
     size_t wsize = (size_t)3 * p.net_h * p.net_w, psize = (size_t)p.D * p.net_h * p.net_w;
     nn_real *windows = malloc(sizeof(nn_real) * p.n * wsize), *probs = malloc(sizeof(nn_real) * p.n * psize);
-    emulate_crop(windows, &p, L);
-    for (int i = 0; i < p.n; i++) fake_prob(&f, i, windows + i * wsize, probs + i * psize);
-    unsigned long long bad = emulate_blend(R, E, &p, probs, L);
+    ru_emulate_crop(windows, &p, L);
+    for (int i = 0; i < p.n; i++) ru_prob(&f, i, windows + i * wsize, probs + i * psize);
+    unsigned long long bad = ru_emulate_blend(R, E, &p, probs, L);
     cr_assert_neq(bad, ULLONG_MAX);
     int x = (int)(bad % (unsigned long long)W), i = (int)(bad / W % (unsigned long long)p.n), y = (int)(bad / W / p.n);
     cr_assert(i == wi && y == wy && x == wx, "emulation: window %d at (y %d, x %d); render_image: %d at (%d, %d)", i,
@@ -354,7 +252,7 @@ Test(cuda_render_host, emulated_kernels_find_render_images_bad_pixel) {
     cr_assert_eq(i, 1);
     free(L), free(R), free(E), free(windows), free(probs);
     render_cuda_plan_free(&p);
-    fake_free(&f);
+    ru_net_free(&f);
 }
 
 /* ------------------------------------------------------------ GPU */
@@ -367,42 +265,19 @@ static void gpu_or_skip(void) {
     C = nn_backend_cpu();
 }
 
-/* The fake network on the GPU: downloads the batch, answers fake_prob per window. */
-static int fake_gpu(void *ctx, nn_tensor *windows, nn_tensor **prob) {
-    fake_net *f = ctx;
-    f->calls++;
-    if (f->fail) return nn_fail("fake network: refused");
-    cr_assert_eq(windows->device, NN_CUDA);
-    cr_assert(windows->ndim == 4 && windows->shape[1] == 3 && windows->shape[2] == f->h && windows->shape[3] == f->w);
-    int n = windows->shape[0];
-    f->batch = n;
-    size_t wsize = (size_t)3 * f->h * f->w, psize = (size_t)f->D * f->h * f->w;
-    nn_real *host = malloc(sizeof(nn_real) * n * wsize), *p = malloc(sizeof(nn_real) * n * psize);
-    cr_assert(host && p);
-    OK(nn_tensor_download(windows, host));
-    for (int i = 0; i < n && i < MAX_WIN; i++) memcpy(f->seen + i * wsize, host + i * wsize, wsize * sizeof(nn_real));
-    f->n_seen = n;
-    for (int i = 0; i < n; i++) fake_prob(f, i, host + i * wsize, p + i * psize);
-    *prob = nn_tensor_new4(NN_CUDA, n, f->D + f->bad_shape, f->h, f->w);
-    cr_assert_not_null(*prob, "%s", nn_last_error());
-    if (!f->bad_shape) OK(nn_tensor_upload(*prob, p));
-    free(host), free(p);
-    return 0;
-}
-
 /* render_image_cuda vs render_image on one frame. */
 static void check_gpu_frame(int H, int W, int mode) {
-    render_config cfg = small_config();
-    fake_net fc, fg;
-    fake_init(&fc, &cfg, mode);
-    fake_init(&fg, &cfg, mode);
-    nn_real *L = uniform((size_t)3 * H * W, 0, 255, 7 + H + W);
+    render_config cfg = ru_small_config(RENDER_BLEND);
+    ru_net fc, fg;
+    ru_net_init(&fc, &cfg, mode);
+    ru_net_init(&fg, &cfg, mode);
+    nn_real *L = ru_uniform((size_t)3 * H * W, 0, 255, 7 + H + W);
     nn_real *R0 = malloc(sizeof(nn_real) * 3 * H * W), *E0 = malloc(sizeof(nn_real) * H * W);
     nn_real *R = malloc(sizeof(nn_real) * 3 * H * W), *E = malloc(sizeof(nn_real) * H * W);
     render_info i0, i1;
-    OK(render_image(R0, E0, &i0, &cfg, fake_cpu, &fc, L, H, W));
+    OK(render_image(R0, E0, &i0, &cfg, ru_net_cpu, &fc, L, H, W));
     long live = nn_tensor_live_count();
-    OK(render_image_cuda(R, E, &i1, &cfg, fake_gpu, &fg, L, H, W));
+    OK(render_image_cuda(R, E, &i1, &cfg, ru_net_gpu, &fg, L, H, W));
     cr_assert_eq(nn_tensor_live_count(), live, "tensors leaked");
     cr_assert_eq(fg.calls, 1, "the network should run once, on a batch");
     cr_assert_eq(fg.batch, i0.n_windows, "batch %d for %d windows", fg.batch, i0.n_windows);
@@ -416,10 +291,10 @@ static void check_gpu_frame(int H, int W, int mode) {
     snprintf(what, sizeof what, "GPU disparity of a %dx%d frame (mode %d)", W, H, mode);
     tu_assert_close(E, E0, (size_t)H * W, 2e-4, 1e-5, what);
     /* without the disparity */
-    OK(render_image_cuda(R, NULL, NULL, &cfg, fake_gpu, &fg, L, H, W));
+    OK(render_image_cuda(R, NULL, NULL, &cfg, ru_net_gpu, &fg, L, H, W));
     tu_assert_close(R, R0, (size_t)3 * H * W, 2e-3, 1e-5, what);
     free(L), free(R0), free(E0), free(R), free(E);
-    fake_free(&fc), fake_free(&fg);
+    ru_net_free(&fc), ru_net_free(&fg);
 }
 
 Test(cuda_render, single_window_frame_matches_render_image) {
@@ -444,137 +319,115 @@ Test(cuda_render, tiled_tall_frame_matches_render_image) {
 
 Test(cuda_render, errors_name_the_cause) {
     gpu_or_skip();
-    render_config cfg = small_config();
+    render_config cfg = ru_small_config(RENDER_BLEND);
     const int H = 20, W = 160;
-    nn_real *L = uniform((size_t)3 * H * W, 0, 255, 3), *R = malloc(sizeof(nn_real) * 3 * H * W);
+    nn_real *L = ru_uniform((size_t)3 * H * W, 0, 255, 3), *R = malloc(sizeof(nn_real) * 3 * H * W);
     nn_real *E = malloc(sizeof(nn_real) * H * W);
-    fake_net f;
-    fake_init(&f, &cfg, 1);
+    ru_net f;
+    ru_net_init(&f, &cfg, 1);
     long live = nn_tensor_live_count();
     f.fail = 1;
-    cr_assert_eq(render_image_cuda(R, E, NULL, &cfg, fake_gpu, &f, L, H, W), -1);
+    cr_assert_eq(render_image_cuda(R, E, NULL, &cfg, ru_net_gpu, &f, L, H, W), -1);
     cr_assert(strstr(nn_last_error(), "network failed on the batch") && strstr(nn_last_error(), "fake network: refused"),
               "%s", nn_last_error());
     f.fail = 0, f.bad_shape = 1;
-    cr_assert_eq(render_image_cuda(R, E, NULL, &cfg, fake_gpu, &f, L, H, W), -1);
+    cr_assert_eq(render_image_cuda(R, E, NULL, &cfg, ru_net_gpu, &f, L, H, W), -1);
     cr_assert(strstr(nn_last_error(), "the network returned"), "%s", nn_last_error());
     f.bad_shape = 0, f.mode = 2; /* window 1 all zeros: the same pixel as render_image */
-    cr_assert_eq(render_image_cuda(R, E, NULL, &cfg, fake_gpu, &f, L, H, W), -1);
+    cr_assert_eq(render_image_cuda(R, E, NULL, &cfg, ru_net_gpu, &f, L, H, W), -1);
     char gpu_msg[512];
     snprintf(gpu_msg, sizeof gpu_msg, "%s", nn_last_error());
-    fake_net fc;
-    fake_init(&fc, &cfg, 2);
-    cr_assert_eq(render_image(R, E, NULL, &cfg, fake_cpu, &fc, L, H, W), -1);
+    ru_net fc;
+    ru_net_init(&fc, &cfg, 2);
+    cr_assert_eq(render_image(R, E, NULL, &cfg, ru_net_cpu, &fc, L, H, W), -1);
     int a[3], b[3];
-    parse_bad(gpu_msg, &a[0], &a[1], &a[2]);
-    parse_bad(nn_last_error(), &b[0], &b[1], &b[2]);
+    ru_parse_bad(gpu_msg, &a[0], &a[1], &a[2]);
+    ru_parse_bad(nn_last_error(), &b[0], &b[1], &b[2]);
     cr_assert(!memcmp(a, b, sizeof a), "GPU: %s; CPU: %s", gpu_msg, nn_last_error());
     cr_assert_eq(nn_tensor_live_count(), live, "tensors leaked on errors");
-    cr_assert_eq(render_image_cuda(R, E, NULL, &cfg, fake_gpu, &f, L, 0, W), -1);
-    cr_assert_eq(render_image_cuda(NULL, E, NULL, &cfg, fake_gpu, &f, L, H, W), -1);
+    cr_assert_eq(render_image_cuda(R, E, NULL, &cfg, ru_net_gpu, &f, L, 0, W), -1);
+    cr_assert_eq(render_image_cuda(NULL, E, NULL, &cfg, ru_net_gpu, &f, L, H, W), -1);
     free(L), free(R), free(E);
-    fake_free(&f), fake_free(&fc);
+    ru_net_free(&f), ru_net_free(&fc);
 }
 
-/* Two frames overlapped as deep3d infer does: prepare B while A computes. */
+/* Two frames overlapped as deep3d infer does: prepare B while A computes; both modes. */
 Test(cuda_render, overlapped_jobs_give_the_single_job_results) {
     gpu_or_skip();
-    render_config cfg = small_config();
-    const int H1 = 20, W1 = 160, H2 = 60, W2 = 24;
-    nn_real *L1 = uniform((size_t)3 * H1 * W1, 0, 255, 1), *L2 = uniform((size_t)3 * H2 * W2, 0, 255, 2);
-    nn_real *R1 = malloc(sizeof(nn_real) * 3 * H1 * W1), *E1 = malloc(sizeof(nn_real) * H1 * W1);
-    nn_real *R2 = malloc(sizeof(nn_real) * 3 * H2 * W2), *E2 = malloc(sizeof(nn_real) * H2 * W2);
-    nn_real *S1 = malloc(sizeof(nn_real) * 3 * H1 * W1), *D1 = malloc(sizeof(nn_real) * H1 * W1);
-    nn_real *S2 = malloc(sizeof(nn_real) * 3 * H2 * W2), *D2 = malloc(sizeof(nn_real) * H2 * W2);
-    fake_net f;
-    fake_init(&f, &cfg, 1);
-    OK(render_image_cuda(S1, D1, NULL, &cfg, fake_gpu, &f, L1, H1, W1));
-    OK(render_image_cuda(S2, D2, NULL, &cfg, fake_gpu, &f, L2, H2, W2));
-    render_cuda_job *a = NULL, *b = NULL;
-    OK(render_cuda_prepare(&a, &cfg, L1, H1, W1));
-    OK(render_cuda_launch(a, fake_gpu, &f));
-    OK(render_cuda_prepare(&b, &cfg, L2, H2, W2));
-    memset(L2, 0, sizeof(nn_real) * 3 * H2 * W2); /* the host frame may be reused once prepared */
-    render_info info;
-    OK(render_cuda_finish(a, R1, E1, &info));
-    OK(render_cuda_launch(b, fake_gpu, &f));
-    OK(render_cuda_finish(b, R2, E2, NULL));
-    tu_assert_close(R1, S1, (size_t)3 * H1 * W1, 0, 0, "first frame");
-    tu_assert_close(E1, D1, (size_t)H1 * W1, 0, 0, "first disparity");
-    tu_assert_close(R2, S2, (size_t)3 * H2 * W2, 0, 0, "second frame");
-    tu_assert_close(E2, D2, (size_t)H2 * W2, 0, 0, "second disparity");
-    render_cuda_free(NULL);
-    /* a prepared job freed without launching */
-    OK(render_cuda_prepare(&a, &cfg, L1, H1, W1));
-    render_cuda_free(a);
-    free(L1), free(L2), free(R1), free(E1), free(R2), free(E2), free(S1), free(D1), free(S2), free(D2);
-    fake_free(&f);
+    for (int mode = RENDER_WARP; mode <= RENDER_BLEND; mode++) {
+        render_config cfg = ru_small_config(mode);
+        const int H1 = 20, W1 = 160, H2 = 60, W2 = 24;
+        nn_real *L1 = ru_uniform((size_t)3 * H1 * W1, 0, 255, 1), *L2 = ru_uniform((size_t)3 * H2 * W2, 0, 255, 2);
+        nn_real *R1 = malloc(sizeof(nn_real) * 3 * H1 * W1), *E1 = malloc(sizeof(nn_real) * H1 * W1);
+        nn_real *R2 = malloc(sizeof(nn_real) * 3 * H2 * W2), *E2 = malloc(sizeof(nn_real) * H2 * W2);
+        nn_real *S1 = malloc(sizeof(nn_real) * 3 * H1 * W1), *D1 = malloc(sizeof(nn_real) * H1 * W1);
+        nn_real *S2 = malloc(sizeof(nn_real) * 3 * H2 * W2), *D2 = malloc(sizeof(nn_real) * H2 * W2);
+        ru_net f;
+        ru_net_init(&f, &cfg, mode == RENDER_WARP ? 3 : 1);
+        OK(render_image_cuda(S1, D1, NULL, &cfg, ru_net_gpu, &f, L1, H1, W1));
+        OK(render_image_cuda(S2, D2, NULL, &cfg, ru_net_gpu, &f, L2, H2, W2));
+        render_cuda_job *a = NULL, *b = NULL;
+        OK(render_cuda_prepare(&a, &cfg, L1, H1, W1));
+        OK(render_cuda_launch(a, ru_net_gpu, &f));
+        OK(render_cuda_prepare(&b, &cfg, L2, H2, W2));
+        memset(L2, 0, sizeof(nn_real) * 3 * H2 * W2); /* the host frame may be reused once prepared */
+        render_info info;
+        OK(render_cuda_finish(a, R1, E1, &info));
+        OK(render_cuda_launch(b, ru_net_gpu, &f));
+        OK(render_cuda_finish(b, R2, E2, NULL));
+        tu_assert_close(R1, S1, (size_t)3 * H1 * W1, 0, 0, "first frame");
+        tu_assert_close(E1, D1, (size_t)H1 * W1, 0, 0, "first disparity");
+        tu_assert_close(R2, S2, (size_t)3 * H2 * W2, 0, 0, "second frame");
+        tu_assert_close(E2, D2, (size_t)H2 * W2, 0, 0, "second disparity");
+        render_cuda_free(NULL);
+        /* a prepared job freed without launching */
+        OK(render_cuda_prepare(&a, &cfg, L1, H1, W1));
+        render_cuda_free(a);
+        free(L1), free(L2), free(R1), free(E1), free(R2), free(E2), free(S1), free(D1), free(S2), free(D2);
+        ru_net_free(&f);
+    }
 }
 
-/* A real (tiny) model: GPU batch path vs CPU one-window path. */
-typedef struct {
-    deep3d_model *m;
-} model_ctx;
-
-static int model_cpu(void *ctx, const nn_real *window, nn_real *prob) {
-    deep3d_model *m = ((model_ctx *)ctx)->m;
-    nn_tensor *x = nn_tensor_new4(NN_CPU, 1, 3, m->cfg.height, m->cfg.width), *p = NULL;
-    nn_graph g;
-    nn_graph_init(&g, 0);
-    int rc = !x || nn_tensor_upload(x, window) || deep3d_forward(m, &g, x, NULL, &p) || nn_tensor_download(p, prob);
-    nn_tensor_unref(p), nn_tensor_unref(x);
-    nn_graph_free(&g);
-    return rc ? -1 : 0;
-}
-
-static int model_gpu(void *ctx, nn_tensor *windows, nn_tensor **prob) {
-    deep3d_model *m = ((model_ctx *)ctx)->m;
-    nn_graph g;
-    nn_graph_init(&g, 0);
-    *prob = NULL;
-    int rc = deep3d_forward(m, &g, windows, NULL, prob);
-    nn_graph_free(&g);
-    return rc ? -1 : 0;
-}
-
-static deep3d_config tiny_config(void) {
-    deep3d_config cfg = deep3d_default_config();
-    cfg.width = 64, cfg.height = 32, cfg.disparities = 9, cfg.dmin = -4, cfg.width_div = 16;
-    return cfg;
-}
-
-Test(cuda_render, tiny_model_gpu_batch_matches_cpu_windows) {
+/* A real (tiny) model through infer_render: the GPU batch path vs the CPU one-window
+ * path, in blend mode, in warp mode, and in warp mode with convergence. */
+Test(cuda_render, tiny_model_through_infer_render_on_both_devices) {
     gpu_or_skip();
-    deep3d_config mc = tiny_config();
+    deep3d_config mc = ru_tiny_model_config();
     deep3d_model mcpu, mgpu;
     OK(deep3d_model_init(&mcpu, &mc, NN_CPU, 5));
     OK(deep3d_model_init(&mgpu, &mc, NN_CUDA, 5));
-    render_config cfg;
-    render_config_default(&cfg);
-    cfg.net_w = mc.width, cfg.net_h = mc.height, cfg.D = mc.disparities, cfg.dmin = mc.dmin;
-    cfg.mode = RENDER_BLEND;
+    render_config opts;
+    render_config_default(&opts);
     const int sizes[][2] = {{30, 61}, {40, 300}}; /* one window; several */
-    for (int f = 0; f < 2; f++) {
-        const int H = sizes[f][0], W = sizes[f][1];
-        nn_real *L = uniform((size_t)3 * H * W, 0, 255, 40 + f);
-        nn_real *R0 = malloc(sizeof(nn_real) * 3 * H * W), *E0 = malloc(sizeof(nn_real) * H * W);
-        nn_real *R = malloc(sizeof(nn_real) * 3 * H * W), *E = malloc(sizeof(nn_real) * H * W);
-        model_ctx c0 = {&mcpu}, c1 = {&mgpu};
-        render_info i0, i1;
-        OK(render_image(R0, E0, &i0, &cfg, model_cpu, &c0, L, H, W));
-        OK(render_image_cuda(R, E, &i1, &cfg, model_gpu, &c1, L, H, W));
-        cr_assert_eq(i1.n_windows, i0.n_windows);
-        cr_assert(f == 0 || i0.n_windows > 1);
-        tu_assert_close(R, R0, (size_t)3 * H * W, 0.05, 1e-4, "tiny model right view");
-        tu_assert_close(E, E0, (size_t)H * W, 5e-3, 1e-4, "tiny model disparity");
-        free(L), free(R0), free(E0), free(R), free(E);
+    for (int setting = 0; setting < 3; setting++) {
+        opts.mode = setting == 0 ? RENDER_BLEND : RENDER_WARP, opts.convergence = setting == 2 ? 0.3 : -1;
+        const render_config cfg = infer_render_config(&mcpu, &opts);
+        for (int f = 0; f < 2; f++) {
+            const int H = sizes[f][0], W = sizes[f][1];
+            nn_real *L = ru_uniform((size_t)3 * H * W, 0, 255, 40 + f);
+            nn_real *R0 = malloc(sizeof(nn_real) * 3 * H * W), *E0 = malloc(sizeof(nn_real) * H * W);
+            nn_real *R = malloc(sizeof(nn_real) * 3 * H * W), *E = malloc(sizeof(nn_real) * H * W);
+            render_info i0, i1;
+            OK(infer_render(&mcpu, &cfg, L, H, W, R0, E0, &i0));
+            OK(infer_render(&mgpu, &cfg, L, H, W, R, E, &i1));
+            cr_assert_eq(i1.n_windows, i0.n_windows);
+            cr_assert(f == 0 || i0.n_windows > 1);
+            char what[64];
+            snprintf(what, sizeof what, "tiny model right view (setting %d)", setting);
+            if (setting == 0) tu_assert_close(R, R0, (size_t)3 * H * W, 0.05, 1e-4, what);
+            else ru_assert_mostly_close(R, R0, (size_t)3 * H * W, 0.05, 1e-3, what);
+            snprintf(what, sizeof what, "tiny model disparity (setting %d)", setting);
+            if (setting == 0) tu_assert_close(E, E0, (size_t)H * W, 5e-3, 1e-4, what);
+            else ru_assert_mostly_close(E, E0, (size_t)H * W, 5e-3, 1e-3, what);
+            free(L), free(R0), free(E0), free(R), free(E);
+        }
     }
     deep3d_model_free(&mcpu), deep3d_model_free(&mgpu);
 }
 
 /* deep3d infer on both devices: the same PNGs up to 8-bit rounding. */
 static void write_image(const char *path, int w, int h, uint64_t seed) {
-    image im = {.w = w, .h = h, .data = uniform((size_t)3 * w * h, 0, 255, seed)};
+    image im = {.w = w, .h = h, .data = ru_uniform((size_t)3 * w * h, 0, 255, seed)};
     OK(image_save_png(&im, path));
     free(im.data);
 }
@@ -583,7 +436,7 @@ Test(cuda_render, deep3d_infer_on_cuda_writes_the_cpu_images) {
     gpu_or_skip();
     char root[] = "/tmp/deep3d_cuda_render_XXXXXX", path[512], a[512], b[512], outc[512], outg[512];
     cr_assert_not_null(mkdtemp(root));
-    deep3d_config mc = tiny_config();
+    deep3d_config mc = ru_tiny_model_config();
     deep3d_model m;
     OK(deep3d_model_init(&m, &mc, NN_CPU, 3));
     snprintf(path, sizeof path, "%s/m.d3w", root);
@@ -591,24 +444,35 @@ Test(cuda_render, deep3d_infer_on_cuda_writes_the_cpu_images) {
     deep3d_model_free(&m);
     snprintf(a, sizeof a, "%s/a.png", root), write_image(a, 90, 36, 1);
     snprintf(b, sizeof b, "%s/b.png", root), write_image(b, 200, 30, 2);
-    snprintf(outc, sizeof outc, "%s/cpu", root), snprintf(outg, sizeof outg, "%s/gpu", root);
-    tc_result r;
-    tc_run(&r, root, (const char *const[]){"infer", "--device", "cpu", "--model", path, "--out", outc, a, b, NULL});
-    cr_assert(r.exited && r.status == 0, "cpu: %s", r.err);
-    tc_free(&r);
-    tc_run(&r, root, (const char *const[]){"infer", "--device", "cuda", "--model", path, "--out", outg, a, b, NULL});
-    cr_assert(r.exited && r.status == 0, "cuda: %s", r.err);
-    cr_assert(strstr(r.out, "a.png: 90x36") && strstr(r.out, "b.png: 200x30"), "%s", r.out);
-    tc_free(&r);
-    const char *names[] = {"a_right", "a_depth", "a_sbs", "a_anaglyph", "b_right", "b_depth", "b_sbs", "b_anaglyph"};
-    for (int i = 0; i < 8; i++) {
-        char pc[600], pg[600];
-        snprintf(pc, sizeof pc, "%s/%s.png", outc, names[i]), snprintf(pg, sizeof pg, "%s/%s.png", outg, names[i]);
-        image *ic = image_load(pc), *ig = image_load(pg);
-        cr_assert(ic && ig, "%s: %s", names[i], nn_last_error());
-        cr_assert(ic->w == ig->w && ic->h == ig->h);
-        tu_assert_close(ig->data, ic->data, (size_t)3 * ic->w * ic->h, 1.0, 0, names[i]);
-        image_free(ic), image_free(ig);
+    const char *modes[] = {"warp", "blend"};
+    for (int mode = 0; mode < 2; mode++) {
+        snprintf(outc, sizeof outc, "%s/cpu_%s", root, modes[mode]);
+        snprintf(outg, sizeof outg, "%s/gpu_%s", root, modes[mode]);
+        tc_result r;
+        tc_run(&r, root,
+               (const char *const[]){"infer", "--device", "cpu", "--render", modes[mode], "--model", path, "--out", outc,
+                                     a, b, NULL});
+        cr_assert(r.exited && r.status == 0, "cpu: %s", r.err);
+        tc_free(&r);
+        tc_run(&r, root,
+               (const char *const[]){"infer", "--device", "cuda", "--render", modes[mode], "--model", path, "--out",
+                                     outg, a, b, NULL});
+        cr_assert(r.exited && r.status == 0, "cuda: %s", r.err);
+        cr_assert(strstr(r.out, "a.png: 90x36") && strstr(r.out, "b.png: 200x30"), "%s", r.out);
+        tc_free(&r);
+        const char *names[] = {"a_right", "a_depth", "a_sbs", "a_anaglyph", "b_right", "b_depth", "b_sbs", "b_anaglyph"};
+        for (int i = 0; i < 8; i++) {
+            char pc[600], pg[600], what[96];
+            snprintf(pc, sizeof pc, "%s/%s.png", outc, names[i]), snprintf(pg, sizeof pg, "%s/%s.png", outg, names[i]);
+            image *ic = image_load(pc), *ig = image_load(pg);
+            cr_assert(ic && ig, "%s: %s", names[i], nn_last_error());
+            cr_assert(ic->w == ig->w && ic->h == ig->h);
+            /* the warp takes decisions at thresholds (snapping, folds of a row's map): a
+             * ~1e-6 change of the probabilities may flip one at a pixel */
+            snprintf(what, sizeof what, "%s (%s)", names[i], modes[mode]);
+            ru_assert_mostly_close(ig->data, ic->data, (size_t)3 * ic->w * ic->h, 1.0, mode == 0 ? 1e-3 : 0, what);
+            image_free(ic), image_free(ig);
+        }
     }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
@@ -618,7 +482,7 @@ Test(cuda_render, deep3d_infer_on_cuda_writes_the_cpu_images) {
 /* ------------------------------------------------------------ uploads */
 
 static void upload_case(size_t n, uint64_t seed) {
-    nn_real *h = uniform(n, -1, 1, seed), *copy = malloc(n * sizeof *copy), *back = malloc(n * sizeof *back);
+    nn_real *h = ru_uniform(n, -1, 1, seed), *copy = malloc(n * sizeof *copy), *back = malloc(n * sizeof *back);
     memcpy(copy, h, n * sizeof *h);
     nn_real *d = G->alloc(n * sizeof *h);
     cr_assert_not_null(d, "%s", nn_last_error());
@@ -647,7 +511,7 @@ Test(cuda_upload, pinned_uploads_arrive_and_staging_is_reused) {
     cr_assert_eq(s1.uploads, s0.uploads + 4);
     /* an upload queued behind a kernel: ordered on the compute stream */
     const size_t n = 100003;
-    nn_real *x = uniform(n, -1, 1, 1), *y = uniform(n, -1, 1, 2), *want = malloc(n * sizeof *want);
+    nn_real *x = ru_uniform(n, -1, 1, 1), *y = ru_uniform(n, -1, 1, 2), *want = malloc(n * sizeof *want);
     nn_real *dx = G->alloc(n * sizeof *x), *dy = G->alloc(n * sizeof *y);
     OK(G->upload(dy, y, n * sizeof *y));
     OK(G->fill(dx, n, 3));
@@ -667,7 +531,7 @@ Test(cuda_upload, async_uploads_are_placed_at_wait) {
     nn_cuda_upload_stats s0, s1;
     for (int round = 0; round < 5; round++) {
         for (int i = 0; i < 3; i++) {
-            h[i] = uniform(n[i], -1, 1, 10 * round + i);
+            h[i] = ru_uniform(n[i], -1, 1, 10 * round + i);
             keep[i] = malloc(n[i] * sizeof(nn_real));
             memcpy(keep[i], h[i], n[i] * sizeof(nn_real));
             d[i] = G->alloc(n[i] * sizeof(nn_real));
@@ -702,7 +566,7 @@ Test(cuda_upload, async_growth_with_pending_uploads_and_release_of_a_pending_des
     /* a small upload, then one larger than any staging so far: the first is placed,
      * the staging grows, both arrive */
     const size_t small = 100, big = (size_t)12 << 20;
-    nn_real *hs = uniform(small, 0, 1, 1), *hb = uniform(big, 0, 1, 2), *back = malloc(big * sizeof *back);
+    nn_real *hs = ru_uniform(small, 0, 1, 1), *hb = ru_uniform(big, 0, 1, 2), *back = malloc(big * sizeof *back);
     nn_real *ds = G->alloc(small * sizeof *hs), *db = G->alloc(big * sizeof *hb);
     nn_cuda_upload_stats s0, s1;
     OK(nn_cuda_upload_stats_get(&s0));
@@ -759,7 +623,7 @@ typedef struct {
 } buf;
 
 static buf mk(size_t n, double lo, double hi, uint64_t seed, int rounded) {
-    buf b = {uniform(n, lo, hi, seed), NULL, n};
+    buf b = {ru_uniform(n, lo, hi, seed), NULL, n};
     if (rounded)
         for (size_t i = 0; i < n; i++) b.h[i] = bf16_round(b.h[i]);
     b.d = G->alloc((n ? n : 1) * sizeof(nn_real));
