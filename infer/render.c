@@ -323,7 +323,7 @@ static int check_config(const render_config *cfg, const char *what) {
         return nn_fail("%s: bad config: aspect_tol %g (want >= 0), min_overlap %g (want 0 <= . < 1)", what,
                        cfg->aspect_tol, cfg->min_overlap);
     if ((cfg->mode != RENDER_WARP && cfg->mode != RENDER_BLEND) ||
-        (cfg->disparity != WARP_DISP_MEAN && cfg->disparity != WARP_DISP_MODE) || cfg->interp < WARP_INTERP_LINEAR ||
+        (cfg->disparity < WARP_DISP_MEAN || cfg->disparity > WARP_DISP_MEDIAN) || cfg->interp < WARP_INTERP_LINEAR ||
         cfg->interp > WARP_INTERP_LANCZOS3)
         return nn_fail("%s: bad config: render mode %d, disparity kind %d, interpolation %d", what, cfg->mode,
                        cfg->disparity, cfg->interp);

@@ -70,7 +70,7 @@ typedef struct {
                          * of the window length along the sliding axis: 0.25 */
     /* rendering */
     int mode;             /* RENDER_WARP (default) or RENDER_BLEND */
-    int disparity;        /* warp: WARP_DISP_MEAN (default) or WARP_DISP_MODE */
+    int disparity;        /* warp: WARP_DISP_MEAN (default), WARP_DISP_MEDIAN or WARP_DISP_MODE */
     int interp;           /* warp: WARP_INTERP_CUBIC (default), _LANCZOS3 or _LINEAR */
     double refine_radius; /* warp: guided-filter radius in network pixels (scaled by s
                            * to source pixels, at least 1); 0: no refinement. Default 4 */

@@ -21,8 +21,8 @@ int render_cli_add(cli_option *opts, int n, render_cli *r) {
          "put this quantile of the frame's disparities at the screen: 0 = nearest point (all behind), 1 = farthest "
          "(all in front) (default: the model's own)", 0, 1, NULL},
         {"disparity", CLI_STRING, &r->disparity, "KIND",
-         "warp: mean (default, the expected disparity) or mode (the expected value within the dominant mode)", 0, 0,
-         "mean|mode"},
+         "warp: mean (default, the expected disparity), median, or mode (the expected value within the dominant "
+         "mode)", 0, 0, "mean|median|mode"},
         {"interp", CLI_STRING, &r->interp, "KIND", "warp: cubic (default), lanczos3 or linear sampling along x", 0, 0,
          "cubic|lanczos3|linear"},
         {"refine-radius", CLI_DOUBLE, &r->refine_radius, "PX",
@@ -44,7 +44,9 @@ int render_cli_add(cli_option *opts, int n, render_cli *r) {
 
 int render_cli_apply(const render_cli *r, render_config *cfg) {
     cfg->mode = !strcmp(r->render, "blend") ? RENDER_BLEND : RENDER_WARP;
-    cfg->disparity = !strcmp(r->disparity, "mode") ? WARP_DISP_MODE : WARP_DISP_MEAN;
+    cfg->disparity = !strcmp(r->disparity, "mode")     ? WARP_DISP_MODE
+                     : !strcmp(r->disparity, "median") ? WARP_DISP_MEDIAN
+                                                       : WARP_DISP_MEAN;
     cfg->interp = !strcmp(r->interp, "linear") ? WARP_INTERP_LINEAR
                   : !strcmp(r->interp, "lanczos3") ? WARP_INTERP_LANCZOS3
                                                    : WARP_INTERP_CUBIC;

@@ -74,9 +74,12 @@ RENDER_HD nn_real warp_resampled(const render_axis_table *fy, const render_axis_
 /* How one disparity is taken from a pixel's probabilities p_k over d_k = dmin + k. */
 enum {
     WARP_DISP_MEAN = 0, /* E[d] = sum_k p_k d_k / sum_k p_k (the selection layer's mean shift) */
-    WARP_DISP_MODE = 1  /* E[d] within the dominant mode: from the argmax, the levels reached
+    WARP_DISP_MODE = 1, /* E[d] within the dominant mode: from the argmax, the levels reached
                            while p does not increase on either side, renormalised there
                            (a second, smaller mode does not pull the value between the two) */
+    WARP_DISP_MEDIAN = 2 /* the median of the distribution, linear between levels: the d
+                            where the cumulative probability reaches half, reading level k
+                            as the interval [d_k - 1/2, d_k + 1/2] (minimises E|d - d*|) */
 };
 
 /* Interpolation of the left view along x at a fractional column. */
@@ -101,6 +104,17 @@ RENDER_HD nn_real warp_disparity_of(const nn_real *p, size_t stride, int D, int 
         lo = hi = best;
         while (lo > 0 && p[(size_t)(lo - 1) * stride] <= p[(size_t)lo * stride]) lo--;
         while (hi < D - 1 && p[(size_t)(hi + 1) * stride] <= p[(size_t)hi * stride]) hi++;
+    }
+    if (kind == WARP_DISP_MEDIAN) {
+        double total = 0, run = 0;
+        for (int k = 0; k < D; k++) total = total + (double)p[(size_t)k * stride];
+        if (!(total > 0) || !(total <= DBL_MAX)) return (nn_real)NAN;
+        for (int k = 0; k < D; k++) {
+            const double v = (double)p[(size_t)k * stride];
+            if (run + v >= 0.5 * total && v > 0) return (nn_real)((double)(dmin + k) - 0.5 + (0.5 * total - run) / v);
+            run = run + v;
+        }
+        return (nn_real)(dmin + D - 1);
     }
     double sum = 0, e = 0;
     for (int k = lo; k <= hi; k++) {

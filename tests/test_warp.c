@@ -482,3 +482,33 @@ Test(warp, edge_snapping_makes_steps_only_where_the_image_has_an_edge) {
     }
     free(d), free(img);
 }
+
+/* ---------------------------------------------------------------- one disparity per pixel */
+
+Test(warp, disparity_of_a_distribution_mean_mode_and_median) {
+    /* bimodal: levels d_k = -5 + k, k = 0..9; a big mode around k = 2, a small one at 7 */
+    const nn_real p[10] = {0.05f, 0.2f, 0.3f, 0.15f, 0.05f, 0.02f, 0.05f, 0.1f, 0.05f, 0.03f};
+    double total = 0, mean = 0;
+    for (int k = 0; k < 10; k++) total += p[k], mean += p[k] * (-5 + k);
+    mean /= total;
+    cr_assert(fabs(warp_disparity_of(p, 1, 10, -5, WARP_DISP_MEAN) - mean) < 1e-5, "mean");
+    /* the dominant mode: from k = 2, down to k = 0 on the left (non-increasing) and to
+     * k = 5 on the right (0.3, 0.15, 0.05, 0.02; 0.05 at k = 6 rises again) */
+    double ms = 0, me = 0;
+    for (int k = 0; k <= 5; k++) ms += p[k], me += p[k] * (-5 + k);
+    cr_assert(fabs(warp_disparity_of(p, 1, 10, -5, WARP_DISP_MODE) - me / ms) < 1e-5, "mode: %g, want %g",
+              (double)warp_disparity_of(p, 1, 10, -5, WARP_DISP_MODE), me / ms);
+    /* median: the cumulative sum reaches total/2 = 0.5 inside level 2 (0.25 before it, 0.55
+     * after), at 0.25/0.3 of the way through [d_2 - 1/2, d_2 + 1/2] = [-3.5, -2.5] */
+    const double want = -3.5 + (0.5 * total - 0.25) / 0.3;
+    cr_assert(fabs(warp_disparity_of(p, 1, 10, -5, WARP_DISP_MEDIAN) - want) < 1e-5, "median: %g, want %g",
+              (double)warp_disparity_of(p, 1, 10, -5, WARP_DISP_MEDIAN), want);
+    /* a strided layout (D planes of a (h, w) map) reads the same values */
+    nn_real planes[30] = {0};
+    for (int k = 0; k < 10; k++) planes[3 * k + 1] = p[k];
+    for (int kind = 0; kind < 3; kind++)
+        cr_assert_eq(warp_disparity_of(planes + 1, 3, 10, -5, kind), warp_disparity_of(p, 1, 10, -5, kind), "stride, kind %d", kind);
+    /* no mass: NaN for the caller to report */
+    const nn_real zero[10] = {0};
+    for (int kind = 0; kind < 3; kind++) cr_assert(isnan(warp_disparity_of(zero, 1, 10, -5, kind)), "kind %d", kind);
+}
