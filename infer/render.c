@@ -309,7 +309,7 @@ void render_config_default(render_config *cfg) {
     cfg->net_h = 160, cfg->net_w = 384, cfg->D = 33, cfg->dmin = -15;
     cfg->aspect_tol = 0.15, cfg->min_overlap = 0.25;
     cfg->mode = RENDER_WARP, cfg->disparity = WARP_DISP_MEAN, cfg->interp = WARP_INTERP_CUBIC;
-    cfg->refine_radius = 4, cfg->refine_eps = 1e-3, cfg->gap = 1;
+    cfg->refine_radius = 32, cfg->refine_eps = 1e-2, cfg->gap = 1;
     cfg->snap_radius = 1, cfg->snap_tau = 1, cfg->snap_kappa = 12;
     cfg->strength = 1, cfg->convergence = -1;
 }

@@ -73,8 +73,8 @@ typedef struct {
     int disparity;        /* warp: WARP_DISP_MEAN (default), WARP_DISP_MEDIAN or WARP_DISP_MODE */
     int interp;           /* warp: WARP_INTERP_CUBIC (default), _LANCZOS3 or _LINEAR */
     double refine_radius; /* warp: guided-filter radius in network pixels (scaled by s
-                           * to source pixels, at least 1); 0: no refinement. Default 4 */
-    double refine_eps;    /* warp: guided-filter eps on the 0..1 grey guide: 1e-3 */
+                           * to source pixels, at least 1); 0: no refinement. Default 32 */
+    double refine_eps;    /* warp: guided-filter eps on the 0..1 grey guide: 1e-2 */
     double snap_radius;   /* warp: edge-snapping window radius in network pixels (scaled
                            * by s, at least 1); 0: no snapping. Default 1 */
     double snap_tau;      /* warp: a depth edge spans more than this, network pixels: 1 */

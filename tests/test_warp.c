@@ -432,6 +432,8 @@ Test(warp, two_layer_scene_through_the_network_path) {
     render_config cfg;
     render_config_default(&cfg);
     cfg.net_h = h, cfg.net_w = w, cfg.D = 9, cfg.dmin = -8;
+    /* a radius small against this 96 x 40 grid (the default, 32, spans it) */
+    cfg.refine_radius = 4, cfg.refine_eps = 1e-3;
     fake_map_net f = {cfg.D, h, w, level, 0};
     render_info info;
     OK(render_image(got, disp, &info, &cfg, fake_map_run, &f, left, SH, SW));
