@@ -9,7 +9,8 @@
  * documents), rounded to bytes: exactly equal through PNG, and through JPEG equal to
  * an independent stb_image_write -> stb_image round trip of those bytes at the same
  * quality. Everything else uses small synthetic PNG pairs written with stb_image_write
- * in a fresh mkdtemp folder. */
+ * in a fresh mkdtemp folder. The binary (DEEP3D_BIN) is run for --info, --verify, the
+ * split and 2 training steps on a packed dataset. */
 #include <criterion/criterion.h>
 
 #include <dirent.h>
@@ -39,6 +40,9 @@ static void remove_root(void) { tu_rmtree(root); }
 static const char *P(const char *name) { return tu_join(root, name); }
 
 TestSuite(dataset, .init = make_root, .fini = remove_root, .timeout = 120);
+TestSuite(cli_dataset, .init = make_root, .fini = remove_root, .timeout = 120);
+
+#define RUN(r, ...) tc_run((r), root, (const char *const[]){__VA_ARGS__, NULL})
 
 static void assert_msg(const char *needle) {
     cr_assert(strstr(nn_last_error(), needle), "expected \"%s\" in: %s", needle, nn_last_error());
@@ -570,4 +574,77 @@ Test(dataset, loader_batches_do_not_depend_on_the_thread_count) {
     cr_assert(!memcmp(one, cached, 2 * per * 6 * sizeof *one), "the cache changes the batches");
     free(one), free(four), free(cached);
     stereo_dataset_free(ds);
+}
+
+/* ---- through the binary ---- */
+
+Test(cli_dataset, pack_append_info_split_verify_and_train_two_steps) {
+    write_source("kitti", 4, 64, 28, 1);
+    write_source("movie", 3, 64, 28, 2);
+    write_source("other", 2, 64, 28, 3);
+    tc_result r;
+    RUN(&r, "dataset", "--threads", "1", "--from-pairs", P("kitti"), "--from-pairs", P("movie"), "--out", P("ds"),
+        "--size", "96x40", "--shard-size", "3");
+    cr_assert(r.exited && r.status == 0, "pack: %s", r.err);
+    cr_assert(strstr(r.out, "packed 7 pairs of 2 sources"), "%s", r.out);
+    tc_free(&r);
+    RUN(&r, "dataset", "--threads", "1", "--from-pairs", P("other"), "--out", P("ds"), "--format", "png");
+    cr_assert(r.exited && r.status == 0, "append: %s", r.err);
+    tc_free(&r);
+    RUN(&r, "dataset", "--from-pairs", P("other"), "--out", P("ds"));
+    tc_expect_error(&r, "a source twice", "already has a source 'other'", "--source", NULL);
+    tc_free(&r);
+    RUN(&r, "dataset", "--split", P("ds"), "--val", "0.2", "--test", "0.2");
+    cr_assert(r.exited && r.status == 0, "split: %s", r.err);
+    tc_free(&r);
+    RUN(&r, "dataset", "--info", P("ds"));
+    cr_assert(r.exited && r.status == 0, "info: %s", r.err);
+    cr_assert(strstr(r.out, "96x40 views, 3 sources, 9 pairs in 4 shards"), "%s", r.out);
+    dataset *d = dataset_open(P("ds"), 0);
+    cr_assert_not_null(d, "%s", nn_last_error());
+    for (int k = 0; k < 3; k++) { /* each source's line: name, its split, its pairs */
+        char line[128];
+        const dataset_source_info *s = dataset_source(d, k);
+        snprintf(line, sizeof line, "%-40s %-6s %10ld\n", s->name, dataset_split_name(s->split), s->pairs);
+        cr_assert(strstr(r.out, line), "no line '%s' in:\n%s", line, r.out);
+    }
+    dataset_close(d);
+    tc_free(&r);
+    RUN(&r, "dataset", "--verify", P("ds"));
+    cr_assert(r.exited && r.status == 0, "verify of a good dataset: %s%s", r.out, r.err);
+    tc_free(&r);
+    RUN(&r, "train", "--threads", "1", "--device", "cpu", "--width", "64", "--height", "32", "--width-div", "16",
+        "--disparities", "9", "--dmin", "-4", "--batch", "2", "--steps", "2", "--data", tu_join(P("ds"), ":train"),
+        "--val-data", tu_join(P("ds"), ":val"), "--out", P("run"));
+    cr_assert(r.exited && r.status == 0, "train on DIR:train: %s", r.err);
+    cr_assert(strstr(r.out, "done: 2 steps"), "%s", r.out);
+    tc_free(&r);
+    RUN(&r, "train", "--threads", "1", "--device", "cpu", "--width", "64", "--height", "32", "--width-div", "16",
+        "--steps", "2", "--data", P("ds"), "--out", P("run2"));
+    tc_expect_error(&r, "a split dataset without its part", "name the part", NULL);
+    tc_free(&r);
+    /* a flipped byte: --verify names the record, exits 1 */
+    flip_byte(P("ds/shard-000000.d3s"), record_offset(P("ds/shard-000000.d3s"), 2) + 7);
+    RUN(&r, "dataset", "--verify", P("ds"));
+    tc_expect_error(&r, "verify of a damaged dataset", "1 bad record", NULL);
+    cr_assert(strstr(r.out, "shard-000000.d3s record 2 (source 'kitti', frame 2 'p02'): checksum mismatch"), "%s",
+              r.out);
+    tc_free(&r);
+}
+
+Test(cli_dataset, bad_usage_is_one_line) {
+    tc_result r;
+    RUN(&r, "dataset", "--info", P("nope"));
+    tc_expect_error(&r, "missing dataset", P("nope"), NULL);
+    tc_free(&r);
+    RUN(&r, "dataset", "--info", P("a"), "--verify", P("a"));
+    tc_expect_error(&r, "two actions", "exactly one of", NULL);
+    tc_free(&r);
+    write_source("a", 1, 30, 14, 1);
+    RUN(&r, "dataset", "--from-pairs", P("a"), "--out", P("a"));
+    tc_expect_error(&r, "packing into a folder of pairs", "not a deep3d dataset", NULL);
+    tc_free(&r);
+    RUN(&r, "dataset", "--from-pairs", P("a"), "--out", P("ds"), "--size", "432by180");
+    tc_expect_error(&r, "bad --size", "--size", "432by180", NULL);
+    tc_free(&r);
 }
