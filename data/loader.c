@@ -108,7 +108,9 @@ loader_config loader_defaults(void) {
                            .cache_bytes = (size_t)2 << 30,
                            .prescale = 1,
                            .threads = 0,
-                           .prefetch = 2};
+                           .prefetch = 2,
+                           .global_batch = 0,
+                           .first_sample = 0};
 }
 
 static void pair8_free(pair8 *p) {
@@ -299,10 +301,16 @@ static int fill_sample(loader *ld, batch_buf *b, int i, uint64_t g, int planned,
     return rc;
 }
 
+/* The global index of sample i of step (loader.h): step * G + first_sample + i. */
+static uint64_t global_index(const loader *ld, int64_t step, int i) {
+    const uint64_t G = (uint64_t)(ld->cfg.global_batch ? ld->cfg.global_batch : ld->cfg.batch);
+    return (uint64_t)step * G + (uint64_t)ld->cfg.first_sample + (uint64_t)i;
+}
+
 /* Starts the batch of `step` in buffer b: the planned pairs. Called under ld->mu. */
 static void start_batch(loader *ld, batch_buf *b, int64_t step) {
     const int N = ld->cfg.batch;
-    uint64_t g0 = (uint64_t)step * (uint64_t)N;
+    uint64_t g0 = global_index(ld, step, 0);
     for (int i = 0; i < N; i++) b->planned[i] = planned_pair(ld, g0 + (uint64_t)i);
     memset(b->warned, 0, (size_t)N * sizeof *b->warned);
     b->step = step, b->next_sample = b->done = 0, b->failed = 0, b->error[0] = '\0';
@@ -335,7 +343,7 @@ static void *worker(void *arg) {
             if (b->next_sample == N) ld->claim_step++;
             pthread_mutex_unlock(&ld->mu);
             double t0 = now_s();
-            uint64_t g = (uint64_t)b->step * (uint64_t)N + (uint64_t)i;
+            uint64_t g = global_index(ld, b->step, i);
             b->sample_failed[i] = fill_sample(ld, b, i, g, b->planned[i], b->errors + (size_t)i * MSG) != 0;
             double t = now_s() - t0;
             pthread_mutex_lock(&ld->mu);
@@ -379,6 +387,12 @@ loader *loader_create(const stereo_dataset *ds, const loader_config *cfg) {
         cfg->prefetch < 1 || cfg->prefetch > 64 || cfg->start_step < 0) {
         nn_fail("loader: bad configuration: batch %d, %dx%d, threads %d, prefetch %d, start step %lld", cfg->batch,
                 cfg->width, cfg->height, cfg->threads, cfg->prefetch, (long long)cfg->start_step);
+        return NULL;
+    }
+    if (cfg->global_batch < 0 || cfg->first_sample < 0 ||
+        (long)cfg->first_sample + cfg->batch > (long)(cfg->global_batch ? cfg->global_batch : cfg->batch)) {
+        nn_fail("loader: bad configuration: samples %d..%d of a global batch of %d", cfg->first_sample,
+                cfg->first_sample + cfg->batch - 1, cfg->global_batch ? cfg->global_batch : cfg->batch);
         return NULL;
     }
     if (cfg->augment) { /* validates the augmentation settings */

@@ -576,6 +576,58 @@ Test(dataset, loader_batches_do_not_depend_on_the_thread_count) {
     stereo_dataset_free(ds);
 }
 
+/* Data parallelism (loader.h): three loaders holding samples 0-1, 2-3 and 4-5 of a
+ * global batch of 6 give, step after step, the slices of one loader's batch of 6. */
+Test(dataset, loader_parts_of_a_global_batch_are_its_slices) {
+    write_source("a", 5, 60, 30, 1);
+    write_source("b", 4, 60, 30, 5);
+    const char *dirs[] = {"a", "b"};
+    pack("ds", dirs, 2, 3, IMAGE_JPEG);
+    stereo_dataset *ds = stereo_dataset_new();
+    cr_assert_eq(stereo_dataset_add(ds, P("ds"), STEREO_PAIRS), 0, "%s", nn_last_error());
+    enum { G = 6, PART = 2, STEPS = 4 };
+    loader_config cfg = loader_defaults();
+    cfg.batch = G, cfg.width = 24, cfg.height = 10, cfg.seed = 9, cfg.threads = 2, cfg.cache_bytes = 0;
+    loader *whole = loader_create(ds, &cfg);
+    cr_assert_not_null(whole, "%s", nn_last_error());
+    loader *parts[G / PART];
+    for (int r = 0; r < G / PART; r++) {
+        loader_config pc = cfg;
+        pc.batch = PART, pc.global_batch = G, pc.first_sample = r * PART, pc.threads = 1;
+        cr_assert_not_null(parts[r] = loader_create(ds, &pc), "%s", nn_last_error());
+    }
+    const size_t sample = (size_t)3 * cfg.width * cfg.height;
+    int pairs_differ = 0;
+    for (int s = 0; s < STEPS; s++) {
+        loader_batch b;
+        cr_assert_eq(loader_next(whole, &b), 0, "%s", nn_last_error());
+        for (int r = 0; r < G / PART; r++) {
+            loader_batch p;
+            cr_assert_eq(loader_next(parts[r], &p), 0, "%s", nn_last_error());
+            cr_assert_eq(p.n, PART);
+            cr_assert_eq(p.step, s);
+            for (int i = 0; i < PART; i++) {
+                cr_assert_eq(p.pair[i], b.pair[r * PART + i], "step %d, part %d, sample %d: pair %d, whole batch %d", s, r,
+                             i, p.pair[i], b.pair[r * PART + i]);
+                pairs_differ |= p.pair[i] != b.pair[i];
+            }
+            cr_assert(!memcmp(p.left, b.left + r * PART * sample, PART * sample * sizeof *p.left),
+                      "step %d, part %d: left views differ from the whole batch's slice", s, r);
+            cr_assert(!memcmp(p.right, b.right + r * PART * sample, PART * sample * sizeof *p.right),
+                      "step %d, part %d: right views differ from the whole batch's slice", s, r);
+        }
+    }
+    cr_assert(pairs_differ, "every part took the first part's pairs: the test would not see an offset ignored");
+    for (int r = 0; r < G / PART; r++) loader_free(parts[r]);
+    loader_free(whole);
+    /* a part outside the global batch is refused */
+    loader_config bad = cfg;
+    bad.batch = 4, bad.global_batch = 6, bad.first_sample = 3;
+    cr_assert_null(loader_create(ds, &bad));
+    assert_msg("samples 3..6 of a global batch of 6");
+    stereo_dataset_free(ds);
+}
+
 /* ---- through the binary ---- */
 
 Test(cli_dataset, pack_append_info_split_verify_and_train_two_steps) {
