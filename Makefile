@@ -21,6 +21,16 @@ CFLAGS   ?= -O3 -march=native
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -MMD -MP $(BLAS_CFLAGS) $(STB_CFLAGS)
 LDLIBS   := $(BLAS_LIBS) $(STB_LIBS) -fopenmp -lpthread -lm
 
+# MPI (data-parallel training, train/dist.h): found through pkg-config (Open MPI's
+# ompi-c) or `mpicc --showme`; MPI=0 or no MPI builds without it (deep3d train then
+# refuses to run as several processes, saying so). NCCL (the all-reduce of CUDA
+# training) is used when CUDA and MPI are and nccl.h is found; NCCL=0 turns it off.
+MPICC    ?= mpicc
+MPI_PC   ?= ompi-c
+MPI_CFLAGS := $(shell pkg-config --cflags $(MPI_PC) 2>/dev/null || $(MPICC) --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs $(MPI_PC) 2>/dev/null || $(MPICC) --showme:link 2>/dev/null)
+MPI      ?= $(if $(strip $(MPI_LIBS)),1,0)
+
 CORE_SRC := $(wildcard nn/*.c) $(wildcard layers/*.c)
 APP_SRC  := $(wildcard deep3d/*.c) $(wildcard data/*.c) $(wildcard train/*.c) $(wildcard infer/*.c)
 MAIN_SRC := deep3d/main.c
@@ -35,6 +45,19 @@ ifeq ($(CUDA),1)
   CFLAGS    += -DNN_WITH_CUDA -I$(CUDA_HOME)/include
 else
   CU_OBJ    := $(BUILD)/f32/nn/backend_cuda_none.o
+endif
+
+NCCL_INC := $(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h /usr/local/include/nccl.h))
+NCCL     ?= $(if $(and $(filter 1,$(CUDA)),$(filter 1,$(MPI)),$(NCCL_INC)),1,0)
+DIST_FLAGS :=
+ifeq ($(MPI),1)
+  DIST_FLAGS += -DDEEP3D_WITH_MPI $(MPI_CFLAGS)
+  LDLIBS     += $(MPI_LIBS)
+  ifeq ($(NCCL),1)
+    DIST_FLAGS += -DDEEP3D_WITH_NCCL
+    CU_OBJ     += $(BUILD)/f32/train/dist_nccl.cu.o
+    LDLIBS     += -lnccl
+  endif
 endif
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/f32/%.o) $(CU_OBJ)
@@ -62,7 +85,8 @@ demo: deps
 	$(BUILD)/deep3d infer --out out weights/sample.jpg
 
 info:
-	@echo "deep3d build: CC=$(CC) CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), (nvcc $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), cuDNN, cuBLAS),) OpenBLAS, stb, OpenMP"
+	@echo "deep3d build: CC=$(CC) CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), (nvcc $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), cuDNN, cuBLAS),) MPI=$(MPI) NCCL=$(NCCL) OpenBLAS, stb, OpenMP"
+	@$(if $(filter 1,$(MPI)),,echo "deep3d build: without MPI (MPI=0, or neither pkg-config $(MPI_PC) nor $(MPICC) found): deep3d train runs as one process only; apt-get install openmpi-bin libopenmpi-dev turns data-parallel training on")
 
 $(BUILD)/deep3d: $(BUILD)/f32/$(MAIN_SRC:.c=.o) $(BUILD)/libdeep3d.a
 	$(CC) -o $@ $^ $(LDLIBS)
@@ -80,6 +104,13 @@ CUDA_STAMP := $(BUILD)/.cuda-$(CUDA)
 $(CUDA_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.cuda-* && touch $@
 $(BUILD)/f32/infer/infer.o $(BUILD)/f32/tests/test_cuda_render.o $(BUILD)/f32/tests/test_cuda_warp.o: $(CUDA_STAMP)
+
+# train/dist.c tests DEEP3D_WITH_MPI / DEEP3D_WITH_NCCL: rebuilt when MPI or NCCL changes.
+DIST_STAMP := $(BUILD)/.dist-$(MPI)$(NCCL)
+$(DIST_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/.dist-* && touch $@
+$(BUILD)/f32/train/dist.o: $(DIST_STAMP)
+$(BUILD)/f32/train/dist.o: CFLAGS += $(DIST_FLAGS)
 
 $(BUILD)/f64/%.o: %.c
 	@mkdir -p $(dir $@)

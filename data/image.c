@@ -279,3 +279,77 @@ void image_flip_horizontal(image *im) {
         }
     }
 }
+
+/* ---- in-memory codecs ---- */
+
+image *image_decode(const void *bytes, size_t n, const char *name) {
+    if (n == 0 || n > INT32_MAX) {
+        nn_fail("image: cannot decode '%s': %zu bytes", name, n);
+        return NULL;
+    }
+    int w = 0, h = 0, comp = 0;
+    unsigned char *pix = stbi_load_from_memory(bytes, (int)n, &w, &h, &comp, 3);
+    if (!pix) {
+        const char *why = stbi_failure_reason();
+        nn_fail("image: cannot decode '%s': %s", name, why ? why : "unknown reason");
+        return NULL;
+    }
+    image *im = image_new(w, h);
+    if (im) {
+        size_t plane = (size_t)w * (size_t)h;
+        for (int c = 0; c < 3; c++)
+            for (size_t i = 0; i < plane; i++) im->data[c * plane + i] = (nn_real)pix[3 * i + (size_t)c];
+    } else {
+        nn_fail_context("image: '%s' (%dx%d)", name, w, h);
+    }
+    stbi_image_free(pix);
+    return im;
+}
+
+/* stb_image_write callback: appends to a growing memory buffer. */
+typedef struct {
+    unsigned char *p;
+    size_t n, cap;
+    int failed;
+} mem_sink;
+
+static void mem_sink_write(void *ctx, void *data, int size) {
+    mem_sink *s = ctx;
+    if (s->failed || size <= 0) return;
+    if (s->n + (size_t)size > s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 65536;
+        while (cap < s->n + (size_t)size) cap *= 2;
+        unsigned char *p = realloc(s->p, cap);
+        if (!p) {
+            s->failed = 1;
+            return;
+        }
+        s->p = p, s->cap = cap;
+    }
+    memcpy(s->p + s->n, data, (size_t)size);
+    s->n += (size_t)size;
+}
+
+int image_encode(const image *im, image_codec codec, int quality, const char *name, unsigned char **out,
+                 size_t *n) {
+    *out = NULL, *n = 0;
+    if (codec != IMAGE_JPEG && codec != IMAGE_PNG)
+        return nn_fail("image: cannot encode %s: unknown codec %d", name, (int)codec);
+    if (codec == IMAGE_JPEG && (quality < 1 || quality > 100))
+        return nn_fail("image: cannot encode %s: JPEG quality %d outside 1..100", name, quality);
+    size_t plane = (size_t)im->w * (size_t)im->h;
+    unsigned char *pix = malloc(3 * plane);
+    if (!pix) return nn_fail("image: cannot encode %s: out of memory", name);
+    for (size_t i = 0; i < plane; i++)
+        for (int c = 0; c < 3; c++) pix[3 * i + (size_t)c] = to_byte(im->data[c * plane + i]);
+    mem_sink sink = {0};
+    int ok = codec == IMAGE_JPEG ? stbi_write_jpg_to_func(mem_sink_write, &sink, im->w, im->h, 3, pix, quality)
+                                 : stbi_write_png_to_func(mem_sink_write, &sink, im->w, im->h, 3, pix, 3 * im->w);
+    free(pix);
+    if (!ok || sink.failed || sink.n == 0) {
+        free(sink.p);
+        return nn_fail("image: cannot encode %s: %s", name, sink.failed ? "out of memory" : "stb_image_write failed");
+    }
+    *out = sink.p, *n = sink.n;
+    return 0;
+}

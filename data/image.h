@@ -14,6 +14,8 @@
 #ifndef DATA_IMAGE_H
 #define DATA_IMAGE_H
 
+#include <stddef.h>
+
 #include "../nn/real.h"
 
 typedef struct image {
@@ -64,5 +66,25 @@ image *image_resize(const image *src, int w, int h);
 
 /* Mirrors im left-right in place: column x becomes column w - 1 - x. */
 void image_flip_horizontal(image *im);
+
+/* ---- in-memory codecs (the packed dataset's records, data/dataset.h) ---- */
+
+/* Decodes n bytes holding an image in any format image_load reads (stb_image's
+ * stbi_load_from_memory), with image_load's conversions. name is used in messages only.
+ * Errors (NULL + nn_fail): "image: cannot decode '<name>': <stb's reason>" (corrupt,
+ * truncated, foreign or empty bytes), or image_new's. Safe to call from several threads. */
+image *image_decode(const void *bytes, size_t n, const char *name);
+
+typedef enum { IMAGE_JPEG = 0, IMAGE_PNG = 1 } image_codec;
+
+/* Encodes im as 8-bit RGB into a new malloc'd buffer (*out, *n bytes; the caller frees
+ * it): IMAGE_JPEG (baseline JPEG, stb_image_write's stbi_write_jpg_to_func, 4:2:0 chroma
+ * at quality <= 90 and 4:4:4 above, quality 1..100) or IMAGE_PNG (stbi_write_png_to_func,
+ * lossless; quality unused). Values are rounded and clamped to 0..255 as in
+ * image_save_png, so a PNG decodes back to exactly those bytes.
+ * Returns 0, or -1 + nn_fail("image: cannot encode <name>: <why>") (bad codec or quality,
+ * out of memory). Safe to call from several threads. */
+int image_encode(const image *im, image_codec codec, int quality, const char *name, unsigned char **out,
+                 size_t *n);
 
 #endif

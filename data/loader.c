@@ -1,4 +1,10 @@
-/* Background batch loader with an 8-bit pair cache. See loader.h. */
+/* Batch loader: a pool of worker threads with an 8-bit pair cache. See loader.h.
+ *
+ * Buffers form a ring: the batch of step s is prepared in buf[(s - start_step) % nbuf].
+ * Steps are started in order; the samples of the oldest step being filled are handed
+ * out one at a time to whichever worker asks, so all workers work on the same batch
+ * until it is handed out, then on the next one, up to `prefetch` batches ahead of the
+ * one the caller holds. Each sample writes only its own slice of its buffer. */
 #include "loader.h"
 
 #include <math.h>
@@ -6,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../nn/backend.h"
 #include "../nn/status.h"
@@ -37,11 +45,16 @@ typedef struct {
     int64_t step;
     nn_real *left, *right; /* (N, 3, H, W) */
     int *pair;             /* (N) */
+    int *planned;          /* (N) pair of each sample before any skip */
+    int next_sample;       /* samples handed out to workers so far */
+    int done;              /* samples finished */
     int failed;
     char error[MSG];
     /* per sample: bad pairs this sample was the first to meet, and the last message */
     int *warned;   /* (N) */
     char *warning; /* (N, MSG) */
+    int *sample_failed; /* (N) */
+    char *errors;       /* (N, MSG) */
 } batch_buf;
 
 struct loader {
@@ -55,23 +68,33 @@ struct loader {
     int n_bad;
     char bad_msg[MSG]; /* message of the latest pair marked bad */
 
-    int64_t perm_epoch; /* epoch whose permutation perm holds; -1: none (worker thread only) */
+    int64_t perm_epoch; /* epoch whose permutation perm holds; -1: none (under mu) */
     int *perm;          /* (n) */
 
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cv;
-    pthread_t thread;
-    int thread_started;
+    pthread_t *threads; /* (n_threads) */
+    int n_threads, started;
     int stop;
     int worker_failed;
-    batch_buf buf[2];
-    int64_t fill_step; /* next step the worker prepares */
-    int64_t next_step; /* next step loader_next returns */
-    int held;          /* buffer held by the caller, -1 none */
+    batch_buf *buf;    /* (nbuf) ring */
+    int nbuf;
+    int64_t claim_step; /* the step whose samples are being handed out, or the next to start */
+    int64_t next_step;  /* next step loader_next returns */
+    int held;           /* buffer held by the caller, -1 none */
+    double busy_s;      /* worker time spent preparing samples */
+    long samples;       /* samples prepared */
 
     long warnings;              /* caller side: merged in loader_next */
     char last_warning[MSG];
+    double wait_s;              /* caller side: time spent waiting in loader_next */
 };
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 loader_config loader_defaults(void) {
     return (loader_config){.batch = 64,
@@ -84,7 +107,10 @@ loader_config loader_defaults(void) {
                            .aug = augment_defaults(),
                            .cache_bytes = (size_t)2 << 30,
                            .prescale = 1,
-                           .threads = 1};
+                           .threads = 0,
+                           .prefetch = 2,
+                           .global_batch = 0,
+                           .first_sample = 0};
 }
 
 static void pair8_free(pair8 *p) {
@@ -269,67 +295,87 @@ static int fill_sample(loader *ld, batch_buf *b, int i, uint64_t g, int planned,
                                             b->right + (size_t)i * sample)
                     : -1;
     }
-    if (rc) snprintf(err, MSG, "loader: pair %d ('%s'): %s", p, ld->ds->items[p].left, nn_last_error());
+    if (rc) snprintf(err, MSG, "loader: pair %d ('%.200s'): %.250s", p, ld->ds->items[p].left, nn_last_error());
     image_free(l), image_free(r);
     if (owned) pair8_free(px);
     return rc;
 }
 
-/* Prepares the batch of `step` in buffer b. */
-static void fill_batch(loader *ld, batch_buf *b, int64_t step) {
-    int N = ld->cfg.batch;
-    int *planned = malloc((size_t)N * sizeof *planned);
-    char *errs = malloc((size_t)N * MSG);
-    int *failed = calloc((size_t)N, sizeof *failed);
-    b->failed = 0, b->error[0] = '\0', b->step = step;
-    if (!planned || !errs || !failed) {
-        b->failed = 1;
-        snprintf(b->error, MSG, "loader: out of memory preparing step %lld", (long long)step);
-        free(planned), free(errs), free(failed);
-        return;
-    }
+/* The global index of sample i of step (loader.h): step * G + first_sample + i. */
+static uint64_t global_index(const loader *ld, int64_t step, int i) {
+    const uint64_t G = (uint64_t)(ld->cfg.global_batch ? ld->cfg.global_batch : ld->cfg.batch);
+    return (uint64_t)step * G + (uint64_t)ld->cfg.first_sample + (uint64_t)i;
+}
+
+/* Starts the batch of `step` in buffer b: the planned pairs. Called under ld->mu. */
+static void start_batch(loader *ld, batch_buf *b, int64_t step) {
+    const int N = ld->cfg.batch;
+    uint64_t g0 = global_index(ld, step, 0);
+    for (int i = 0; i < N; i++) b->planned[i] = planned_pair(ld, g0 + (uint64_t)i);
     memset(b->warned, 0, (size_t)N * sizeof *b->warned);
-    uint64_t g0 = (uint64_t)step * (uint64_t)N;
-    for (int i = 0; i < N; i++) planned[i] = planned_pair(ld, g0 + (uint64_t)i);
-    int threads = ld->cfg.threads;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
-    for (int i = 0; i < N; i++)
-        failed[i] = fill_sample(ld, b, i, g0 + (uint64_t)i, planned[i], errs + (size_t)i * MSG) != 0;
-    for (int i = 0; i < N; i++)
-        if (failed[i]) {
+    b->step = step, b->next_sample = b->done = 0, b->failed = 0, b->error[0] = '\0';
+    b->state = BUF_FILLING;
+}
+
+/* All samples of b are done: the first failure becomes the batch's. Under ld->mu. */
+static void finish_batch(loader *ld, batch_buf *b) {
+    for (int i = 0; i < ld->cfg.batch && !b->failed; i++)
+        if (b->sample_failed[i]) {
             b->failed = 1;
-            memcpy(b->error, errs + (size_t)i * MSG, MSG);
-            break;
+            memcpy(b->error, b->errors + (size_t)i * MSG, MSG);
         }
-    free(planned), free(errs), free(failed);
+    if (b->failed) ld->worker_failed = 1; /* no further batch is started */
+    b->state = BUF_READY;
+}
+
+static batch_buf *buffer_of(loader *ld, int64_t step) {
+    return &ld->buf[(step - ld->cfg.start_step) % ld->nbuf];
 }
 
 static void *worker(void *arg) {
     loader *ld = arg;
+    const int N = ld->cfg.batch;
     pthread_mutex_lock(&ld->mu);
-    for (;;) {
-        batch_buf *b = &ld->buf[(ld->fill_step - ld->cfg.start_step) & 1];
-        while (!ld->stop && (ld->worker_failed || b->state != BUF_FREE))
+    while (!ld->stop) {
+        batch_buf *b = buffer_of(ld, ld->claim_step);
+        if (b->state == BUF_FILLING && b->step == ld->claim_step && b->next_sample < N) {
+            int i = b->next_sample++;
+            if (b->next_sample == N) ld->claim_step++;
+            pthread_mutex_unlock(&ld->mu);
+            double t0 = now_s();
+            uint64_t g = global_index(ld, b->step, i);
+            b->sample_failed[i] = fill_sample(ld, b, i, g, b->planned[i], b->errors + (size_t)i * MSG) != 0;
+            double t = now_s() - t0;
+            pthread_mutex_lock(&ld->mu);
+            ld->busy_s += t, ld->samples++;
+            if (++b->done == N) {
+                finish_batch(ld, b);
+                pthread_cond_broadcast(&ld->cv);
+            }
+        } else if (b->state == BUF_FREE && !ld->worker_failed) {
+            start_batch(ld, b, ld->claim_step);
+            pthread_cond_broadcast(&ld->cv); /* other workers can take samples of it */
+        } else {
             pthread_cond_wait(&ld->cv, &ld->mu);
-        if (ld->stop) break;
-        int64_t step = ld->fill_step++;
-        b->state = BUF_FILLING;
-        pthread_mutex_unlock(&ld->mu);
-        fill_batch(ld, b, step);
-        pthread_mutex_lock(&ld->mu);
-        b->state = BUF_READY;
-        if (b->failed) ld->worker_failed = 1;
-        pthread_cond_broadcast(&ld->cv);
+        }
     }
     pthread_mutex_unlock(&ld->mu);
     return NULL;
 }
 
 static void free_buffers(loader *ld) {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < ld->nbuf && ld->buf; k++) {
         batch_buf *b = &ld->buf[k];
-        free(b->left), free(b->right), free(b->pair), free(b->warned), free(b->warning);
+        free(b->left), free(b->right), free(b->pair), free(b->planned), free(b->warned), free(b->warning);
+        free(b->sample_failed), free(b->errors);
     }
+    free(ld->buf);
+}
+
+/* The worker count for threads = 0: the online CPUs, at most 8. */
+static int auto_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 8 ? 8 : (int)n;
 }
 
 loader *loader_create(const stereo_dataset *ds, const loader_config *cfg) {
@@ -337,10 +383,16 @@ loader *loader_create(const stereo_dataset *ds, const loader_config *cfg) {
         nn_fail("loader: the dataset holds no pairs");
         return NULL;
     }
-    if (cfg->batch < 1 || cfg->width < 1 || cfg->height < 1 || cfg->threads < 1 ||
-        cfg->start_step < 0) {
-        nn_fail("loader: bad configuration: batch %d, %dx%d, threads %d, start step %lld",
-                cfg->batch, cfg->width, cfg->height, cfg->threads, (long long)cfg->start_step);
+    if (cfg->batch < 1 || cfg->width < 1 || cfg->height < 1 || cfg->threads < 0 || cfg->threads > 1024 ||
+        cfg->prefetch < 1 || cfg->prefetch > 64 || cfg->start_step < 0) {
+        nn_fail("loader: bad configuration: batch %d, %dx%d, threads %d, prefetch %d, start step %lld", cfg->batch,
+                cfg->width, cfg->height, cfg->threads, cfg->prefetch, (long long)cfg->start_step);
+        return NULL;
+    }
+    if (cfg->global_batch < 0 || cfg->first_sample < 0 ||
+        (long)cfg->first_sample + cfg->batch > (long)(cfg->global_batch ? cfg->global_batch : cfg->batch)) {
+        nn_fail("loader: bad configuration: samples %d..%d of a global batch of %d", cfg->first_sample,
+                cfg->first_sample + cfg->batch - 1, cfg->global_batch ? cfg->global_batch : cfg->batch);
         return NULL;
     }
     if (cfg->augment) { /* validates the augmentation settings */
@@ -358,49 +410,59 @@ loader *loader_create(const stereo_dataset *ds, const loader_config *cfg) {
     ld->ds = ds, ld->cfg = *cfg, ld->n = ds->n;
     ld->perm_epoch = -1;
     ld->held = -1;
-    ld->fill_step = ld->next_step = cfg->start_step;
+    ld->claim_step = ld->next_step = cfg->start_step;
+    ld->n_threads = cfg->threads ? cfg->threads : auto_threads();
+    ld->nbuf = cfg->prefetch + 1; /* one held by the caller */
     ld->slots = calloc((size_t)ld->n, sizeof *ld->slots);
     ld->perm = malloc((size_t)ld->n * sizeof *ld->perm);
+    ld->buf = calloc((size_t)ld->nbuf, sizeof *ld->buf);
+    ld->threads = calloc((size_t)ld->n_threads, sizeof *ld->threads);
     size_t N = (size_t)cfg->batch, sample = (size_t)3 * cfg->width * cfg->height;
-    int ok = ld->slots && ld->perm;
-    for (int k = 0; k < 2 && ok; k++) {
+    int ok = ld->slots && ld->perm && ld->buf && ld->threads;
+    for (int k = 0; k < ld->nbuf && ok; k++) {
         batch_buf *b = &ld->buf[k];
         b->left = malloc(N * sample * sizeof(nn_real));
         b->right = malloc(N * sample * sizeof(nn_real));
         b->pair = malloc(N * sizeof *b->pair);
+        b->planned = malloc(N * sizeof *b->planned);
         b->warned = malloc(N * sizeof *b->warned);
         b->warning = malloc(N * MSG);
-        ok = b->left && b->right && b->pair && b->warned && b->warning;
+        b->sample_failed = malloc(N * sizeof *b->sample_failed);
+        b->errors = malloc(N * MSG);
+        ok = b->left && b->right && b->pair && b->planned && b->warned && b->warning && b->sample_failed && b->errors;
     }
     if (!ok) {
         free_buffers(ld);
-        free(ld->slots), free(ld->perm), free(ld);
-        nn_fail("loader: out of memory for 2 batches of %d x 3 x %d x %d", cfg->batch,
+        free(ld->slots), free(ld->perm), free(ld->threads), free(ld);
+        nn_fail("loader: out of memory for %d batches of %d x 3 x %d x %d", cfg->prefetch + 1, cfg->batch,
                 cfg->height, cfg->width);
         return NULL;
     }
     pthread_mutex_init(&ld->cache_mu, NULL);
     pthread_mutex_init(&ld->mu, NULL);
     pthread_cond_init(&ld->cv, NULL);
-    if (pthread_create(&ld->thread, NULL, worker, ld) != 0) {
-        loader_free(ld);
-        nn_fail("loader: cannot start the loader thread");
-        return NULL;
+    for (int t = 0; t < ld->n_threads; t++) {
+        if (pthread_create(&ld->threads[t], NULL, worker, ld) != 0) {
+            loader_free(ld);
+            nn_fail("loader: cannot start loader thread %d of %d", t + 1, cfg->threads);
+            return NULL;
+        }
+        ld->started++;
     }
-    ld->thread_started = 1;
     return ld;
 }
 
 int loader_next(loader *ld, loader_batch *out) {
+    double t0 = now_s();
     pthread_mutex_lock(&ld->mu);
     if (ld->held >= 0) {
         ld->buf[ld->held].state = BUF_FREE;
         ld->held = -1;
         pthread_cond_broadcast(&ld->cv);
     }
-    int k = (int)((ld->next_step - ld->cfg.start_step) & 1);
-    batch_buf *b = &ld->buf[k];
-    while (b->state != BUF_READY) pthread_cond_wait(&ld->cv, &ld->mu);
+    batch_buf *b = buffer_of(ld, ld->next_step);
+    while (!(b->state == BUF_READY && b->step == ld->next_step)) pthread_cond_wait(&ld->cv, &ld->mu);
+    ld->wait_s += now_s() - t0;
     if (b->failed) {
         pthread_mutex_unlock(&ld->mu);
         return nn_fail("%s", b->error);
@@ -410,7 +472,7 @@ int loader_next(loader *ld, loader_batch *out) {
             ld->warnings += b->warned[i];
             memcpy(ld->last_warning, b->warning + (size_t)i * MSG, MSG);
         }
-    ld->held = k;
+    ld->held = (int)(b - ld->buf);
     ld->next_step++;
     pthread_mutex_unlock(&ld->mu);
     *out = (loader_batch){.left = b->left,
@@ -423,22 +485,28 @@ int loader_next(loader *ld, loader_batch *out) {
     return 0;
 }
 
+void loader_stats(loader *ld, loader_stat *st) {
+    pthread_mutex_lock(&ld->mu);
+    *st = (loader_stat){.threads = ld->n_threads, .samples = ld->samples, .busy_s = ld->busy_s, .wait_s = ld->wait_s};
+    pthread_mutex_unlock(&ld->mu);
+}
+
 long loader_warning_count(const loader *ld) { return ld->warnings; }
 
 const char *loader_last_warning(const loader *ld) { return ld->last_warning; }
 
 void loader_free(loader *ld) {
     if (!ld) return;
-    if (ld->thread_started) {
+    if (ld->started) {
         pthread_mutex_lock(&ld->mu);
         ld->stop = 1;
         pthread_cond_broadcast(&ld->cv);
         pthread_mutex_unlock(&ld->mu);
-        pthread_join(ld->thread, NULL);
+        for (int t = 0; t < ld->started; t++) pthread_join(ld->threads[t], NULL);
     }
     for (int i = 0; i < ld->n; i++) pair8_free(ld->slots[i].cached);
     free_buffers(ld);
-    free(ld->slots), free(ld->perm);
+    free(ld->slots), free(ld->perm), free(ld->threads);
     pthread_mutex_destroy(&ld->cache_mu);
     pthread_mutex_destroy(&ld->mu);
     pthread_cond_destroy(&ld->cv);

@@ -1,12 +1,16 @@
-/* Training batches of stereo pairs, prepared on a background thread.
+/* Training batches of stereo pairs, prepared by a pool of worker threads.
  *
- * The loader owns one POSIX thread that fills the next batch while the caller (the
- * trainer) computes on the current one: two batch buffers, double buffering. A batch
- * is two host arrays, left and right, each (N, 3, H, W) planar RGB 0..255 (NCHW).
+ * The loader owns `threads` POSIX threads that read, decode and augment samples while
+ * the caller (the trainer) computes: they fill up to `prefetch` batches ahead of the one
+ * the caller holds (prefetch + 1 batch buffers in a ring), the samples of one batch
+ * shared among all of them, so the next batch is ready when the trainer asks as long as
+ * the workers together are faster than the trainer. A batch is two host arrays, left
+ * and right, each (N, 3, H, W) planar RGB 0..255 (NCHW).
  *
  * Determinism and resuming: the batch of step s is a pure function of (dataset,
- * configuration, seed, s), whatever the thread timing, the cache or the number of
- * threads. Sample i of step s has the global index g = s * N + i; its pair is entry
+ * configuration, seed, s), whatever the thread timing, the cache, the prefetch depth or
+ * the number of threads (tests/test_dataset.c compares 1 and 4 threads bit for bit). Sample i of step s has the global index g = s * G + first_sample + i
+ * (G = global_batch, or N when it is 0: see "Data parallelism" below); its pair is entry
  * g mod n of a permutation of the n pairs drawn for epoch g / n (Fisher-Yates with
  * nn_hash_uniform(seed ^ salt, ...), nn/backend.h), and its augmentation is
  * augment_draw(..., seed ^ salt', g) (augment.h). A run resumed at step s creates its
@@ -18,6 +22,12 @@
  * and one warning is counted per bad pair with its message kept. The loader never
  * prints: the caller reads loader_warning_count / loader_last_warning and reports.
  * When every pair has failed, loader_next returns -1.
+ *
+ * Data parallelism (train/dist.h): K processes each make a loader with batch N,
+ * global_batch G = K*N and first_sample = r*N (r = 0..K-1). Their batches of step s are
+ * then the consecutive parts of the batch one loader with batch G makes for step s,
+ * sample for sample (same pairs, same augmentation, same skips of bad pairs), while each
+ * process reads and decodes only its own part.
  *
  * Pre-scaling (prescale = 1): a pair much larger than the network input is reduced
  * once, right after decoding, by one factor for both views and both axes
@@ -54,11 +64,15 @@ typedef struct {
     augment_config aug; /* used when augment = 1 */
     size_t cache_bytes; /* memory for decoded pairs kept between batches; 0: no cache */
     int prescale;       /* 1: reduce large pairs once when decoded (see above); 0: keep */
-    int threads;        /* OpenMP threads preparing a batch inside the loader's thread: 1 */
+    int threads;        /* worker threads (1..1024); 0: one per online CPU, at most 8 */
+    int prefetch;       /* batches prepared ahead of the one the caller holds (1..64): 2 */
+    int global_batch;   /* samples per step over all processes (>= batch); 0: batch */
+    int first_sample;   /* index of this loader's first sample in the global batch (0..global_batch - batch) */
 } loader_config;
 
 /* batch 64, 384 x 160, seed 1, start_step 0, augment 1, sequential 0, augment_defaults(),
- * cache_bytes 2 GiB, prescale 1, threads 1 (DEEP3D.md "Training"). */
+ * cache_bytes 2 GiB, prescale 1, threads 0 (automatic), prefetch 2, global_batch 0,
+ * first_sample 0 (DEEP3D.md "Training"). */
 loader_config loader_defaults(void);
 
 /* One batch; the arrays stay valid until the next loader_next or loader_free. */
@@ -90,7 +104,18 @@ long loader_warning_count(const loader *ld);
  * 'x_L.png': corrupt PNG". Valid until the next loader_next or loader_free. */
 const char *loader_last_warning(const loader *ld);
 
-/* Stops the thread and frees everything; NULL is allowed. */
+/* Throughput of the workers alone, for `deep3d bench --mode loader`. */
+typedef struct {
+    int threads;   /* worker threads running */
+    long samples;  /* samples (pairs) prepared so far */
+    double busy_s; /* worker seconds spent preparing them, summed over the threads */
+    double wait_s; /* seconds the caller spent blocked in loader_next */
+} loader_stat;
+
+/* The counters so far (thread safe with respect to the workers). */
+void loader_stats(loader *ld, loader_stat *st);
+
+/* Stops the threads and frees everything; NULL is allowed. */
 void loader_free(loader *ld);
 
 #endif

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "../nn/status.h"
+#include "dataset.h"
 
 /* Extensions stb_image decodes (its README: JPEG, PNG, TGA, BMP, PSD, GIF, HDR, PIC, PNM). */
 static const char *const image_exts[] = {"png", "jpg", "jpeg", "bmp", "tga", "gif",
@@ -17,7 +18,7 @@ static const char *const image_exts[] = {"png", "jpg", "jpeg", "bmp", "tga", "gi
 #define N_EXTS (int)(sizeof image_exts / sizeof image_exts[0])
 #define EXT_LIST "png, jpg, jpeg, bmp, tga, gif, psd, hdr, pic, ppm, pgm, pnm"
 
-static const char *const layout_names[] = {"pairs", "sbs", "sbs-half", "ou", "ou-half"};
+static const char *const layout_names[] = {"pairs", "sbs", "sbs-half", "ou", "ou-half", "packed"};
 
 int stereo_layout_parse(const char *name, stereo_layout *out) {
     for (int i = 0; i < 5; i++)
@@ -30,7 +31,7 @@ int stereo_layout_parse(const char *name, stereo_layout *out) {
 }
 
 const char *stereo_layout_name(stereo_layout layout) {
-    return (unsigned)layout < 5 ? layout_names[layout] : "unknown";
+    return (unsigned)layout <= STEREO_PACKED ? layout_names[layout] : "unknown";
 }
 
 /* The extension of a file name (after the last '.'), or NULL when it is not one of
@@ -144,15 +145,26 @@ stereo_dataset *stereo_dataset_new(void) {
 }
 
 static void item_free(stereo_item *it) {
-    free(it->left), free(it->right);
+    if (!it->pack) free(it->left), free(it->right); /* a record's name belongs to its pack */
     it->left = it->right = NULL;
 }
 
 void stereo_dataset_free(stereo_dataset *ds) {
     if (!ds) return;
     for (int i = 0; i < ds->n; i++) item_free(&ds->items[i]);
-    free(ds->items);
+    for (int i = 0; i < ds->n_packs; i++) dataset_close(ds->packs[i]);
+    free(ds->items), free(ds->packs);
     free(ds);
+}
+
+/* Room for one more item. */
+static int grow_items(stereo_dataset *ds) {
+    if (ds->n < ds->cap) return 0;
+    int cap = ds->cap ? 2 * ds->cap : 64;
+    stereo_item *p = realloc(ds->items, (size_t)cap * sizeof *p);
+    if (!p) return nn_fail("stereo: out of memory");
+    ds->items = p, ds->cap = cap;
+    return 0;
 }
 
 /* Appends one item, taking ownership of left and right (freed on failure). */
@@ -161,16 +173,49 @@ static int push_item(stereo_dataset *ds, char *left, char *right, stereo_layout 
         free(left), free(right);
         return -1; /* join() already failed */
     }
-    if (ds->n == ds->cap) {
-        int cap = ds->cap ? 2 * ds->cap : 64;
-        stereo_item *p = realloc(ds->items, (size_t)cap * sizeof *p);
-        if (!p) {
-            free(left), free(right);
-            return nn_fail("stereo: out of memory");
-        }
-        ds->items = p, ds->cap = cap;
+    if (grow_items(ds)) {
+        free(left), free(right);
+        return -1;
     }
-    ds->items[ds->n++] = (stereo_item){left, right, layout};
+    ds->items[ds->n++] = (stereo_item){left, right, layout, NULL, 0};
+    return 0;
+}
+
+/* The records of the packed dataset dir (of split sel, or all) as items. */
+static int add_packed(stereo_dataset *ds, const char *dir, dataset_split sel) {
+    dataset **packs = realloc(ds->packs, (size_t)(ds->n_packs + 1) * sizeof *packs);
+    if (!packs) return nn_fail("stereo: out of memory");
+    ds->packs = packs;
+    dataset *d = dataset_open(dir, 0);
+    if (!d) return -1;
+    int split_sources = 0;
+    for (int s = 0; s < dataset_source_count(d); s++) split_sources += dataset_source(d, s)->split != SPLIT_NONE;
+    int rc = -1, n0 = ds->n;
+    if (sel == SPLIT_NONE && split_sources)
+        nn_fail("stereo: dataset %s is split into train/val/test: name the part (%s:train, %s:val, %s:test or %s:all)",
+                dir, dir, dir, dir, dir);
+    else if (sel != SPLIT_NONE && sel != SPLIT_ALL && !split_sources)
+        nn_fail("stereo: dataset %s has not been split (deep3d dataset --split %s --val F --test F)", dir, dir);
+    else {
+        rc = 0;
+        for (long r = 0; r < dataset_record_count(d) && rc == 0; r++) {
+            const dataset_record_info *ri = dataset_record(d, r);
+            if (sel != SPLIT_NONE && sel != SPLIT_ALL && dataset_source(d, ri->source)->split != sel) continue;
+            if (ds->n == 0x7fffffff) rc = nn_fail("stereo: dataset %s: more than 2^31 pairs", dir);
+            else if (!(rc = grow_items(ds)))
+                ds->items[ds->n++] = (stereo_item){(char *)ri->display, NULL, STEREO_PACKED, d, r};
+        }
+        if (rc == 0 && ds->n == n0)
+            rc = sel == SPLIT_NONE || sel == SPLIT_ALL
+                     ? nn_fail("stereo: dataset %s has no pairs", dir)
+                     : nn_fail("stereo: dataset %s has no pairs in split '%s'", dir, dataset_split_name(sel));
+    }
+    if (rc) {
+        ds->n = n0;
+        dataset_close(d);
+        return -1;
+    }
+    ds->packs[ds->n_packs++] = d;
     return 0;
 }
 
@@ -265,7 +310,16 @@ done:
 }
 
 int stereo_dataset_add(stereo_dataset *ds, const char *path, stereo_layout layout) {
-    if ((unsigned)layout >= 5) return nn_fail("stereo: bad layout %d for '%s'", (int)layout, path);
+    if ((unsigned)layout >= STEREO_PACKED) return nn_fail("stereo: bad layout %d for '%s'", (int)layout, path);
+    char *dir = NULL;
+    dataset_split sel;
+    int packed = dataset_parse_ref(path, &dir, &sel);
+    if (packed != 0) {
+        int r = packed < 0 ? -1 : add_packed(ds, dir, sel);
+        free(dir);
+        return r;
+    }
+    free(dir);
     int n0 = ds->n, rc = -1;
     strlist files = {0}, folders = {0};
 
@@ -349,6 +403,7 @@ int stereo_load_pair(const stereo_dataset *ds, int i, image **left, image **righ
     *left = *right = NULL;
     if (i < 0 || i >= ds->n) return nn_fail("stereo: pair %d out of range (%d pairs)", i, ds->n);
     const stereo_item *it = &ds->items[i];
+    if (it->layout == STEREO_PACKED) return dataset_read_pair(it->pack, it->record, left, right);
     if (it->layout != STEREO_PAIRS) {
         image *frame = image_load(it->left);
         if (!frame) return -1;

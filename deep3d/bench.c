@@ -15,13 +15,21 @@
  * far, model initialisation and warm-up included (the kernel counter that getrusage's
  * ru_maxrss and GNU time's %M report for a whole process, as bench/cpu.sh measures the
  * peer). On CUDA it counts host memory only. The sgemm rate is measured on the CPU
- * only (sgemm_gflop_per_s is 0 on CUDA). */
+ * only (sgemm_gflop_per_s is 0 on CUDA).
+ *
+ * --mode loader times the data loader alone (data/loader.h) on --data: batches of the
+ * network's size taken as fast as it gives them, with training augmentation and no
+ * cache (every sample read and decoded, as when a dataset is far larger than memory),
+ * --loader-threads workers. It reports images/s over the timed batches and the
+ * workers' own rate (samples per busy thread-second), to put next to a --mode train
+ * run's images/s: the loader never stalls the trainer while it is the faster. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../data/loader.h"
 #include "../nn/cuda_plan.h"
 #include "cli.h"
 #include "commands.h"
@@ -73,13 +81,62 @@ static double peak_rss_mib(void) {
     return kib < 0 ? -1 : kib / 1024;
 }
 
+/* --mode loader: see the header comment. */
+static int bench_loader(const cli_list *data, const char *layout, long batch, long threads, long iters, long warmup,
+                        long width, long height, int json) {
+    if (!data->n) return cli_error("bench", "--mode loader needs --data DIR");
+    stereo_dataset *ds = stereo_dataset_open(data->items, data->n, layout);
+    if (!ds) return cli_error("bench", "%s", nn_last_error());
+    loader_config lc = loader_defaults();
+    lc.batch = (int)batch, lc.width = (int)width, lc.height = (int)height, lc.threads = (int)threads;
+    lc.cache_bytes = 0;
+    loader *ld = loader_create(ds, &lc);
+    if (!ld) {
+        stereo_dataset_free(ds);
+        return cli_error("bench", "%s", nn_last_error());
+    }
+    loader_batch b;
+    double t0 = 0;
+    loader_stat s0 = {0}, s1;
+    for (long it = 0; it < warmup + iters; it++) {
+        if (it == warmup) t0 = deep3d_now(), loader_stats(ld, &s0);
+        if (loader_next(ld, &b)) {
+            loader_free(ld), stereo_dataset_free(ds);
+            return cli_error("bench", "%s", nn_last_error());
+        }
+        if (!json && cli_is_tty()) fprintf(stderr, "\rloader batch %ld/%ld   ", it + 1, warmup + iters);
+    }
+    const double secs = deep3d_now() - t0;
+    loader_stats(ld, &s1);
+    const double ips = (double)(iters * batch) / secs;
+    const double per_thread = (double)(s1.samples - s0.samples) / (s1.busy_s - s0.busy_s);
+    if (!json && cli_is_tty()) fputc('\n', stderr);
+    if (json)
+        printf("{\"impl\": \"deep3d-c\", \"mode\": \"loader\", \"batch\": %ld, \"height\": %ld, \"width\": %ld, "
+               "\"loader_threads\": %d, \"pairs\": %d, \"iters\": %ld, \"warmup\": %ld, \"img_per_s\": %.4f, "
+               "\"img_per_thread_s\": %.4f, \"cache\": false}\n",
+               batch, height, width, s1.threads, ds->n, iters, warmup, ips, per_thread);
+    else
+        printf("loader batch %ld at %ldx%ld, %d worker thread%s, %d pairs, no cache: %.2f images/s (%.2f per busy "
+               "thread-second)\n",
+               batch, width, height, s1.threads, s1.threads == 1 ? "" : "s", ds->n, ips, per_thread);
+    loader_free(ld);
+    stereo_dataset_free(ds);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *mode = "train", *device_name = "cpu", *variant = "released", *precision = "fp32";
-    long batch = 4, threads = 0, iters = 5, warmup = 2, width = 384, height = 160, width_div = 1;
+    long batch = 4, threads = 0, iters = 5, warmup = 2, width = 384, height = 160, width_div = 1, loader_threads = 0;
     int json = 0, profile = 0;
+    cli_list data = {0};
+    const char *layout = "pairs";
     const cli_option opts[] = {
         {"device", CLI_STRING, &device_name, "DEV", "cpu, cuda or auto (default: cpu)", 0, 0, "cpu|cuda|auto"},
-        {"mode", CLI_STRING, &mode, "MODE", "train (forward, backward, SGD step) or infer (default: train)", 0, 0, "train|infer"},
+        {"mode", CLI_STRING, &mode, "MODE", "train (forward, backward, SGD step), infer, or loader (the data loader alone, on --data) (default: train)", 0, 0, "train|infer|loader"},
+        {"data", CLI_LIST, &data, "DIR", "--mode loader: pairs or a packed dataset (DIR:train ...; repeatable)", 0, 0, NULL},
+        {"layout", CLI_STRING, &layout, "NAME", "--mode loader: layout of --data folders (default: pairs)", 0, 0, "pairs|sbs|sbs-half|ou|ou-half"},
+        {"loader-threads", CLI_INT, &loader_threads, "N", "--mode loader: worker threads (default: one per core, at most 8)", 1, 1024, NULL},
         {"batch", CLI_INT, &batch, "N", "images per step (default: 4)", 1, 4096, NULL},
         {"threads", CLI_INT, &threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
         {"iters", CLI_INT, &iters, "N", "timed steps (default: 5)", 1, 100000, NULL},
@@ -99,6 +156,10 @@ int cmd_bench(int argc, char **argv) {
     int n_pos;
     int rc = cli_parse("bench", "[options]", opts, argc, argv, pos, 0, &n_pos);
     if (rc) return rc > 0 ? 0 : 2;
+    if (!strcmp(mode, "loader")) {
+        deep3d_set_threads(threads);
+        return bench_loader(&data, layout, batch, loader_threads, iters, warmup, width, height, json);
+    }
     nn_device device;
     if (nn_device_parse(device_name, &device)) return cli_error("bench", "%s", nn_last_error());
     if (device == NN_CPU && strcmp(precision, "fp32"))

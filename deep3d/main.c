@@ -14,7 +14,8 @@ static const struct {
     {"infer", cmd_infer, "convert images to stereo: right view, side-by-side, anaglyph, depth map"},
     {"train", cmd_train, "train Deep3D on left/right stereo pairs"},
     {"eval", cmd_eval, "mean absolute error of a model on stereo pairs, next to the baselines"},
-    {"bench", cmd_bench, "time training steps or inference of the real model"},
+    {"bench", cmd_bench, "time training steps, inference or the data loader"},
+    {"dataset", cmd_dataset, "pack stereo pairs into a sharded dataset; split, inspect, verify it"},
 };
 
 static void usage(FILE *out) {

@@ -74,6 +74,97 @@ int batchnorm_backward_cpu(nn_real *din, nn_real *dgamma, nn_real *dbeta, const 
     return 0;
 }
 
+/* ---- CPU kernels of the data-parallel path (batchnorm2d.h) -------------------- */
+
+int batchnorm_sum_cpu(double *sum, const nn_real *in, int n, int c, int hw) {
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < c; j++) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            const nn_real *p = in + ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) s += p[k];
+        }
+        sum[j] = s;
+    }
+    return 0;
+}
+
+int batchnorm_sqdev_cpu(double *sqdev, const nn_real *in, const double *sum, double m, int n, int c, int hw) {
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < c; j++) {
+        const double mean = sum[j] / m;
+        double ss = 0;
+        for (int i = 0; i < n; i++) {
+            const nn_real *p = in + ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) {
+                double e = p[k] - mean;
+                ss += e * e;
+            }
+        }
+        sqdev[j] = ss;
+    }
+    return 0;
+}
+
+int batchnorm_apply_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_invstd, nn_real *running_mean,
+                              nn_real *running_var, const nn_real *in, const nn_real *gamma, const nn_real *beta,
+                              const double *stats, double m, int n, int c, int hw, nn_real momentum, nn_real eps) {
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < c; j++) {
+        const double mean = stats[j] / m, ss = stats[c + j];
+        const double invstd = 1.0 / sqrt(ss / m + (double)eps);
+        save_mean[j] = (nn_real)mean;
+        save_invstd[j] = (nn_real)invstd;
+        running_mean[j] = (nn_real)((1 - (double)momentum) * running_mean[j] + (double)momentum * mean);
+        running_var[j] = (nn_real)((1 - (double)momentum) * running_var[j] +
+                                   (double)momentum * (m > 1 ? ss / (m - 1) : ss / m));
+        const nn_real a = (nn_real)(gamma[j] * invstd), mu = (nn_real)mean, b = beta[j];
+        for (int i = 0; i < n; i++) {
+            size_t base = ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) out[base + k] = (in[base + k] - mu) * a + b;
+        }
+    }
+    return 0;
+}
+
+int batchnorm_backward_sums_cpu(double *sums, nn_real *dgamma, nn_real *dbeta, const nn_real *dout,
+                                const nn_real *in, const nn_real *save_mean, const nn_real *save_invstd, int n,
+                                int c, int hw) {
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < c; j++) {
+        const nn_real mu = save_mean[j], is = save_invstd[j];
+        double sdy = 0, sdyx = 0;
+        for (int i = 0; i < n; i++) {
+            size_t base = ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) {
+                sdy += dout[base + k];
+                sdyx += (double)dout[base + k] * ((in[base + k] - mu) * is);
+            }
+        }
+        sums[j] = sdy, sums[c + j] = sdyx;
+        if (dbeta) dbeta[j] += (nn_real)sdy;
+        if (dgamma) dgamma[j] += (nn_real)sdyx;
+    }
+    return 0;
+}
+
+int batchnorm_backward_apply_cpu(nn_real *din, const nn_real *dout, const nn_real *in, const nn_real *gamma,
+                                 const nn_real *save_mean, const nn_real *save_invstd, const double *sums,
+                                 double m, int n, int c, int hw) {
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < c; j++) {
+        const nn_real mu = save_mean[j], is = save_invstd[j];
+        /* the one-process kernel's coefficients, from the whole batch's sums */
+        const double k0 = (double)gamma[j] * is;
+        const nn_real a = (nn_real)k0, b = (nn_real)(-k0 * sums[c + j] / m), c0 = (nn_real)(-k0 * sums[j] / m);
+        for (int i = 0; i < n; i++) {
+            size_t base = ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) din[base + k] += a * dout[base + k] + b * ((in[base + k] - mu) * is) + c0;
+        }
+    }
+    return 0;
+}
+
 /* ---- op ----------------------------------------------------------------------- */
 
 /* The gradient of t when it requires one (created on first use), else NULL: the
@@ -85,7 +176,50 @@ static nn_real *grad_data(nn_tensor *t, int *err) {
     return g ? g->data : NULL;
 }
 
-/* iarg: n, c, hw, training (1) or inference (0); farg[0]: eps.
+/* The data-parallel kernels of be, or NULL + nn_fail. */
+static const nn_backend *synced_backend(const nn_backend *be) {
+    if (be->batchnorm_sum && be->batchnorm_sqdev && be->batchnorm_apply_train && be->batchnorm_backward_sums &&
+        be->batchnorm_backward_apply)
+        return be;
+    nn_fail("op batchnorm2d (data-parallel) is not available on backend %s", be->name);
+    return NULL;
+}
+
+/* Training forward over a batch split among co->size processes (batchnorm2d.h). */
+static int forward_synced(const nn_backend *be, const nn_collective *co, nn_tensor *y, nn_tensor *save_mean,
+                          nn_tensor *save_invstd, nn_tensor *running_mean, nn_tensor *running_var, const nn_tensor *x,
+                          const nn_tensor *gamma, const nn_tensor *beta, int n, int c, int hw, nn_real momentum,
+                          nn_real eps) {
+    const double m = (double)co->size * n * hw;
+    double *buf = be->alloc(2 * (size_t)c * sizeof *buf); /* [sum; sqdev] of the whole batch */
+    if (!buf) return nn_fail_context("batchnorm2d (data-parallel): statistics");
+    int err = be->batchnorm_sum(buf, x->data, n, c, hw) || co->sum_f64(co->ctx, buf, (size_t)c, x->device) ||
+              be->batchnorm_sqdev(buf + c, x->data, buf, m, n, c, hw) ||
+              co->sum_f64(co->ctx, buf + c, (size_t)c, x->device) ||
+              be->batchnorm_apply_train(y->data, save_mean->data, save_invstd->data, running_mean->data,
+                                        running_var->data, x->data, gamma->data, beta->data, buf, m, n, c, hw,
+                                        momentum, eps);
+    be->release(buf);
+    return err ? nn_fail_context("batchnorm2d (data-parallel)") : 0;
+}
+
+/* Training backward of forward_synced: dx from the whole batch's sums, dgamma/dbeta
+ * from this part's. */
+static int backward_synced(const nn_backend *be, const nn_collective *co, nn_real *dx, nn_real *dg, nn_real *db,
+                           const nn_tensor *dy, const nn_tensor *x, const nn_tensor *gamma, const nn_real *mean,
+                           const nn_real *invstd, int n, int c, int hw, double m) {
+    double *sums = be->alloc(2 * (size_t)c * sizeof *sums);
+    if (!sums) return nn_fail_context("batchnorm2d backward (data-parallel): sums");
+    int err = be->batchnorm_backward_sums(sums, dg, db, dy->data, x->data, mean, invstd, n, c, hw) ||
+              (dx && (co->sum_f64(co->ctx, sums, 2 * (size_t)c, x->device) ||
+                      be->batchnorm_backward_apply(dx, dy->data, x->data, gamma->data, mean, invstd, sums, m, n, c,
+                                                   hw)));
+    be->release(sums);
+    return err ? nn_fail_context("batchnorm2d backward (data-parallel)") : 0;
+}
+
+/* iarg: n, c, hw, training (1) or inference (0); farg[0]: eps; farg[1]: values per
+ * channel in the whole batch when the batch is split (ptr: the collective), else 0.
  * Training: aux[0] = batch mean (C), aux[1] = batch inverse std (C).
  * Inference: aux[0] = (2, C) [running_mean; 1/sqrt(running_var + eps)], aux[1] = scale (C). */
 static int batchnorm_backward(nn_node *node) {
@@ -94,6 +228,13 @@ static int batchnorm_backward(nn_node *node) {
     int n = node->iarg[0], c = node->iarg[1], hw = node->iarg[2], training = node->iarg[3];
     const nn_real *mean = node->aux[0]->data;
     const nn_real *invstd = training ? node->aux[1]->data : node->aux[0]->data + c;
+    if (training && node->ptr) {
+        int err = 0;
+        nn_real *dx = grad_data(x, &err), *dg = grad_data(gamma, &err), *db = grad_data(beta, &err);
+        if (err) return -1;
+        if (!dx && !dg && !db) return 0;
+        return backward_synced(be, node->ptr, dx, dg, db, y->grad, x, gamma, mean, invstd, n, c, hw, node->farg[1]);
+    }
     int need_params = gamma->requires_grad || beta->requires_grad;
     if (!training && x->requires_grad) {
         nn_tensor *dx = nn_tensor_grad(x);
@@ -168,9 +309,11 @@ nn_tensor *nn_batchnorm2d(nn_graph *g, nn_tensor *x, nn_tensor *gamma, nn_tensor
                 nn_shape_str(x, sx, sizeof sx));
         return NULL;
     }
+    const nn_collective *co = training && g->collective && g->collective->size > 1 ? g->collective : NULL;
     const nn_backend *be = training
         ? nn_op_backend(x, "batchnorm2d", offsetof(nn_backend, batchnorm_forward_train))
         : nn_op_backend(x, "batchnorm2d", offsetof(nn_backend, channel_affine));
+    if (be && co) be = synced_backend(be);
     if (!be) return NULL;
     int wants = nn_graph_wants(g, x, gamma, beta, NULL);
     nn_tensor *y = nn_tensor_new_like(x), *aux0 = NULL, *aux1 = NULL, *shift = NULL;
@@ -178,10 +321,15 @@ nn_tensor *nn_batchnorm2d(nn_graph *g, nn_tensor *x, nn_tensor *gamma, nn_tensor
     if (!err && training) {
         aux0 = nn_tensor_new(x->device, 1, &c);
         aux1 = nn_tensor_new(x->device, 1, &c);
-        err = !aux0 || !aux1 ||
-              be->batchnorm_forward_train(y->data, aux0->data, aux1->data, running_mean->data,
-                                          running_var->data, x->data, gamma->data, beta->data, n, c,
-                                          hw, momentum, eps);
+        if (!err && co)
+            err = !aux0 || !aux1 ||
+                  forward_synced(be, co, y, aux0, aux1, running_mean, running_var, x, gamma, beta, n, c, hw, momentum,
+                                 eps);
+        else
+            err = !aux0 || !aux1 ||
+                  be->batchnorm_forward_train(y->data, aux0->data, aux1->data, running_mean->data,
+                                              running_var->data, x->data, gamma->data, beta->data, n, c,
+                                              hw, momentum, eps);
     } else if (!err) {
         int two_c[2] = {2, c};
         aux1 = nn_tensor_new(x->device, 1, &c); /* scale */
@@ -199,6 +347,8 @@ nn_tensor *nn_batchnorm2d(nn_graph *g, nn_tensor *x, nn_tensor *gamma, nn_tensor
             node->aux[1] = aux1;
             node->iarg[0] = n, node->iarg[1] = c, node->iarg[2] = hw, node->iarg[3] = training;
             node->farg[0] = (double)eps;
+            node->farg[1] = co ? (double)co->size * n * hw : 0;
+            node->ptr = co;
             return y;
         }
         err = 1;

@@ -121,3 +121,151 @@ int batchnorm_backward_cuda(nn_real *din, nn_real *dgamma, nn_real *dbeta, const
     if (!rc) rc = backward_body(t, din, dgamma, dbeta, dout, in, gamma, save_mean, save_invstd, n, c, hw, eps);
     return nn_cudnn_tensors_destroy(rc, t, 2);
 }
+
+/* ---- the data-parallel path (layers/batchnorm2d.h, nn/backend.h batchnorm_sum ...) ----
+ * Our own kernels, not cuDNN: the statistics of a batch split among processes are summed
+ * over them (NCCL, train/dist_nccl.cu) between the passes. Per-channel sums: one block
+ * per channel, double accumulators, nn_block_sum (fixed order, no atomics); element-wise
+ * passes: the plane grid (nn_cuda_plane_grid), the channel's coefficients recomputed per
+ * thread from the double sums. Same formulas as the CPU kernels in batchnorm2d.c. */
+
+namespace {
+
+__global__ void bn_sum_kernel(double *sum, const float *in, int n, int c, int hw) {
+    const int j = blockIdx.x;
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        const float *p = in + ((size_t)i * c + j) * hw;
+        for (int k = threadIdx.x; k < hw; k += blockDim.x) s += p[k];
+    }
+    s = nn_block_sum(s);
+    if (threadIdx.x == 0) sum[j] = s;
+}
+
+__global__ void bn_sqdev_kernel(double *sqdev, const float *in, const double *sum, double m, int n, int c, int hw) {
+    const int j = blockIdx.x;
+    const double mean = sum[j] / m;
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        const float *p = in + ((size_t)i * c + j) * hw;
+        for (int k = threadIdx.x; k < hw; k += blockDim.x) {
+            double e = p[k] - mean;
+            s += e * e;
+        }
+    }
+    s = nn_block_sum(s);
+    if (threadIdx.x == 0) sqdev[j] = s;
+}
+
+/* one thread per channel: the saved statistics and the running ones */
+__global__ void bn_stats_kernel(float *save_mean, float *save_invstd, float *running_mean, float *running_var,
+                                const double *stats, double m, int c, float momentum, float eps) {
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= c) return;
+    const double mean = stats[j] / m, ss = stats[c + j];
+    const double invstd = 1.0 / sqrt(ss / m + (double)eps);
+    save_mean[j] = (float)mean;
+    save_invstd[j] = (float)invstd;
+    running_mean[j] = (float)((1 - (double)momentum) * running_mean[j] + (double)momentum * mean);
+    running_var[j] = (float)((1 - (double)momentum) * running_var[j] + (double)momentum * (m > 1 ? ss / (m - 1) : ss / m));
+}
+
+__global__ void bn_apply_kernel(float *out, const float *in, const float *gamma, const float *beta,
+                                const float *save_mean, const float *save_invstd, int c, int hw, size_t planes) {
+    for (size_t plane = blockIdx.y; plane < planes; plane += gridDim.y) {
+        const int j = (int)(plane % c);
+        const float a = gamma[j] * save_invstd[j], mu = save_mean[j], b = beta[j];
+        const size_t base = plane * hw;
+        for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < hw; k += gridDim.x * blockDim.x)
+            out[base + k] = (in[base + k] - mu) * a + b;
+    }
+}
+
+__global__ void bn_backward_sums_kernel(double *sums, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                        const float *save_mean, const float *save_invstd, int n, int c, int hw) {
+    const int j = blockIdx.x;
+    const float mu = save_mean[j], is = save_invstd[j];
+    double sdy = 0, sdyx = 0;
+    for (int i = 0; i < n; i++) {
+        const size_t base = ((size_t)i * c + j) * hw;
+        for (int k = threadIdx.x; k < hw; k += blockDim.x) {
+            sdy += dout[base + k];
+            sdyx += (double)dout[base + k] * ((in[base + k] - mu) * is);
+        }
+    }
+    sdy = nn_block_sum(sdy);
+    sdyx = nn_block_sum(sdyx);
+    if (threadIdx.x == 0) {
+        sums[j] = sdy, sums[c + j] = sdyx;
+        if (dbeta) dbeta[j] += (float)sdy;
+        if (dgamma) dgamma[j] += (float)sdyx;
+    }
+}
+
+__global__ void bn_backward_apply_kernel(float *din, const float *dout, const float *in, const float *gamma,
+                                         const float *save_mean, const float *save_invstd, const double *sums,
+                                         double m, int c, int hw, size_t planes) {
+    for (size_t plane = blockIdx.y; plane < planes; plane += gridDim.y) {
+        const int j = (int)(plane % c);
+        const float mu = save_mean[j], is = save_invstd[j];
+        const double k0 = (double)gamma[j] * is;
+        const float a = (float)k0, b = (float)(-k0 * sums[c + j] / m), c0 = (float)(-k0 * sums[j] / m);
+        const size_t base = plane * hw;
+        for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < hw; k += gridDim.x * blockDim.x)
+            din[base + k] += a * dout[base + k] + b * ((in[base + k] - mu) * is) + c0;
+    }
+}
+
+int check_split(const char *what, int n, int c, int hw) {
+    if (n <= 0 || c <= 0 || hw <= 0) return nn_fail("%s (cuda): bad sizes N=%d C=%d HW=%d", what, n, c, hw);
+    return 0;
+}
+
+} // namespace
+
+int batchnorm_sum_cuda(double *sum, const nn_real *in, int n, int c, int hw) {
+    if (check_split("batchnorm sum", n, c, hw)) return -1;
+    bn_sum_kernel<<<c, NN_CUDA_BLOCK>>>(sum, in, n, c, hw);
+    NN_CUDA_LAUNCHED("bn_sum_kernel");
+    return 0;
+}
+
+int batchnorm_sqdev_cuda(double *sqdev, const nn_real *in, const double *sum, double m, int n, int c, int hw) {
+    if (check_split("batchnorm sqdev", n, c, hw)) return -1;
+    bn_sqdev_kernel<<<c, NN_CUDA_BLOCK>>>(sqdev, in, sum, m, n, c, hw);
+    NN_CUDA_LAUNCHED("bn_sqdev_kernel");
+    return 0;
+}
+
+int batchnorm_apply_train_cuda(nn_real *out, nn_real *save_mean, nn_real *save_invstd, nn_real *running_mean,
+                               nn_real *running_var, const nn_real *in, const nn_real *gamma, const nn_real *beta,
+                               const double *stats, double m, int n, int c, int hw, nn_real momentum, nn_real eps) {
+    if (check_split("batchnorm apply", n, c, hw)) return -1;
+    bn_stats_kernel<<<(c + NN_CUDA_BLOCK - 1) / NN_CUDA_BLOCK, NN_CUDA_BLOCK>>>(
+        save_mean, save_invstd, running_mean, running_var, stats, m, c, momentum, eps);
+    NN_CUDA_LAUNCHED("bn_stats_kernel");
+    const size_t planes = (size_t)n * c;
+    bn_apply_kernel<<<nn_cuda_plane_grid(planes, hw), NN_CUDA_BLOCK>>>(out, in, gamma, beta, save_mean, save_invstd, c,
+                                                                       hw, planes);
+    NN_CUDA_LAUNCHED("bn_apply_kernel");
+    return 0;
+}
+
+int batchnorm_backward_sums_cuda(double *sums, nn_real *dgamma, nn_real *dbeta, const nn_real *dout, const nn_real *in,
+                                 const nn_real *save_mean, const nn_real *save_invstd, int n, int c, int hw) {
+    if (check_split("batchnorm backward sums", n, c, hw)) return -1;
+    bn_backward_sums_kernel<<<c, NN_CUDA_BLOCK>>>(sums, dgamma, dbeta, dout, in, save_mean, save_invstd, n, c, hw);
+    NN_CUDA_LAUNCHED("bn_backward_sums_kernel");
+    return 0;
+}
+
+int batchnorm_backward_apply_cuda(nn_real *din, const nn_real *dout, const nn_real *in, const nn_real *gamma,
+                                  const nn_real *save_mean, const nn_real *save_invstd, const double *sums, double m,
+                                  int n, int c, int hw) {
+    if (check_split("batchnorm backward apply", n, c, hw)) return -1;
+    const size_t planes = (size_t)n * c;
+    bn_backward_apply_kernel<<<nn_cuda_plane_grid(planes, hw), NN_CUDA_BLOCK>>>(din, dout, in, gamma, save_mean,
+                                                                                save_invstd, sums, m, c, hw, planes);
+    NN_CUDA_LAUNCHED("bn_backward_apply_kernel");
+    return 0;
+}

@@ -45,8 +45,15 @@ nn_tensor *nn_dropout(nn_graph *g, nn_tensor *x, nn_real p) {
     if (p == 0 || !g || !g->training) return nn_tensor_ref(x);
     const nn_backend *be = nn_op_backend(x, "dropout", offsetof(nn_backend, dropout_forward));
     if (!be) return NULL;
+    if (g->sample_offset < 0) {
+        nn_fail("dropout: sample offset %ld is negative", g->sample_offset);
+        return NULL;
+    }
     uint64_t seed = g->dropout_seed;
     g->dropout_seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    /* the elements of this part of the batch draw their global indices (dropout.h) */
+    const uint64_t per_sample = x->numel / (size_t)(x->shape[0] > 0 ? x->shape[0] : 1);
+    seed += 0x9E3779B97F4A7C15ull * ((uint64_t)g->sample_offset * per_sample);
     nn_tensor *y = nn_tensor_new_like(x), *mask = nn_tensor_new_like(x);
     if (!y || !mask || be->dropout_forward(y->data, mask->data, x->data, x->numel, p, seed)) goto fail;
     if (nn_graph_wants(g, x, NULL, NULL, NULL)) {

@@ -143,6 +143,38 @@ typedef struct nn_backend {
                               const nn_real *in, const nn_real *gamma, const nn_real *save_mean,
                               const nn_real *save_invstd, int n, int c, int hw, nn_real eps);
 
+    /* Batch normalisation in training mode over a batch split among processes
+     * (layers/batchnorm2d.h, "Data parallelism"), in five steps around the sums the op
+     * combines over the processes (nn_collective.sum_f64). Optional: NULL makes such
+     * training fail "not available". in/out/dout/din (n, c, hw) are this process's part;
+     * the double buffers (memory of this backend) hold per-channel values of the whole
+     * batch once combined; m is the number of values per channel in the whole batch.
+     *   batchnorm_sum:    sum[j] = sum of in over (n, hw)
+     *   batchnorm_sqdev:  sqdev[j] = sum of (in - sum[j] / m)^2 over (n, hw)
+     *   batchnorm_apply_train: mean = sum / m, var = sqdev / m (biased), invstd =
+     *       1/sqrt(var + eps); save_mean, save_invstd (c) written; running stats updated
+     *       as batchnorm_forward_train does (unbiased variance var * m / (m - 1));
+     *       out = (in - mean) * invstd * gamma + beta. stats is (2, c): [sum; sqdev].
+     *   batchnorm_backward_sums: sums (2, c) = [sum dy; sum dy * xhat] over this part,
+     *       xhat = (in - save_mean) * save_invstd; dbeta += sums[0], dgamma += sums[1]
+     *       (each skipped when NULL)
+     *   batchnorm_backward_apply: din += gamma * invstd * (dy - S0 / m - xhat * S1 / m)
+     *       with sums (2, c) = [S0; S1] those of the whole batch */
+    int (*batchnorm_sum)(double *sum, const nn_real *in, int n, int c, int hw);
+    int (*batchnorm_sqdev)(double *sqdev, const nn_real *in, const double *sum, double m, int n, int c,
+                           int hw);
+    int (*batchnorm_apply_train)(nn_real *out, nn_real *save_mean, nn_real *save_invstd,
+                                 nn_real *running_mean, nn_real *running_var, const nn_real *in,
+                                 const nn_real *gamma, const nn_real *beta, const double *stats,
+                                 double m, int n, int c, int hw, nn_real momentum, nn_real eps);
+    int (*batchnorm_backward_sums)(double *sums, nn_real *dgamma, nn_real *dbeta, const nn_real *dout,
+                                   const nn_real *in, const nn_real *save_mean,
+                                   const nn_real *save_invstd, int n, int c, int hw);
+    int (*batchnorm_backward_apply)(nn_real *din, const nn_real *dout, const nn_real *in,
+                                    const nn_real *gamma, const nn_real *save_mean,
+                                    const nn_real *save_invstd, const double *sums, double m, int n,
+                                    int c, int hw);
+
     /* softmax over the C channels at every (n, y, x) */
     int (*softmax_forward)(nn_real *out, const nn_real *in, int n, int c, int hw);
     int (*softmax_backward)(nn_real *din, const nn_real *dout, const nn_real *out,

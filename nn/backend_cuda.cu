@@ -352,6 +352,11 @@ nn_backend make_table(void) {
     b.dropout_backward = dropout_backward_cuda;
     b.batchnorm_forward_train = batchnorm_forward_train_cuda;
     b.batchnorm_backward = batchnorm_backward_cuda;
+    b.batchnorm_sum = batchnorm_sum_cuda;
+    b.batchnorm_sqdev = batchnorm_sqdev_cuda;
+    b.batchnorm_apply_train = batchnorm_apply_train_cuda;
+    b.batchnorm_backward_sums = batchnorm_backward_sums_cuda;
+    b.batchnorm_backward_apply = batchnorm_backward_apply_cuda;
     b.softmax_forward = softmax_forward_cuda;
     b.softmax_backward = softmax_backward_cuda;
     b.selection_forward = selection_forward_cuda;

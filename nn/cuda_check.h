@@ -162,6 +162,16 @@ int batchnorm_forward_train_cuda(nn_real *out, nn_real *save_mean, nn_real *save
 int batchnorm_backward_cuda(nn_real *din, nn_real *dgamma, nn_real *dbeta, const nn_real *dout,
                             const nn_real *in, const nn_real *gamma, const nn_real *save_mean,
                             const nn_real *save_invstd, int n, int c, int hw, nn_real eps);
+int batchnorm_sum_cuda(double *sum, const nn_real *in, int n, int c, int hw);
+int batchnorm_sqdev_cuda(double *sqdev, const nn_real *in, const double *sum, double m, int n, int c, int hw);
+int batchnorm_apply_train_cuda(nn_real *out, nn_real *save_mean, nn_real *save_invstd, nn_real *running_mean,
+                               nn_real *running_var, const nn_real *in, const nn_real *gamma, const nn_real *beta,
+                               const double *stats, double m, int n, int c, int hw, nn_real momentum, nn_real eps);
+int batchnorm_backward_sums_cuda(double *sums, nn_real *dgamma, nn_real *dbeta, const nn_real *dout, const nn_real *in,
+                                 const nn_real *save_mean, const nn_real *save_invstd, int n, int c, int hw);
+int batchnorm_backward_apply_cuda(nn_real *din, const nn_real *dout, const nn_real *in, const nn_real *gamma,
+                                  const nn_real *save_mean, const nn_real *save_invstd, const double *sums, double m,
+                                  int n, int c, int hw);
 /* layers/softmax.cu */
 int softmax_forward_cuda(nn_real *out, const nn_real *in, int n, int c, int hw);
 int softmax_backward_cuda(nn_real *din, const nn_real *dout, const nn_real *out, int n, int c, int hw);

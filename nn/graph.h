@@ -37,7 +37,21 @@ struct nn_node {
     nn_tensor *aux[NN_NODE_MAX_AUX];      /* op-owned saved state (argmax, mask, ...) */
     int iarg[10];                         /* op parameters (shapes, stride, ...) */
     double farg[4];
+    const void *ptr;                      /* op's own pointer (batchnorm2d: the collective) */
 };
+
+/* Data-parallel training (train/dist.h): the layers whose result depends on the whole
+ * batch call this to combine the parts of it that the other processes hold. */
+typedef struct nn_collective {
+    int size; /* processes holding parts of the batch (1: this one holds all of it) */
+    /* Sums n doubles element-wise over every process, in place, the result the same on
+     * all of them. buf is memory of `device` (host memory for NN_CPU, device memory for
+     * NN_CUDA: the sum is queued on the backend's stream). Every process must make the
+     * same calls, in the same order, with the same n. 0, or -1 + nn_fail naming the
+     * library call, file and line. */
+    int (*sum_f64)(void *ctx, double *buf, size_t n, nn_device device);
+    void *ctx;
+} nn_collective;
 
 typedef struct nn_graph {
     int recording;     /* 1: training (record the tape), 0: inference */
@@ -45,6 +59,13 @@ typedef struct nn_graph {
     nn_node *nodes;
     int n_nodes, cap_nodes;
     unsigned long long dropout_seed;  /* advanced by every dropout op */
+    /* Data parallelism (both 0/NULL after nn_graph_init: the batch is all here).
+     * sample_offset: the index, in the global batch, of this process's first sample;
+     * dropout draws the mask elements of those samples (layers/dropout.h).
+     * collective: when not NULL and size > 1, batch normalisation in training mode uses
+     * the statistics of the global batch (layers/batchnorm2d.h). */
+    long sample_offset;
+    const nn_collective *collective;
 } nn_graph;
 
 /* A graph in training mode (recording) or inference mode (nothing recorded). */

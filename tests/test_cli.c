@@ -532,10 +532,11 @@ Test(cli_usage, infer_help) { expect_help("infer"); }
 Test(cli_usage, train_help) { expect_help("train"); }
 Test(cli_usage, eval_help) { expect_help("eval"); }
 Test(cli_usage, bench_help) { expect_help("bench"); }
+Test(cli_usage, dataset_help) { expect_help("dataset"); }
 
 static void expect_command_list(const char *text, const char *what) {
-    const char *cmds[] = {"infer", "train", "eval", "bench"};
-    for (int i = 0; i < 4; i++)
+    const char *cmds[] = {"infer", "train", "eval", "bench", "dataset"};
+    for (int i = 0; i < 5; i++)
         cr_assert(strstr(text, cmds[i]), "%s: the command list lacks '%s':\n%s", what, cmds[i], text);
 }
 

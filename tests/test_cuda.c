@@ -554,6 +554,85 @@ Test(cuda, batchnorm_matches_cpu) {
     drop(dout), drop(din), drop(dg), drop(dbeta);
 }
 
+/* The all-reduce of the data-parallel batch norm, done here on the host: sums k doubles
+ * at offset off of each part's device buffer and writes the total back into both. */
+static void host_allreduce(double *const *dev, int parts, size_t off, int k) {
+    double total[64] = {0}, h[64];
+    cr_assert_leq(k, 64);
+    for (int p = 0; p < parts; p++) {
+        OK(G->download(h, dev[p] + off, (size_t)k * sizeof(double)));
+        for (int j = 0; j < k; j++) total[j] += h[j];
+    }
+    for (int p = 0; p < parts; p++) OK(G->upload(dev[p] + off, total, (size_t)k * sizeof(double)));
+}
+
+/* The data-parallel batch-norm kernels (nn/backend.h batchnorm_sum ... _apply,
+ * layers/batchnorm2d.cu): a batch of 4 as two parts of 2 on the GPU, the all-reduces done
+ * on the host (host_allreduce), against the CPU's whole-batch batchnorm_forward_train and
+ * batchnorm_backward: same output, saved and running statistics, input gradient, and
+ * parameter gradients that add up to the whole batch's. Skips without a GPU. */
+Test(cuda, batchnorm_data_parallel_kernels_match_the_whole_batch) {
+    gpu_or_skip();
+    enum { P = 2 };
+    const int n = 4, part_n = n / P, c = 5, hw = 7 * 9;
+    const size_t total = (size_t)n * c * hw, part = (size_t)part_n * c * hw;
+    const double m = (double)n * hw;
+    buf x = mk(total, 2, 5, 1), gamma = mk(c, 0.5, 1.5, 2), beta = mk(c, -1, 1, 3);
+    buf rm = mk(c, -1, 1, 4), rv = mk(c, 0.5, 2, 5), out = mk(total, 0, 0, 6), mean = mk(c, 0, 0, 7);
+    buf invstd = mk(c, 0, 0, 8), dout = mk(total, -1, 1, 9), din = mk(total, -1, 1, 10);
+    buf dg = mk(c, 0, 0, 11), dbeta = mk(c, 0, 0, 12);
+    buf prm[P], prv[P], pmean[P], pinv[P], pdg[P], pdb[P];
+    double *stats[P], *sums[P];
+    for (int p = 0; p < P; p++) {
+        prm[p] = mk(c, -1, 1, 4), prv[p] = mk(c, 0.5, 2, 5); /* each part's running stats, from the same start */
+        pmean[p] = mk(c, 0, 0, 7), pinv[p] = mk(c, 0, 0, 8), pdg[p] = mk(c, 0, 0, 11), pdb[p] = mk(c, 0, 0, 12);
+        stats[p] = G->alloc(2 * (size_t)c * sizeof(double));
+        sums[p] = G->alloc(2 * (size_t)c * sizeof(double));
+        cr_assert(stats[p] && sums[p], "%s", nn_last_error());
+    }
+    /* the reference: the whole batch on the CPU */
+    OK(C->batchnorm_forward_train(out.h, mean.h, invstd.h, rm.h, rv.h, x.h, gamma.h, beta.h, n, c, hw, 0.1f, 1e-5f));
+    OK(C->batchnorm_backward(din.h, dg.h, dbeta.h, dout.h, x.h, gamma.h, mean.h, invstd.h, n, c, hw, 1e-5f));
+    /* the parts on the GPU */
+    for (int p = 0; p < P; p++) OK(G->batchnorm_sum(stats[p], x.d + p * part, part_n, c, hw));
+    host_allreduce(stats, P, 0, c);
+    for (int p = 0; p < P; p++) OK(G->batchnorm_sqdev(stats[p] + c, x.d + p * part, stats[p], m, part_n, c, hw));
+    host_allreduce(stats, P, c, c);
+    for (int p = 0; p < P; p++)
+        OK(G->batchnorm_apply_train(out.d + p * part, pmean[p].d, pinv[p].d, prm[p].d, prv[p].d, x.d + p * part, gamma.d,
+                                    beta.d, stats[p], m, part_n, c, hw, 0.1f, 1e-5f));
+    for (int p = 0; p < P; p++)
+        OK(G->batchnorm_backward_sums(sums[p], pdg[p].d, pdb[p].d, dout.d + p * part, x.d + p * part, pmean[p].d,
+                                      pinv[p].d, part_n, c, hw));
+    host_allreduce(sums, P, 0, 2 * c);
+    for (int p = 0; p < P; p++)
+        OK(G->batchnorm_backward_apply(din.d + p * part, dout.d + p * part, x.d + p * part, gamma.d, pmean[p].d,
+                                       pinv[p].d, sums[p], m, part_n, c, hw));
+    same(out, 1e-4, 1e-4, "data-parallel batchnorm forward");
+    same(din, 1e-4, 1e-3, "data-parallel batchnorm din");
+    nn_real dg_sum[8] = {0}, db_sum[8] = {0}, h[8];
+    for (int p = 0; p < P; p++) {
+        memcpy(pmean[p].h, mean.h, c * sizeof(nn_real)), memcpy(pinv[p].h, invstd.h, c * sizeof(nn_real));
+        memcpy(prm[p].h, rm.h, c * sizeof(nn_real)), memcpy(prv[p].h, rv.h, c * sizeof(nn_real));
+        same(pmean[p], 1e-5, 1e-5, "data-parallel save_mean");
+        same(pinv[p], 1e-5, 1e-4, "data-parallel save_invstd");
+        same(prm[p], 1e-5, 1e-5, "data-parallel running_mean");
+        same(prv[p], 1e-5, 1e-4, "data-parallel running_var");
+        OK(G->download(h, pdg[p].d, c * sizeof(nn_real)));
+        for (int j = 0; j < c; j++) dg_sum[j] += h[j];
+        OK(G->download(h, pdb[p].d, c * sizeof(nn_real)));
+        for (int j = 0; j < c; j++) db_sum[j] += h[j];
+    }
+    tu_assert_close(dg_sum, dg.h, c, 2e-5 * n * hw, 1e-4, "data-parallel dgamma, summed over the parts");
+    tu_assert_close(db_sum, dbeta.h, c, 2e-6 * n * hw, 1e-5, "data-parallel dbeta, summed over the parts");
+    for (int p = 0; p < P; p++) {
+        G->release(stats[p]), G->release(sums[p]);
+        drop(prm[p]), drop(prv[p]), drop(pmean[p]), drop(pinv[p]), drop(pdg[p]), drop(pdb[p]);
+    }
+    drop(x), drop(gamma), drop(beta), drop(rm), drop(rv), drop(out), drop(mean), drop(invstd);
+    drop(dout), drop(din), drop(dg), drop(dbeta);
+}
+
 /* A host copy of the device side of b. */
 static nn_real *snapshot(buf b) {
     nn_real *h = malloc((b.n ? b.n : 1) * sizeof(nn_real));

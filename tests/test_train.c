@@ -23,6 +23,7 @@
 #include "../deep3d/model.h"
 #include "../nn/nn.h"
 #include "../nn/weights.h"
+#include "../train/dist.h"
 #include "testutil.h"
 
 /* ---- fixtures ------------------------------------------------------------------- */
@@ -634,5 +635,242 @@ Test(train_cli, eval_json_reports_the_identity_baseline) {
     nn_tensor_unref(left);
     deep3d_model_free(&m);
     free(l), free(rt);
+    tc_free(&r);
+}
+
+/* ---- --resume auto ---------------------------------------------------------------- */
+
+/* Run A: 4 steps in one go. Run B: --resume auto in an empty folder starts at step 0 and
+ * stops at 2; a copy of its checkpoint is kept as checkpoint-000002.d3w; --resume auto
+ * goes on to step 4. Then checkpoint.d3w (step 4) is truncated, as by a machine lost
+ * while it was copied elsewhere, and a temporary file of an interrupted save is left
+ * beside it: --resume auto names the damaged file, skips both, resumes from step 2,
+ * drops log rows 3 and 4 and trains them again. Losses and final files equal A's. */
+Test(train_cli, resume_auto_takes_the_newest_complete_checkpoint) {
+    write_dataset("d", 3, 80, 40);
+    tc_result r;
+#define AUTO_ARGS TINY, "--lr", "0.001", "--data", P("d"), "--checkpoint-every", "2"
+    RUN(&r, "train", AUTO_ARGS, "--out", P("a"), "--steps", "4");
+    expect_ok(&r, "run A");
+    RUN(&r, "train", AUTO_ARGS, "--out", P("b"), "--steps", "2", "--resume", "auto");
+    cr_assert(strstr(r.out, "--resume auto: no checkpoint in") && strstr(r.out, "starting at step 0"),
+              "no fresh-start line:\n%s", r.out);
+    expect_ok(&r, "run B to step 2");
+    tc_result cp;
+    tc_run_argv(&cp, root, (const char *const[]){"cp", P("b/checkpoint.d3w"), P("b/checkpoint-000002.d3w"), NULL});
+    expect_ok(&cp, "cp");
+    RUN(&r, "train", AUTO_ARGS, "--out", P("b"), "--steps", "4", "--resume", "auto");
+    cr_assert(strstr(r.out, "resuming from") && strstr(r.out, "at step 2"), "no resume line:\n%s", r.out);
+    expect_ok(&r, "run B to step 4");
+    /* damage the newest: half of it, and a stray temporary file */
+    FILE *f = fopen(P("b/checkpoint.d3w"), "r+");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    cr_assert_eq(truncate(P("b/checkpoint.d3w"), size / 2), 0);
+    f = fopen(P("b/checkpoint.d3w.tmp.999"), "w");
+    cr_assert_not_null(f);
+    fputs("partial", f);
+    fclose(f);
+    RUN(&r, "train", AUTO_ARGS, "--out", P("b"), "--steps", "4", "--resume", "auto");
+    cr_assert(strstr(r.err, "skips") && strstr(r.err, "checkpoint.d3w") && strstr(r.err, "truncated"),
+              "the damaged checkpoint is not named:\n%s", r.err);
+    cr_assert(strstr(r.out, "checkpoint-000002.d3w at step 2"), "not resumed from the older checkpoint:\n%s", r.out);
+    expect_ok(&r, "run B resumed past the damaged checkpoint");
+    char la[5][64] = {{0}}, lb[5][64] = {{0}};
+    cr_assert_eq(read_log(P("a/log.csv"), la, 4), 4);
+    cr_assert_eq(read_log(P("b/log.csv"), lb, 4), 4);
+    FILE *lf = fopen(P("b/log.csv"), "r");
+    int rows = 0;
+    char line[512];
+    while (fgets(line, sizeof line, lf)) rows++;
+    fclose(lf);
+    cr_assert_eq(rows, 5, "log.csv has %d lines: steps 3 and 4 logged twice?", rows);
+    for (int s = 1; s <= 4; s++) cr_assert_str_eq(la[s], lb[s], "step %d: %s uninterrupted vs %s resumed", s, la[s], lb[s]);
+    expect_same_weights(P("a/model.d3w"), P("b/model.d3w"));
+    expect_same_weights(P("a/checkpoint.d3w"), P("b/checkpoint.d3w"));
+#undef AUTO_ARGS
+}
+
+/* ---- data-parallel training through mpirun (train/dist.h) ------------------------- */
+
+TestSuite(train_mpi, .init = make_root, .fini = remove_root, .timeout = 240);
+
+/* The mpirun command's first words (2 processes), or skips the test saying why. */
+static int mpirun_prefix(const char **argv) {
+    if (!dist_built_with_mpi())
+        cr_skip_test("this deep3d was built without MPI (MPI=0, or no libopenmpi-dev when it was built): skipped");
+    if (!tc_which("mpirun")) cr_skip_test("mpirun is not installed (.ci/install-deps --test installs openmpi-bin): skipped");
+    int n = 0;
+    argv[n++] = "mpirun"; /* by name: Open MPI takes an absolute path's folder as its --prefix */
+    if (getuid() == 0) argv[n++] = "--allow-run-as-root"; /* Open MPI refuses root otherwise */
+    argv[n++] = "--oversubscribe";                          /* more processes than free cores is fine */
+    argv[n++] = "--bind-to";
+    argv[n++] = "none";
+    argv[n++] = "-np";
+    argv[n++] = "2";
+    argv[n++] = tc_binary();
+    return n;
+}
+
+/* Runs `mpirun -np 2 deep3d <args>`. */
+static void run_mpi(tc_result *r, const char *const *args) {
+    const char *argv[64];
+    int n = mpirun_prefix(argv);
+    while (*args) argv[n++] = *args++;
+    argv[n] = NULL;
+    tc_run_argv(r, root, argv);
+}
+#define RUN_MPI(r, ...) run_mpi((r), (const char *const[]){__VA_ARGS__, NULL})
+
+/* The largest |a - b| / max|a| over the tensors of two weights files; the tensor and
+ * its element into worst_at. */
+static char worst_at[256];
+static double weights_rel_diff(const char *a_path, const char *b_path) {
+    nn_weights_file *a = nn_weights_open(a_path), *b = nn_weights_open(b_path);
+    cr_assert(a && b, "%s", nn_last_error());
+    cr_assert_eq(nn_weights_count(a), nn_weights_count(b), "tensor counts differ");
+    double worst = 0;
+    for (int i = 0; i < nn_weights_count(a); i++) {
+        const nn_weights_info *ia = nn_weights_tensor(a, i);
+        nn_tensor *ta = nn_tensor_new(NN_CPU, ia->ndim, ia->shape), *tb = nn_tensor_new(NN_CPU, ia->ndim, ia->shape);
+        cr_assert_eq(nn_weights_read(a, ia->name, ta), 0, "%s", nn_last_error());
+        cr_assert_eq(nn_weights_read(b, ia->name, tb), 0, "%s", nn_last_error());
+        double d = 0, scale = 1e-12;
+        size_t at = 0;
+        for (size_t j = 0; j < ta->numel; j++) {
+            const double e = fabs((double)ta->data[j] - (double)tb->data[j]);
+            if (e > d) d = e, at = j;
+            scale = fmax(scale, fabs((double)ta->data[j]));
+        }
+        if (d / scale > worst) {
+            worst = d / scale;
+            snprintf(worst_at, sizeof worst_at, "%s[%zu]: %.9g vs %.9g, max |value| %.3g", ia->name, at,
+                     (double)ta->data[at], (double)tb->data[at], scale);
+        }
+        nn_tensor_unref(ta), nn_tensor_unref(tb);
+    }
+    nn_weights_close(a), nn_weights_close(b);
+    return worst;
+}
+
+#define MPI_TINY "--threads", "1", "--device", "cpu", "--width", "64", "--height", "32", "--width-div", "16", \
+                 "--disparities", "9", "--dmin", "-4", "--log-every", "1", "--lr", "0.003", "--steps", "4",  \
+                 "--checkpoint-every", "2"
+/* Losses (0..255 units, 6 to 20 here) of the 2-process run against the 1-process run:
+ * |a - b| <= LOSS_RTOL * |a| + LOSS_ATOL; the tensors after 4 steps within
+ * WEIGHT_RTOL of each tensor's largest value. The two runs sum in other orders (batch
+ * norm's statistics in two parts, the gradients averaged after the backward pass):
+ * float32 rounding, about 1e-7 relative per sum, which the steps amplify. Measured here
+ * at --lr 0.003: losses within 1e-7 relative, tensors within 4e-5 (SGD's velocity of
+ * up.4.weight). At --lr 0.01 this tiny model's steps amplify rounding about 10 times
+ * per step (between the two runs: 1e-5, 1e-4, 1e-3, 1e-2 after steps 1..4),
+ * hence the smaller rate. */
+#define LOSS_RTOL 1e-5
+#define LOSS_ATOL 1e-6
+#define WEIGHT_RTOL 1e-3
+
+/* The issue's test: 2 processes with --batch 2 against 1 process with --batch 4, 4 SGD
+ * steps on 5 pairs (dropout and batch norm in the model): equal losses at every step
+ * within the tolerance, and final tensors within WEIGHT_RTOL of their scale. A run of 1
+ * process with --batch 2 (half of the batch) must be far outside the tolerance, so the
+ * test sees a part missing or taken twice. */
+Test(train_mpi, two_processes_train_like_one_with_the_doubled_batch) {
+    const char *pre[16];
+    mpirun_prefix(pre); /* skips here when there is no mpirun */
+    write_dataset("d", 5, 80, 40);
+    tc_result r;
+    RUN(&r, "train", MPI_TINY, "--batch", "4", "--data", P("d"), "--out", P("one"));
+    expect_ok(&r, "1 process, batch 4");
+    RUN_MPI(&r, "train", MPI_TINY, "--batch", "2", "--data", P("d"), "--out", P("two"));
+    cr_assert(strstr(r.out, "data parallel: 2 processes") && strstr(r.out, "batch norm statistics over all 4 samples"),
+              "no data-parallel line:\n%s\n%s", r.out, r.err);
+    cr_assert(r.exited && r.status == 0, "mpirun -np 2 failed (status %d):\n%s\n%s", r.status, r.out, r.err);
+    tc_free(&r);
+    RUN(&r, "train", MPI_TINY, "--batch", "2", "--data", P("d"), "--out", P("half"));
+    expect_ok(&r, "1 process, batch 2");
+    double one[8], two[8], half[8];
+    read_losses(P("one/log.csv"), one, 4);
+    read_losses(P("two/log.csv"), two, 4);
+    read_losses(P("half/log.csv"), half, 4);
+    fprintf(stderr, "train_mpi: step, loss of 1 process x batch 4, of 2 processes x batch 2, |difference| "
+                    "(tolerance %g x loss + %g), and of 1 process x batch 2\n", LOSS_RTOL, LOSS_ATOL);
+    for (int s = 1; s <= 4; s++) {
+        const double tol = LOSS_RTOL * fabs(one[s]) + LOSS_ATOL;
+        fprintf(stderr, "train_mpi: %d %.6f %.6f %.1e (%.1e) %.6f\n", s, one[s], two[s], fabs(one[s] - two[s]), tol,
+                half[s]);
+        cr_assert_leq(fabs(one[s] - two[s]), tol, "step %d: loss %.6f (1 process, batch 4) vs %.6f (2 processes)", s,
+                      one[s], two[s]);
+    }
+    cr_assert_gt(fabs(one[1] - half[1]), 100 * (LOSS_RTOL * fabs(one[1]) + LOSS_ATOL),
+                 "half the batch gives loss %.6f, the whole %.6f: the test could not see a missing part", half[1],
+                 one[1]);
+    const double wd = weights_rel_diff(P("one/checkpoint.d3w"), P("two/checkpoint.d3w"));
+    fprintf(stderr, "train_mpi: final tensors (checkpoint, optimizer state included): max |difference| / max |value| "
+                    "%.2e at %s (tolerance %g)\n", wd, worst_at, WEIGHT_RTOL);
+    cr_assert_leq(wd, WEIGHT_RTOL, "the tensors after 4 steps differ by %.3g of their scale (%s)", wd, worst_at);
+    cr_assert_gt(weights_rel_diff(P("one/checkpoint.d3w"), P("half/checkpoint.d3w")), 1e-2,
+                 "the batch-2 run ends with the same tensors: the training steps changed nothing measurable");
+    nn_weights_file *ck = nn_weights_open(P("two/checkpoint.d3w"));
+    cr_assert_not_null(ck, "%s", nn_last_error());
+    long batch = 0;
+    cr_assert_eq(nn_weights_config_int(ck, "batch", &batch), 0);
+    cr_assert_eq(batch, 4, "the 2-process checkpoint says batch=%ld, not the whole batch 4", batch);
+    nn_weights_close(ck);
+}
+
+/* A job that lost a process restarts with --resume auto: 2 processes to step 2, then
+ * (as after a crash) 2 processes again with --resume auto to step 4 give the losses and
+ * tensors of the uninterrupted 2-process run bit for bit; and 1 process resuming the
+ * 2-process checkpoint (batch 4, now 1 x 4) continues within the tolerance. */
+Test(train_mpi, resume_auto_continues_a_data_parallel_run) {
+    const char *pre[16];
+    mpirun_prefix(pre);
+    write_dataset("d", 5, 80, 40);
+    tc_result r;
+    RUN_MPI(&r, "train", MPI_TINY, "--batch", "2", "--data", P("d"), "--out", P("full"));
+    cr_assert(r.exited && r.status == 0, "uninterrupted run failed (%d):\n%s", r.status, r.err);
+    tc_free(&r);
+    RUN_MPI(&r, "train", MPI_TINY, "--batch", "2", "--data", P("d"), "--out", P("cut"), "--steps", "2");
+    cr_assert(r.exited && r.status == 0, "first half failed (%d):\n%s", r.status, r.err);
+    tc_free(&r);
+    tc_result cp;
+    tc_run_argv(&cp, root, (const char *const[]){"cp", "-r", P("cut"), P("single"), NULL});
+    expect_ok(&cp, "cp");
+    RUN_MPI(&r, "train", MPI_TINY, "--batch", "2", "--data", P("d"), "--out", P("cut"), "--resume", "auto");
+    cr_assert(r.exited && r.status == 0, "resumed run failed (%d):\n%s", r.status, r.err);
+    cr_assert(strstr(r.out, "resuming from") && strstr(r.out, "at step 2"), "no resume line:\n%s", r.out);
+    tc_free(&r);
+    char la[5][64] = {{0}}, lb[5][64] = {{0}};
+    cr_assert_eq(read_log(P("full/log.csv"), la, 4), 4);
+    cr_assert_eq(read_log(P("cut/log.csv"), lb, 4), 4);
+    for (int s = 1; s <= 4; s++) cr_assert_str_eq(la[s], lb[s], "step %d: %s uninterrupted vs %s resumed", s, la[s], lb[s]);
+    expect_same_weights(P("full/model.d3w"), P("cut/model.d3w"));
+    /* one process takes over the 2-process checkpoint: the whole batch of 4 */
+    RUN(&r, "train", MPI_TINY, "--batch", "2", "--data", P("d"), "--out", P("single"), "--resume", "auto");
+    expect_ok(&r, "1 process resuming the 2-process checkpoint");
+    double full[8], single[8];
+    read_losses(P("full/log.csv"), full, 4);
+    read_losses(P("single/log.csv"), single, 4);
+    for (int s = 3; s <= 4; s++)
+        cr_assert_leq(fabs(full[s] - single[s]), LOSS_RTOL * fabs(full[s]) + LOSS_ATOL,
+                      "step %d: %.6f (2 processes) vs %.6f (1 process resumed)", s, full[s], single[s]);
+}
+
+/* A process that fails ends the job: rank 0 cannot create --out (a file is in the way)
+ * while rank 1 goes on to wait for it; mpirun must return, not hang, with rank 0's
+ * error on stderr. */
+Test(train_mpi, a_failing_process_ends_the_job) {
+    const char *pre[16];
+    mpirun_prefix(pre);
+    write_dataset("d", 3, 80, 40);
+    FILE *f = fopen(P("file"), "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    tc_result r;
+    RUN_MPI(&r, "train", MPI_TINY, "--batch", "2", "--data", P("d"), "--out", P("file/out"));
+    cr_assert(r.exited && r.status != 0, "mpirun exited with %d (signal: %d)", r.status, !r.exited);
+    cr_assert(strstr(r.err, "deep3d train: rank 0 of 2: cannot create output folder"), "stderr:\n%s", r.err);
     tc_free(&r);
 }

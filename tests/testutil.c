@@ -253,6 +253,24 @@ void tc_run(tc_result *r, const char *scratch, const char *const *args) {
         argv[n++] = *args++;
     }
     argv[n] = NULL;
+    tc_run_argv(r, scratch, argv);
+}
+
+const char *tc_which(const char *name) {
+    static char buf[4096];
+    const char *path = getenv("PATH");
+    if (!path) return NULL;
+    for (const char *p = path; *p;) {
+        size_t len = strcspn(p, ":");
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)len, p, name);
+        if (len && access(buf, X_OK) == 0) return buf;
+        p += len;
+        if (*p == ':') p++;
+    }
+    return NULL;
+}
+
+void tc_run_argv(tc_result *r, const char *scratch, const char *const *argv) {
     char out_path[512], err_path[512];
     snprintf(out_path, sizeof out_path, "%s/.stdout", scratch);
     snprintf(err_path, sizeof err_path, "%s/.stderr", scratch);
@@ -262,7 +280,7 @@ void tc_run(tc_result *r, const char *scratch, const char *const *args) {
     posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     cr_assert_eq(rc, 0, "cannot run %s: %s (build it first; DEEP3D_BIN names it)", argv[0], strerror(rc));
     int st;

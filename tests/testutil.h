@@ -101,6 +101,12 @@ const char *tc_binary(void);
 /* Runs the binary with args (NULL-terminated, without argv[0]); stdout and stderr go
  * to files in the folder `scratch` and are read back into r. */
 void tc_run(tc_result *r, const char *scratch, const char *const *args);
+
+/* Runs any program the same way: argv[0] is a path, or a name looked up in PATH. */
+void tc_run_argv(tc_result *r, const char *scratch, const char *const *argv);
+
+/* The full path of a program found in PATH (a static buffer), or NULL. */
+const char *tc_which(const char *name);
 void tc_free(tc_result *r);
 
 /* Asserts a clean failure: exited (no signal), status non-zero, stderr exactly one line

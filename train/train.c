@@ -22,7 +22,20 @@
  * Writes into --out: log.csv (step, loss, lr, images/s, validation MAE of the model and
  * both baselines, then the loss's photometric and smoothness parts), checkpoint.d3w
  * (float32, with optimizer state and the loss settings; atomic) every --checkpoint-every
- * steps and at the end, and model.d3w (float16) at the end. */
+ * steps and at the end, and model.d3w (float16) at the end.
+ *
+ * Resuming: --resume FILE continues from a checkpoint; --resume auto from the newest
+ * complete checkpoint in --out (every checkpoint*.d3w there that opens, its CRC checked,
+ * the highest step; damaged ones are named and skipped), or from scratch when there is
+ * none. log.csv then keeps only its rows up to the checkpoint's step, so the steps run
+ * after the checkpoint and lost with the run are not logged twice.
+ *
+ * Data parallelism (train/dist.h): started by `mpirun -np K`, K processes each train on
+ * --batch N samples of a batch of K*N (the checkpoint's batch is K*N; resumed with
+ * another K it is split again), batch norm statistics synchronised, gradients averaged
+ * before each optimizer step, the logged loss the mean over the K parts. Rank 0 alone
+ * writes --out, validates and prints (the others' stdout is discarded; their warnings
+ * and errors go to stderr, naming the rank); an error in any process ends the job. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -37,6 +50,9 @@
 #include "../deep3d/model.h"
 #include "../deep3d/runtime.h"
 #include "../nn/weights.h"
+#include "dist.h"
+#include <dirent.h>
+#include <unistd.h>
 
 typedef struct train_opts {
     cli_list data, val_data;
@@ -131,11 +147,72 @@ static int read_optimizer_state(const nn_weights_file *f, nn_optimizer *opt, con
 
 /* The loader's next batch into *b (valid until the next call), reporting the pairs it
  * skipped since the last report. */
-static int next_batch(loader *ld, loader_batch *b, long *warnings_seen, int tty) {
+static int next_batch(loader *ld, loader_batch *b, long *warnings_seen, int tty, int rank) {
     if (loader_next(ld, b)) return -1;
     if (loader_warning_count(ld) > *warnings_seen) {
         *warnings_seen = loader_warning_count(ld);
-        fprintf(stderr, "%swarning: %s (pair skipped)\n", tty ? "\n" : "", loader_last_warning(ld));
+        char who[32] = "";
+        if (rank) snprintf(who, sizeof who, "rank %d: ", rank);
+        fprintf(stderr, "%s%swarning: %s (pair skipped)\n", tty ? "\n" : "", who, loader_last_warning(ld));
+    }
+    return 0;
+}
+
+/* --resume auto: the newest complete checkpoint in dir (dist.h "Resuming" above) into
+ * path, or "" when there is none (dir missing or holding none). A checkpoint that does
+ * not open (truncated, CRC mismatch) or has no step is named on stderr and skipped; of
+ * equal steps the first name in byte order is taken. Temporary files of an interrupted
+ * save ("checkpoint.d3w.tmp.<pid>") do not end in .d3w and are ignored.
+ * 0, or -1 + nn_fail when dir cannot be read. */
+static int find_checkpoint(const char *dir, char *path, size_t size) {
+    path[0] = '\0';
+    DIR *dh = opendir(dir);
+    if (!dh) return errno == ENOENT ? 0 : nn_fail("--resume auto: cannot read %s: %s", dir, strerror(errno));
+    long best = -1;
+    struct dirent *e;
+    char cand[4096];
+    while ((e = readdir(dh))) {
+        const size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "checkpoint", 10) || len < 14 || strcmp(e->d_name + len - 4, ".d3w")) continue;
+        snprintf(cand, sizeof cand, "%s/%s", dir, e->d_name);
+        nn_weights_file *f = nn_weights_open(cand);
+        long step = -1;
+        if (!f || nn_weights_config_int(f, "step", &step)) {
+            fprintf(stderr, "warning: --resume auto skips %s: %s\n", cand, nn_last_error());
+        } else if (step > best || (step == best && strcmp(cand, path) < 0)) { /* ties: the first name */
+            best = step;
+            snprintf(path, size, "%s", cand);
+        }
+        nn_weights_close(f);
+    }
+    closedir(dh);
+    return 0;
+}
+
+/* Keeps the header and the rows of steps <= step of log.csv at path (atomically: a
+ * temporary file renamed over it); nothing when it does not exist. */
+static int trim_log(const char *path, long step) {
+    FILE *in = fopen(path, "r");
+    if (!in) return 0;
+    char tmp[4200], line[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return nn_fail("cannot write %s: %s", tmp, strerror(errno));
+    }
+    int first = 1, err = 0;
+    while (fgets(line, sizeof line, in)) {
+        long s = 0;
+        if (first || (sscanf(line, "%ld,", &s) == 1 && s <= step)) err |= fputs(line, out) < 0;
+        first = 0;
+    }
+    err |= ferror(in);
+    fclose(in);
+    if (fclose(out) || err || rename(tmp, path)) {
+        int e = errno;
+        unlink(tmp);
+        return nn_fail("cannot trim %s to step %ld: %s", path, step, strerror(e));
     }
     return 0;
 }
@@ -146,7 +223,7 @@ static void format_duration(double s, char *buf, size_t size) {
     else snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
 }
 
-static int run(train_opts *o) {
+static int run(train_opts *o, dist *d) {
     stereo_dataset *train_ds = NULL, *val_ds = NULL;
     deep3d_model m = {0};
     nn_optimizer opt = {0};
@@ -159,38 +236,52 @@ static int run(train_opts *o) {
     nn_device device;
     train_state st = {0};
 
-    if (deep3d_setup_device(o->device, o->precision, o->deterministic, &device)) goto done;
-    if (mkdir(o->out, 0777) && errno != EEXIST) {
+    const int lead = d->rank == 0; /* writes --out, validates, prints */
+    char resume[4096] = "";
+    if (deep3d_setup_device(o->device, o->precision, o->deterministic, &device) || dist_use_device(d, device))
+        goto done;
+    if (lead && mkdir(o->out, 0777) && errno != EEXIST) {
         nn_fail("cannot create output folder %s: %s", o->out, strerror(errno));
         goto done;
     }
     if (!(train_ds = stereo_dataset_open(o->data.items, o->data.n, o->layout))) goto done;
-    if (o->val_data.n && !(val_ds = stereo_dataset_open(o->val_data.items, o->val_data.n, o->layout))) goto done;
+    if (lead && o->val_data.n && !(val_ds = stereo_dataset_open(o->val_data.items, o->val_data.n, o->layout)))
+        goto done;
 
-    if (o->resume) {
-        if (!(ckpt = nn_weights_open(o->resume)) || read_state(ckpt, &st) || deep3d_model_read(&m, ckpt, device))
+    /* the checkpoint to resume from: rank 0 chooses, every process reads it */
+    if (o->resume && !strcmp(o->resume, "auto")) {
+        if (lead && find_checkpoint(o->out, resume, sizeof resume)) goto done;
+        if (dist_bcast_host(d, resume, sizeof resume)) goto done;
+        if (!resume[0]) printf("--resume auto: no checkpoint in %s; starting at step 0\n", o->out);
+    } else if (o->resume) {
+        snprintf(resume, sizeof resume, "%s", o->resume);
+    }
+    if (resume[0]) {
+        if (!(ckpt = nn_weights_open(resume)) || read_state(ckpt, &st) || deep3d_model_read(&m, ckpt, device))
             goto done;
         model_ready = 1;
-        printf("resuming from %s at step %ld\n", o->resume, st.step);
+        printf("resuming from %s at step %ld\n", resume, st.step);
     } else {
         deep3d_config cfg = deep3d_default_config();
         snprintf(cfg.variant, sizeof cfg.variant, "%s", o->variant);
         cfg.width = (int)o->width, cfg.height = (int)o->height, cfg.disparities = (int)o->disparities;
         cfg.dmin = (int)o->dmin, cfg.width_div = (int)o->width_div;
-        st.seed = o->seed, st.batch = o->batch, st.lr = o->lr, st.lr_step = o->lr_step, st.weight_decay = o->weight_decay;
+        st.seed = o->seed, st.batch = o->batch * d->size, st.lr = o->lr, st.lr_step = o->lr_step, st.weight_decay = o->weight_decay;
         st.loss = !strcmp(o->loss, "ssim-l1") ? LOSS_SSIM_L1 : LOSS_L1, st.smoothness = o->smoothness;
         st.optimizer = !strcmp(o->optimizer, "adam") ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
         st.schedule = !strcmp(o->schedule, "cosine") ? NN_LR_COSINE : !strcmp(o->schedule, "constant") ? NN_LR_CONSTANT : NN_LR_STEP;
         if (deep3d_model_init(&m, &cfg, device, (uint64_t)st.seed)) goto done;
         model_ready = 1;
-        /* the global-disparity baseline, fitted once on the training pairs */
-        double mae;
-        int best, skipped;
+        /* the global-disparity baseline, fitted once on the training pairs (by rank 0) */
+        double mae = 0;
+        int best = 0, skipped = 0;
         const int dmax = cfg.dmin + cfg.disparities - 1;
         disparity_coverage cov;
         disparity_coverage_init(&cov, cfg.width);
-        if (deep3d_fit_global_disparity(train_ds, cfg.width, cfg.height, cfg.dmin, dmax, &best, &mae, &skipped, &cov))
+        if (lead &&
+            deep3d_fit_global_disparity(train_ds, cfg.width, cfg.height, cfg.dmin, dmax, &best, &mae, &skipped, &cov))
             goto done;
+        if (dist_bcast_host(d, &best, sizeof best)) goto done;
         m.cfg.has_global_disparity = 1, m.cfg.global_disparity = best;
         printf("global disparity on the %d training pairs: %d px (MAE %.3f)\n", train_ds->n - skipped, best, mae);
         /* does [dmin, dmax] cover the data? per-pixel best shifts by block matching */
@@ -207,11 +298,19 @@ static int run(train_opts *o) {
     }
     if (st.step == o->steps) { /* nothing left to train: only write the model file */
         snprintf(path, sizeof path, "%s/model.d3w", o->out);
-        if (deep3d_model_save(&m, path, 1)) goto done;
+        if (lead && deep3d_model_save(&m, path, 1)) goto done;
         printf("the checkpoint is at step %ld already: wrote %s\n", st.step, path);
         rc = 0;
         goto done;
     }
+    /* the replicas start equal: rank 0's tensors (initialised or read) everywhere */
+    if (dist_bcast_tensors(d, m.tensors, m.n_tensors)) goto done;
+    if (st.batch % d->size) {
+        nn_fail("the batch of %ld samples per step (the checkpoint's) cannot be split among %d processes", st.batch,
+                d->size);
+        goto done;
+    }
+    const long part = st.batch / d->size; /* this process's samples of each batch */
     nn_tensor *params[DEEP3D_MAX_TENSORS];
     int n_params = 0;
     for (int i = 0; i < m.n_tensors; i++)
@@ -225,22 +324,28 @@ static int run(train_opts *o) {
                             .total_steps = o->steps, .min_factor = 0.01};
 
     loader_config lc = loader_defaults();
-    lc.batch = (int)st.batch, lc.width = m.cfg.width, lc.height = m.cfg.height;
+    lc.batch = (int)part, lc.width = m.cfg.width, lc.height = m.cfg.height;
+    lc.global_batch = (int)st.batch, lc.first_sample = (int)(d->rank * part);
     lc.seed = (uint64_t)st.seed, lc.start_step = st.step;
-    lc.cache_bytes = (size_t)2 << 30;
+    lc.cache_bytes = ((size_t)2 << 30) / (size_t)d->local_size; /* the machine's 2 GiB shared */
+    if (d->local_size > 1) { /* the machine's cores shared among its processes, at most 8 each */
+        const long cores = sysconf(_SC_NPROCESSORS_ONLN) / d->local_size;
+        lc.threads = cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
+    }
     if (!(ld = loader_create(train_ds, &lc))) goto done;
-    left = nn_tensor_new4(device, (int)st.batch, 3, m.cfg.height, m.cfg.width);
+    left = nn_tensor_new4(device, (int)part, 3, m.cfg.height, m.cfg.width);
     right = nn_tensor_new_like(left);
     if (!left || !right) goto done;
 
     snprintf(path, sizeof path, "%s/log.csv", o->out);
     struct stat sb;
-    int fresh_log = !o->resume || stat(path, &sb) != 0;
-    if (!(csv = fopen(path, fresh_log ? "w" : "a"))) {
+    int fresh_log = !resume[0] || stat(path, &sb) != 0;
+    if (lead && !fresh_log && trim_log(path, st.step)) goto done;
+    if (lead && !(csv = fopen(path, fresh_log ? "w" : "a"))) {
         nn_fail("cannot write %s: %s", path, strerror(errno));
         goto done;
     }
-    if (fresh_log)
+    if (lead && fresh_log)
         fprintf(csv, "step,loss,lr,img_per_s,val_mae_model,val_mae_identity,val_mae_global,photometric,smoothness\n");
     printf("training %s (width/%d, %dx%d, D=%d from %d, %.2f M parameters) on %d pairs, batch %ld, %s lr %g, "
            "loss %s + %g x smoothness, %s, steps %ld..%ld\n",
@@ -248,9 +353,17 @@ static int run(train_opts *o) {
            (double)deep3d_model_param_count(&m) / 1e6, train_ds->n, st.batch, st.optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st.lr,
            loss_names[st.loss], st.smoothness, nn_device_name(device), st.step, o->steps);
     if (val_ds) printf("validation: %d pairs every %ld steps\n", val_ds->n, o->val_every);
+    if (d->size > 1) {
+        size_t grad_values = 0;
+        for (int i = 0; i < n_params; i++) grad_values += params[i]->numel;
+        printf("data parallel: %d processes (%d on this machine) x %ld samples, %s; %.2f MiB of gradients averaged "
+               "per step (%s), batch norm statistics over all %ld samples\n",
+               d->size, d->local_size, part, nn_device_name(device), (double)grad_values * sizeof(nn_real) / 1048576.0,
+               device == NN_CUDA ? "NCCL" : "MPI_Allreduce", st.batch);
+    }
     fflush(stdout);
 
-    const int tty = cli_is_tty();
+    const int tty = lead && cli_is_tty();
     const long first = st.step;
     double t_start = deep3d_now(), t_log = t_start, loss_sum = 0, photo_sum = 0, smooth_sum = 0;
     long loss_count = 0, warnings_seen = 0, images_since_log = 0;
@@ -258,13 +371,15 @@ static int run(train_opts *o) {
     for (; st.step < o->steps;) {
         loader_batch b;
         if (!have_batch) { /* the first step, or the loader failed while the previous step ran */
-            if (next_batch(ld, &b, &warnings_seen, tty) || nn_tensor_upload(left, b.left) ||
+            if (next_batch(ld, &b, &warnings_seen, tty, d->rank) || nn_tensor_upload(left, b.left) ||
                 nn_tensor_upload(right, b.right))
                 goto done;
         }
         const double lr = nn_lr_at(&sched, st.step);
         nn_graph g;
         nn_graph_init(&g, 1);
+        g.sample_offset = d->rank * part;
+        g.collective = d->size > 1 ? &d->collective : NULL;
         g.dropout_seed = (unsigned long long)(nn_hash_uniform((uint64_t)st.seed, (uint64_t)st.step) * 9007199254740992.0);
         nn_tensor *pred = NULL, *prob = NULL, *photo = NULL, *smooth = NULL, *loss = NULL;
         /* queue step st.step: nothing below waits for the device before the loss download.
@@ -279,12 +394,13 @@ static int run(train_opts *o) {
                   nn_graph_backward(&g, loss);
         nn_tensor_unref(pred), nn_tensor_unref(prob), nn_tensor_unref(loss);
         nn_graph_free(&g);
+        if (!err) err = dist_average_grads(d, opt.params, opt.n_params);
         if (!err) err = nn_optimizer_step(&opt, (nn_real)lr) || nn_optimizer_zero_grad(&opt);
         /* the next batch into the tensors the queued step reads; a loader failure is
          * reported at the top of the next step (loader_next then fails again alike), so
          * this step is still logged and checkpointed */
         have_batch = 0;
-        if (!err && st.step + 1 < o->steps && next_batch(ld, &b, &warnings_seen, tty) == 0) {
+        if (!err && st.step + 1 < o->steps && next_batch(ld, &b, &warnings_seen, tty, d->rank) == 0) {
             err = nn_tensor_upload_async(left, b.left) || nn_tensor_upload_async(right, b.right);
             have_batch = !err;
         }
@@ -292,12 +408,16 @@ static int run(train_opts *o) {
         /* waits for the step, not for the upload */
         if (!err) err = nn_tensor_download(photo, &photo_value) || nn_tensor_download(smooth, &smooth_value);
         nn_tensor_unref(photo), nn_tensor_unref(smooth);
-        const double loss_value = (double)photo_value + st.smoothness * (double)smooth_value;
+        /* the whole batch's: the mean of the processes' parts */
+        double parts[2] = {(double)photo_value, (double)smooth_value};
+        if (!err) err = dist_sum_host(d, parts, 2);
+        const double photo_mean = parts[0] / d->size, smooth_mean = parts[1] / d->size;
+        const double loss_value = photo_mean + st.smoothness * smooth_mean;
         if (!err) err = nn_device_wait_uploads(device);
         if (!err && !isfinite(loss_value)) err = nn_fail("the loss is %g at step %ld: training diverged; lower --lr", loss_value, st.step);
         if (err) goto done;
         st.step++;
-        loss_sum += loss_value, photo_sum += photo_value, smooth_sum += smooth_value;
+        loss_sum += loss_value, photo_sum += photo_mean, smooth_sum += smooth_mean;
         loss_count++, images_since_log += st.batch;
 
         const double now = deep3d_now(), rate = (double)(st.step - first) * st.batch / (now - t_start);
@@ -308,7 +428,7 @@ static int run(train_opts *o) {
                     loss_value, lr, rate, eta);
         const int last = st.step == o->steps;
         const int do_val = val_ds && (st.step % o->val_every == 0 || last);
-        if (st.step % o->log_every == 0 || do_val || last) {
+        if (lead && (st.step % o->log_every == 0 || do_val || last)) {
             eval_result ev = {0};
             if (do_val && deep3d_evaluate(&m, val_ds, m.cfg.global_disparity, &ev)) goto done;
             const double ips = images_since_log / (now - t_log);
@@ -328,19 +448,30 @@ static int run(train_opts *o) {
             }
             loss_sum = photo_sum = smooth_sum = 0, loss_count = 0, images_since_log = 0, t_log = now;
         }
-        if (st.step % o->checkpoint_every == 0 || last) {
+        if (lead && (st.step % o->checkpoint_every == 0 || last)) {
             snprintf(path, sizeof path, "%s/checkpoint.d3w", o->out);
             if (save_checkpoint(path, &m, &opt, &st)) goto done;
         }
     }
     snprintf(path, sizeof path, "%s/model.d3w", o->out);
-    if (deep3d_model_save(&m, path, 1)) goto done;
+    if (lead && deep3d_model_save(&m, path, 1)) goto done;
     char total[32];
-    format_duration(deep3d_now() - t_start, total, sizeof total);
+    const double elapsed = deep3d_now() - t_start;
+    format_duration(elapsed, total, sizeof total);
     printf("%sdone: %ld steps in %s; wrote %s/model.d3w and %s/checkpoint.d3w\n", tty ? "\n" : "", st.step - first,
            total, o->out, o->out);
-    if (warnings_seen) printf("skipped %ld bad pair%s (last: %s)\n", warnings_seen, warnings_seen == 1 ? "" : "s",
-                              loader_last_warning(ld));
+    if (d->size > 1)
+        printf("data parallel: %.3f s per step, %.2f images/s over %d processes; gradient average %.1f ms per step "
+               "(%zu bytes per process per step; host time%s)\n",
+               elapsed / (double)(st.step - first), (double)(st.step - first) * st.batch / elapsed, d->size,
+               1e3 * d->reduce_s / (double)(st.step - first), d->grad_bytes,
+               device == NN_CUDA ? " to queue it: the GPU runs it in stream order" : "");
+    if (warnings_seen && lead)
+        printf("skipped %ld bad pair%s (last: %s)\n", warnings_seen, warnings_seen == 1 ? "" : "s",
+               loader_last_warning(ld));
+    else if (warnings_seen)
+        fprintf(stderr, "rank %d: skipped %ld bad pair%s (last: %s)\n", d->rank, warnings_seen,
+                warnings_seen == 1 ? "" : "s", loader_last_warning(ld));
     rc = 0;
 done:
     if (csv) fclose(csv);
@@ -362,7 +493,7 @@ int cmd_train(int argc, char **argv) {
         {"data", CLI_LIST, &o.data, "DIR", "training pairs (repeatable; layouts in data/README.md)", 0, 0, NULL},
         {"out", CLI_STRING, &o.out, "DIR", "output folder: log.csv, checkpoint.d3w, model.d3w", 0, 0, NULL},
         {"steps", CLI_INT, &o.steps, "N", "train until this step (default: 1000)", 1, 1e9, NULL},
-        {"batch", CLI_INT, &o.batch, "N", "pairs per step (default: 4; the paper: 64)", 1, 4096, NULL},
+        {"batch", CLI_INT, &o.batch, "N", "pairs per step and process: under mpirun -np K a step takes K*N (default: 4; the paper: 64)", 1, 4096, NULL},
         {"lr", CLI_DOUBLE, &o.lr, "X", "learning rate (default: 0.002, the paper's)", 1e-12, 10, NULL},
         {"optimizer", CLI_STRING, &o.optimizer, "NAME", "sgd (momentum 0.9, the paper's) or adam (default: sgd)", 0, 0, "sgd|adam"},
         {"lr-schedule", CLI_STRING, &o.schedule, "NAME", "step (x0.1 every --lr-step), cosine or constant (default: step)", 0, 0, "step|cosine|constant"},
@@ -381,7 +512,7 @@ int cmd_train(int argc, char **argv) {
         {"val-every", CLI_INT, &o.val_every, "N", "validate every N steps (default: 100)", 1, 1e9, NULL},
         {"checkpoint-every", CLI_INT, &o.checkpoint_every, "N", "checkpoint every N steps (default: 500)", 1, 1e9, NULL},
         {"log-every", CLI_INT, &o.log_every, "N", "a log line every N steps (default: 10)", 1, 1e9, NULL},
-        {"resume", CLI_STRING, &o.resume, "FILE", "continue from a checkpoint.d3w (its model and settings); at --steps already: only write model.d3w", 0, 0, NULL},
+        {"resume", CLI_STRING, &o.resume, "FILE|auto", "continue from a checkpoint.d3w (its model and settings), or auto: from the newest complete checkpoint in --out, else from scratch; at --steps already: only write model.d3w", 0, 0, NULL},
         {"seed", CLI_INT, &o.seed, "N", "seed of initialisation, batches and dropout (default: 1)", 0, 2e9, NULL},
         {"threads", CLI_INT, &o.threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
         {"device", CLI_STRING, &o.device, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
@@ -395,7 +526,30 @@ int cmd_train(int argc, char **argv) {
     if (rc) return rc > 0 ? 0 : 2;
     if (!o.data.n) return cli_error("train", "no --data folder given"), 2;
     if (!o.out) return cli_error("train", "no --out folder given"), 2;
-    deep3d_set_threads(o.threads);
-    if (run(&o)) return cli_error("train", "%s", nn_last_error());
+    dist d;
+    if (dist_start(&d)) {
+        cli_error("train", "%s", nn_last_error());
+        dist_abort(&d, 1);
+        dist_end(&d);
+        return 1;
+    }
+    if (d.rank != 0 && !freopen("/dev/null", "w", stdout)) { /* rank 0 prints */
+        cli_error("train", "rank %d: cannot discard its output: %s", d.rank, strerror(errno));
+        dist_abort(&d, 1);
+    }
+    long threads = o.threads;
+    if (!threads && d.local_size > 1) { /* the machine's cores shared among its processes */
+        threads = sysconf(_SC_NPROCESSORS_ONLN) / d.local_size;
+        if (threads < 1) threads = 1;
+    }
+    deep3d_set_threads(threads);
+    if (run(&o, &d)) {
+        if (d.size > 1) cli_error("train", "rank %d of %d: %s", d.rank, d.size, nn_last_error());
+        else cli_error("train", "%s", nn_last_error());
+        dist_abort(&d, 1); /* the others may wait in a collective: end the job */
+        dist_end(&d);
+        return 1;
+    }
+    if (dist_end(&d)) return cli_error("train", "%s", nn_last_error());
     return 0;
 }
