@@ -14,6 +14,8 @@
 #ifndef DATA_IMAGE_H
 #define DATA_IMAGE_H
 
+#include <stdint.h>
+
 #include "../nn/real.h"
 
 typedef struct image {
@@ -38,12 +40,21 @@ image *image_clone(const image *im);
  * reason>" (a corrupt, truncated or foreign file; stb_image's stbi_failure_reason). */
 image *image_load(const char *path);
 
-/* Writes im as an 8-bit RGB PNG (stb_image_write's stbi_write_png_to_func), values
- * rounded and clamped to 0..255. Atomic: the PNG is written to "<path>.tmp.<pid>",
- * flushed to disk (fsync) and renamed onto path; on any failure the temporary file is
- * removed and an existing file at path is left untouched.
- * Returns 0, or -1 + nn_fail("image: cannot write '<path>': <reason>"). */
+/* Writes im as an 8-bit RGB PNG, values rounded half up and clamped to 0..255:
+ * image_write_rgb8 with IMAGE_PNG, replacing an existing file at path. */
 int image_save_png(const image *im, const char *path);
+
+/* Encoders of image_write_rgb8. */
+enum { IMAGE_PNG, IMAGE_JPG };
+
+/* Writes packed 8-bit RGB (h rows of 3 w bytes) as a PNG (stbi_write_png_to_func) or
+ * a JPEG of quality 95 (stbi_write_jpg_to_func, baseline, 4:2:0 chroma as stb writes
+ * it). Atomic: written to "<path>.tmp.<pid>", flushed to disk, then committed with
+ * files_commit (data/files.h): replace = 1 replaces an existing file, replace = 0
+ * fails ("'<path>' exists (not replaced)") and leaves it. On any failure the temporary
+ * file is removed and path is untouched.
+ * Returns 0, or -1 + nn_fail("image: cannot write '<path>': <reason>"). */
+int image_write_rgb8(const char *path, const uint8_t *rgb, int w, int h, int kind, int replace);
 
 /* The w x h rectangle of src whose top-left pixel is (x, y); it must lie inside src.
  * NULL + nn_fail("image: crop ... outside ...") otherwise. */
