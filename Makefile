@@ -19,7 +19,7 @@ STB_LIBS    := $(shell pkg-config --libs stb 2>/dev/null || echo -lstb)
 
 CFLAGS   ?= -O3 -march=native
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -MMD -MP $(BLAS_CFLAGS) $(STB_CFLAGS)
-LDLIBS   := $(BLAS_LIBS) $(STB_LIBS) -fopenmp -lpthread -lm
+LDLIBS   := $(BLAS_LIBS) $(STB_LIBS) -lgif -fopenmp -lpthread -lm
 
 CORE_SRC := $(wildcard nn/*.c) $(wildcard layers/*.c)
 APP_SRC  := $(wildcard deep3d/*.c) $(wildcard data/*.c) $(wildcard train/*.c) $(wildcard infer/*.c)

@@ -102,6 +102,11 @@ const char *tc_binary(void);
 void tc_run(tc_result *r, const char *scratch, const char *const *args);
 void tc_free(tc_result *r);
 
+/* A tiny Deep3D model file at path: released, 64x32, width_div 16, D = 9 from -4,
+ * seed 1 (deep3d_model_init + deep3d_model_save). Defined in tests/test_cli.c: it
+ * needs the float32 library, so only build/test_nn has it. */
+void tc_write_tiny_model(const char *path);
+
 /* Asserts a clean failure: exited (no signal), status non-zero, stderr exactly one line
  * starting with "deep3d " and containing every NULL-terminated substring given. */
 void tc_expect_error(const tc_result *r, const char *what, ...);
