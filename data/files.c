@@ -146,6 +146,8 @@ void files_list_free(files_list *l) {
 }
 
 void files_join(char *buf, size_t size, const char *dir, const char *rel, const char *name) {
-    if (rel && *rel) snprintf(buf, size, "%s/%s/%s", dir, rel, name);
-    else snprintf(buf, size, "%s/%s", dir, name);
+    const size_t n = strlen(dir);
+    const char *sep = n > 0 && dir[n - 1] == '/' ? "" : "/"; /* "out/" + "a.png": one slash */
+    if (rel && *rel) snprintf(buf, size, "%s%s%s/%s", dir, sep, rel, name);
+    else snprintf(buf, size, "%s%s%s", dir, sep, name);
 }

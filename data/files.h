@@ -51,7 +51,8 @@ typedef struct files_list {
 int files_list_add(files_list *l, const char *arg, const char *patterns, const char *exclude);
 void files_list_free(files_list *l);
 
-/* dir "/" rel "/" name into buf (rel may be ""). */
+/* dir "/" rel "/" name into buf (rel may be ""; no second slash after a dir ending in
+ * one). */
 void files_join(char *buf, size_t size, const char *dir, const char *rel, const char *name);
 
 #endif
