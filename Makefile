@@ -79,7 +79,7 @@ $(BUILD)/f32/%.o: %.c
 CUDA_STAMP := $(BUILD)/.cuda-$(CUDA)
 $(CUDA_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.cuda-* && touch $@
-$(BUILD)/f32/infer/infer.o $(BUILD)/f32/tests/test_cuda_render.o: $(CUDA_STAMP)
+$(BUILD)/f32/infer/infer.o $(BUILD)/f32/infer/video.o $(BUILD)/f32/tests/test_cuda_render.o: $(CUDA_STAMP)
 
 $(BUILD)/f64/%.o: %.c
 	@mkdir -p $(dir $@)

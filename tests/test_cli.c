@@ -90,6 +90,16 @@ void tc_write_tiny_model(const char *path) {
     deep3d_model_free(&m);
 }
 
+void tc_write_shifting_model(const char *path, int level) {
+    deep3d_config cfg = deep3d_default_config();
+    cfg.width = 64, cfg.height = 32, cfg.disparities = 9, cfg.dmin = -4, cfg.width_div = 16;
+    deep3d_model m;
+    cr_assert_eq(deep3d_model_init(&m, &cfg, NN_CPU, 1), 0, "%s", nn_last_error());
+    m.final_b->data[level] = 20;
+    cr_assert_eq(deep3d_model_save(&m, path, 1), 0, "%s", nn_last_error());
+    deep3d_model_free(&m);
+}
+
 /* The tiny model as root/name. */
 static void write_tiny_model(const char *name) { tc_write_tiny_model(P(name)); }
 
@@ -677,10 +687,11 @@ Test(cli_usage, infer_help) { expect_help("infer"); }
 Test(cli_usage, train_help) { expect_help("train"); }
 Test(cli_usage, eval_help) { expect_help("eval"); }
 Test(cli_usage, bench_help) { expect_help("bench"); }
+Test(cli_usage, video_help) { expect_help("video"); }
 
 static void expect_command_list(const char *text, const char *what) {
-    const char *cmds[] = {"infer", "train", "eval", "bench"};
-    for (int i = 0; i < 4; i++)
+    const char *cmds[] = {"infer", "train", "eval", "bench", "video"};
+    for (int i = 0; i < 5; i++)
         cr_assert(strstr(text, cmds[i]), "%s: the command list lacks '%s':\n%s", what, cmds[i], text);
 }
 

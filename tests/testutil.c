@@ -243,7 +243,7 @@ static char *slurp(const char *path) {
 
 /* Runs DEEP3D_BIN with args (NULL-terminated, without argv[0]); stdout and stderr go
  * to files in `scratch` (a folder) and are read back into r. */
-void tc_run(tc_result *r, const char *scratch, const char *const *args) {
+pid_t tc_spawn(const char *scratch, const char *const *args) {
     const char *argv[64];
     int n = 0;
     argv[n++] = tc_binary();
@@ -264,6 +264,13 @@ void tc_run(tc_result *r, const char *scratch, const char *const *args) {
     int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     cr_assert_eq(rc, 0, "cannot run %s: %s (build it first; DEEP3D_BIN names it)", argv[0], strerror(rc));
+    return pid;
+}
+
+void tc_collect(tc_result *r, const char *scratch, pid_t pid) {
+    char out_path[512], err_path[512];
+    snprintf(out_path, sizeof out_path, "%s/.stdout", scratch);
+    snprintf(err_path, sizeof err_path, "%s/.stderr", scratch);
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid, "waitpid: %s", strerror(errno));
     r->exited = WIFEXITED(st);
@@ -271,6 +278,10 @@ void tc_run(tc_result *r, const char *scratch, const char *const *args) {
     r->out = slurp(out_path);
     r->err = slurp(err_path);
     unlink(out_path), unlink(err_path);
+}
+
+void tc_run(tc_result *r, const char *scratch, const char *const *args) {
+    tc_collect(r, scratch, tc_spawn(scratch, args));
 }
 
 void tc_free(tc_result *r) {
