@@ -140,6 +140,7 @@ TestSuite(cli_infer, .init = make_root, .fini = remove_root, .timeout = 60);
 TestSuite(cli_train, .init = make_root, .fini = remove_root, .timeout = 60);
 TestSuite(cli_eval, .init = make_root, .fini = remove_root, .timeout = 60);
 TestSuite(cli_usage, .init = make_root, .fini = remove_root, .timeout = 60);
+TestSuite(cli_bench, .init = make_root, .fini = remove_root, .timeout = 60);
 
 /* ---- infer ------------------------------------------------------------------------- */
 
@@ -666,6 +667,22 @@ Test(cli_eval, missing_data_folder) {
     tc_result r;
     RUN(&r, "eval", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--data", P("nope"));
     tc_expect_error(&r, "missing data folder", P("nope"), NULL);
+    tc_free(&r);
+}
+
+/* ---- bench ------------------------------------------------------------------------- */
+
+/* --model: the file's network (the tiny model: 64x32, width_div 16), not the options'. */
+Test(cli_bench, model_file_sets_the_network) {
+    write_tiny_model("m.d3w");
+    tc_result r;
+    RUN(&r, "bench", "--threads", "1", "--mode", "infer", "--batch", "1", "--iters", "1", "--warmup", "0", "--json",
+        "--model", P("m.d3w"));
+    cr_assert(r.exited && r.status == 0, "bench --model failed (%d): %s", r.status, r.err);
+    cr_assert(strstr(r.out, "\"height\": 32, \"width\": 64, \"width_div\": 16"), "not the file's network: %s", r.out);
+    tc_free(&r);
+    RUN(&r, "bench", "--threads", "1", "--mode", "infer", "--model", P("nope.d3w"));
+    tc_expect_error(&r, "missing --model", P("nope.d3w"), NULL);
     tc_free(&r);
 }
 
