@@ -11,9 +11,9 @@
 # 2. Each round runs A = `deep3d video --layout NAME` (default sbs-half) on the clip and
 #    reads its summary line: frames, end-to-end fps (decode, network, rendering, encode,
 #    final mux), network windows per frame, the network stage's own rate; then
-#    B = `deep3d bench --mode infer --model FILE` with the batch deep3d video gives the
-#    network (1 window on the CPU, where the windows of a frame run one at a time; all
-#    windows of a frame on CUDA): network-only fps = windows/s / windows per frame.
+#    B = `deep3d bench --mode infer --model FILE --batch 1` (deep3d video's default warp
+#    renderer runs a frame's windows one at a time, on either device): network-only
+#    fps = windows/s / windows per frame.
 # 3. Prints per round and the medians: end-to-end fps, network-only fps, their ratio
 #    (the issue's goal on the CPU: at least 0.8, decode, render and encode hidden behind
 #    the network), and the network stage's fps inside the pipeline.
@@ -80,8 +80,7 @@ for r in $(seq 1 "$rounds"); do
     win=$(sed -n 's/.* \([0-9]*\) network windows\{0,1\} per frame.*/\1/p' <<<"$line")
     stage=$(sed -n 's/.*stage busy [0-9.]* s (\([0-9.]*\) fps).*/\1/p' <<<"$line")
     [ -n "$e2e" ] && [ -n "$win" ] || die "unexpected summary from deep3d video: $line"
-    batch=1; [ "$device" = cuda ] && batch=$win
-    json=$("$BIN" bench --mode infer --device "$device" "${thr[@]}" --model "$model" --batch "$batch" --iters 5 \
+    json=$("$BIN" bench --mode infer --device "$device" "${thr[@]}" --model "$model" --batch 1 --iters 5 \
         --warmup 2 --json 2>"$WORK/bench.err" | grep '^{') || die "deep3d bench failed: $(tail -1 "$WORK/bench.err")"
     ips=$(sed -n 's/.*"img_per_s": \([0-9.]*\).*/\1/p' <<<"$json")
     net=$(awk -v a="$ips" -v w="$win" 'BEGIN { printf "%.3f", a / w }')

@@ -7,14 +7,16 @@
  *     (data/ffmpeg.h); frames are turned into planar floats;
  *  2. network (this thread): the BT.601 luma, the scene-cut test and, at a cut, the
  *     letterbox (infer/temporal.h); then the disparity of the picture inside the bars:
- *     CPU, warp mode: render_disparity (render.h); CPU, blend mode: render_image; CUDA:
- *     render_cuda_prepare/launch/finish, two frames in flight (the host prepares frame
- *     i + 1 while the GPU works on frame i), which give the right view and d_L;
+ *     warp mode: render_disparity (render.h), the network through infer_run_window
+ *     on the model's device (CUDA too: the warp steps have no CUDA kernels yet, so they
+ *     run on the host, as render_image defines them); blend mode: render_image on the
+ *     CPU, and on CUDA render_cuda_prepare/launch/finish with two frames in flight (the
+ *     host prepares frame i + 1 while the GPU works on frame i), as deep3d infer
+ *     --device cuda renders;
  *  3. writer: the disparity smoothed over time (warp mode only: the blend renderer has
- *     no single disparity per pixel, so nothing is smoothed), then CPU: render_warp;
- *     CUDA: render_warp on the host only when smoothing changed d_L (else the GPU's
- *     right view is used as it is); the bars put back; the layout composed; the frame
- *     sent to the segment's encoder.
+ *     no single disparity per pixel, so nothing is smoothed), then render_warp (warp
+ *     mode); the bars put back; the layout composed; the frame sent to the segment's
+ *     encoder.
  * So decoding, the network and encoding overlap. The right view is made exactly as
  * deep3d infer makes it (render_image = render_disparity + render_warp), on the
  * smoothed disparity.
@@ -344,7 +346,7 @@ static void rendered(vjob *j, const vslot *s) {
     pthread_mutex_unlock(&j->mu);
 }
 
-static void render_stage_cpu(vjob *j, scene_state *sc) {
+static void render_stage_host(vjob *j, scene_state *sc) {
     vslot *s;
     while ((s = next_to_render(j))) {
         if (prepare_frame(j, sc, s)) {
@@ -523,12 +525,12 @@ static int finish_frame(vjob *j, writer *w, vslot *s) {
     const int pair = w->prev_ok && !s->cut && !memcmp(&w->prev_box, &s->box, sizeof s->box);
     if (pair) w->flicker_raw += temporal_mean_abs_change(s->dbox, w->prev_raw, nd);
     memcpy(w->prev_raw, s->dbox, nd * sizeof *s->dbox);
-    int changed = 0;
+    int changed; /* not needed: warp mode renders every frame from the smoothed d */
     if (smoother_step(&j->sm, s->dbox, &s->box, s->luma, H, W, s->cut, s->mafd, &changed)) return -1;
     if (pair) w->flicker_smooth += temporal_mean_abs_change(s->dbox, w->prev_smooth, nd), w->flicker_pairs++;
     memcpy(w->prev_smooth, s->dbox, nd * sizeof *s->dbox);
     w->prev_box = s->box, w->prev_ok = 1;
-    if (j->cfg.mode == RENDER_WARP && (j->m->device != NN_CUDA || changed) &&
+    if (j->cfg.mode == RENDER_WARP &&
         render_warp(s->rbox, box_left(j, s), s->dbox, s->box.h, s->box.w, s->info.scale, &j->cfg))
         return -1;
     const nn_real *right = s->rbox, *disp = s->dbox;
@@ -956,10 +958,10 @@ static int convert_file(deep3d_model *m, const video_opts *o, const char *in, co
             goto done;
         }
 #ifdef NN_WITH_CUDA
-        if (m->device == NN_CUDA) render_stage_cuda(j, &sc);
+        if (m->device == NN_CUDA && j->cfg.mode == RENDER_BLEND) render_stage_cuda(j, &sc);
         else
 #endif
-            render_stage_cpu(j, &sc);
+            render_stage_host(j, &sc);
         pthread_mutex_lock(&j->mu);
         if (!j->stop && j->n_rendered < j->n_read) j->stop = 1; /* the render stage stopped early */
         pthread_cond_broadcast(&j->cv);
