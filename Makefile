@@ -19,7 +19,7 @@ STB_LIBS    := $(shell pkg-config --libs stb 2>/dev/null || echo -lstb)
 
 CFLAGS   ?= -O3 -march=native
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -MMD -MP $(BLAS_CFLAGS) $(STB_CFLAGS)
-LDLIBS   := $(BLAS_LIBS) $(STB_LIBS) -fopenmp -lpthread -lm
+LDLIBS   := $(BLAS_LIBS) $(STB_LIBS) -lgif -fopenmp -lpthread -lm
 
 # MPI (data-parallel training, train/dist.h): found through pkg-config (Open MPI's
 # ompi-c) or `mpicc --showme`; MPI=0 or no MPI builds without it (deep3d train then
@@ -103,7 +103,7 @@ $(BUILD)/f32/%.o: %.c
 CUDA_STAMP := $(BUILD)/.cuda-$(CUDA)
 $(CUDA_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.cuda-* && touch $@
-$(BUILD)/f32/infer/infer.o $(BUILD)/f32/tests/test_cuda_render.o $(BUILD)/f32/tests/test_cuda_warp.o: $(CUDA_STAMP)
+$(BUILD)/f32/infer/infer.o $(BUILD)/f32/infer/video.o $(BUILD)/f32/tests/test_cuda_render.o $(BUILD)/f32/tests/test_cuda_warp.o: $(CUDA_STAMP)
 
 # train/dist.c tests DEEP3D_WITH_MPI / DEEP3D_WITH_NCCL: rebuilt when MPI or NCCL changes.
 DIST_STAMP := $(BUILD)/.dist-$(MPI)$(NCCL)

@@ -14,6 +14,7 @@
 #include <stb_image_write.h>
 
 #include "../nn/status.h"
+#include "files.h"
 
 /* The data pipeline is compiled in the float32 product build only (Makefile: APP_SRC). */
 _Static_assert(sizeof(nn_real) == sizeof(float), "data/ is float32 only (nn_real = float)");
@@ -109,6 +110,28 @@ static unsigned char to_byte(nn_real v) {
     return (unsigned char)(v + (nn_real)0.5);
 }
 
+int image_write_rgb8(const char *path, const uint8_t *rgb, int w, int h, image_codec kind, int replace) {
+    if (!rgb || w <= 0 || h <= 0) return nn_fail("image: cannot write '%s': empty image", path);
+    char tmp[4200];
+    files_tmp_name(tmp, sizeof tmp, path);
+    png_sink sink = {fopen(tmp, "wb"), 0, 0};
+    if (!sink.f) return nn_fail("image: cannot write '%s': %s", path, strerror(errno));
+    int ok = kind == IMAGE_JPEG ? stbi_write_jpg_to_func(png_sink_write, &sink, w, h, 3, rgb, 95)
+                               : stbi_write_png_to_func(png_sink_write, &sink, w, h, 3, rgb, 3 * w);
+    const char *why = NULL;
+    int e = 0;
+    if (!ok) why = "stb_image_write failed to encode";
+    else if (sink.failed) e = sink.err ? sink.err : EIO;
+    else if (fflush(sink.f) != 0) e = errno;
+    if (fclose(sink.f) != 0 && !why && !e) e = errno;
+    if (why || e) {
+        unlink(tmp);
+        return nn_fail("image: cannot write '%s': %s", path, why ? why : strerror(e));
+    }
+    if (files_commit(tmp, path, replace)) return nn_fail_context("image");
+    return 0;
+}
+
 int image_save_png(const image *im, const char *path) {
     if (!im || !im->data || im->w <= 0 || im->h <= 0)
         return nn_fail("image: cannot write '%s': empty image", path);
@@ -117,36 +140,9 @@ int image_save_png(const image *im, const char *path) {
     if (!pix) return nn_fail("image: cannot write '%s': out of memory", path);
     for (size_t i = 0; i < plane; i++)
         for (int c = 0; c < 3; c++) pix[3 * i + (size_t)c] = to_byte(im->data[c * plane + i]);
-
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
-        free(pix);
-        return nn_fail("image: cannot write '%s': out of memory", path);
-    }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    png_sink sink = {fopen(tmp, "wb"), 0, 0};
-    if (!sink.f) {
-        int e = errno;
-        free(pix), free(tmp);
-        return nn_fail("image: cannot write '%s': %s", path, strerror(e));
-    }
-    int ok = stbi_write_png_to_func(png_sink_write, &sink, im->w, im->h, 3, pix, 3 * im->w);
+    int rc = image_write_rgb8(path, pix, im->w, im->h, IMAGE_PNG, 1);
     free(pix);
-    const char *why = NULL;
-    int e = 0;
-    if (!ok) why = "stb_image_write failed to encode";
-    else if (sink.failed) e = sink.err ? sink.err : EIO;
-    else if (fflush(sink.f) != 0 || fsync(fileno(sink.f)) != 0) e = errno;
-    if (fclose(sink.f) != 0 && !why && !e) e = errno;
-    if (!why && !e && rename(tmp, path) != 0) e = errno;
-    if (why || e) {
-        unlink(tmp);
-        free(tmp);
-        return nn_fail("image: cannot write '%s': %s", path, why ? why : strerror(e));
-    }
-    free(tmp);
-    return 0;
+    return rc;
 }
 
 image *image_crop(const image *src, int x, int y, int w, int h) {

@@ -15,6 +15,7 @@
 #define DATA_IMAGE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../nn/real.h"
 
@@ -40,12 +41,20 @@ image *image_clone(const image *im);
  * reason>" (a corrupt, truncated or foreign file; stb_image's stbi_failure_reason). */
 image *image_load(const char *path);
 
-/* Writes im as an 8-bit RGB PNG (stb_image_write's stbi_write_png_to_func), values
- * rounded and clamped to 0..255. Atomic: the PNG is written to "<path>.tmp.<pid>",
- * flushed to disk (fsync) and renamed onto path; on any failure the temporary file is
- * removed and an existing file at path is left untouched.
- * Returns 0, or -1 + nn_fail("image: cannot write '<path>': <reason>"). */
+/* Writes im as an 8-bit RGB PNG, values rounded half up and clamped to 0..255:
+ * image_write_rgb8 with IMAGE_PNG, replacing an existing file at path. */
 int image_save_png(const image *im, const char *path);
+
+/* Encoders of image_write_rgb8 and image_encode. */
+typedef enum { IMAGE_JPEG = 0, IMAGE_PNG = 1 } image_codec;
+/* Writes packed 8-bit RGB (h rows of 3 w bytes) as a PNG (stbi_write_png_to_func) or
+ * a JPEG of quality 95 (stbi_write_jpg_to_func, baseline, 4:2:0 chroma as stb writes
+ * it). Atomic: written to "<path>.tmp.<pid>", flushed to disk, then committed with
+ * files_commit (data/files.h): replace = 1 replaces an existing file, replace = 0
+ * fails ("'<path>' exists (not replaced)") and leaves it. On any failure the temporary
+ * file is removed and path is untouched.
+ * Returns 0, or -1 + nn_fail("image: cannot write '<path>': <reason>"). */
+int image_write_rgb8(const char *path, const uint8_t *rgb, int w, int h, image_codec kind, int replace);
 
 /* The w x h rectangle of src whose top-left pixel is (x, y); it must lie inside src.
  * NULL + nn_fail("image: crop ... outside ...") otherwise. */
@@ -75,7 +84,6 @@ void image_flip_horizontal(image *im);
  * truncated, foreign or empty bytes), or image_new's. Safe to call from several threads. */
 image *image_decode(const void *bytes, size_t n, const char *name);
 
-typedef enum { IMAGE_JPEG = 0, IMAGE_PNG = 1 } image_codec;
 
 /* Encodes im as 8-bit RGB into a new malloc'd buffer (*out, *n bytes; the caller frees
  * it): IMAGE_JPEG (baseline JPEG, stb_image_write's stbi_write_jpg_to_func, 4:2:0 chroma

@@ -2,7 +2,8 @@
  * warm-up, and measures the machine's sgemm rate on the network's own conv shapes in
  * the same run, for scale. JSON keys follow the PyTorch peer's `bench` output
  * (img_per_s, median_s, min_s, tflop_per_s). A training step counts 3x the forward
- * FLOPs, as the peer does.
+ * FLOPs, as the peer does. --model FILE times that file's network (bench/video.sh
+ * uses it for the network-only rate next to deep3d video's end-to-end rate).
  *
  * Timer: wall clock (monotonic) around each step. On the CUDA device the backend's
  * synchronize() is called before the clock starts and before it stops, so a step's
@@ -126,7 +127,7 @@ static int bench_loader(const cli_list *data, const char *layout, long batch, lo
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *mode = "train", *device_name = "cpu", *variant = "released", *precision = "fp32";
+    const char *mode = "train", *device_name = "cpu", *variant = "released", *precision = "fp32", *model_path = NULL;
     long batch = 4, threads = 0, iters = 5, warmup = 2, width = 384, height = 160, width_div = 1, loader_threads = 0;
     int json = 0, profile = 0;
     cli_list data = {0};
@@ -145,6 +146,9 @@ int cmd_bench(int argc, char **argv) {
         {"width", CLI_INT, &width, "PX", "network width, multiple of 32 (default: 384)", 32, 8192, NULL},
         {"height", CLI_INT, &height, "PX", "network height, multiple of 32 (default: 160)", 32, 8192, NULL},
         {"width-div", CLI_INT, &width_div, "N", "divide conv/fc widths by N (default: 1)", 1, 64, NULL},
+        {"model", CLI_STRING, &model_path, "FILE",
+         "time this model file's network (its variant, size, widths and weights; the four options above are ignored)",
+         0, 0, NULL},
         {"precision", CLI_STRING, &precision, "P",
          "math of the CUDA backend: fp32, tf32 or bf16 (default: fp32; the CPU computes in fp32 only)", 0, 0,
          "fp32|tf32|bf16"},
@@ -172,7 +176,9 @@ int cmd_bench(int argc, char **argv) {
     snprintf(cfg.variant, sizeof cfg.variant, "%s", variant);
     cfg.width = (int)width, cfg.height = (int)height, cfg.width_div = (int)width_div;
     deep3d_model m;
-    if (deep3d_model_init(&m, &cfg, device, 0)) return cli_error("bench", "%s", nn_last_error());
+    if (model_path ? deep3d_model_load(&m, model_path, device) : deep3d_model_init(&m, &cfg, device, 0))
+        return cli_error("bench", "%s", nn_last_error());
+    if (model_path) cfg = m.cfg, variant = m.cfg.variant, width_div = m.cfg.width_div;
     const int train = !strcmp(mode, "train");
     nn_tensor *left = nn_tensor_new4(device, (int)batch, 3, cfg.height, cfg.width), *right = nn_tensor_new_like(left);
     nn_optimizer opt;

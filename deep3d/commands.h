@@ -10,6 +10,7 @@ int cmd_infer(int argc, char **argv);   /* infer/infer.c */
 int cmd_eval(int argc, char **argv);    /* deep3d/eval.c */
 int cmd_bench(int argc, char **argv);   /* deep3d/bench.c */
 int cmd_dataset(int argc, char **argv); /* deep3d/dataset_cmd.c */
+int cmd_video(int argc, char **argv);   /* infer/video.c */
 
 
 #endif

@@ -11,7 +11,8 @@ static const struct {
     int (*run)(int, char **);
     const char *help;
 } commands[] = {
-    {"infer", cmd_infer, "convert images to stereo: right view, side-by-side, anaglyph, depth map"},
+    {"infer", cmd_infer, "convert images or folders of them to stereo: side-by-side, anaglyph, depth map, ..."},
+    {"video", cmd_video, "convert videos to stereo videos, every audio and subtitle stream kept, resumable"},
     {"train", cmd_train, "train Deep3D on left/right stereo pairs"},
     {"eval", cmd_eval, "mean absolute error of a model on stereo pairs, next to the baselines"},
     {"bench", cmd_bench, "time training steps, inference or the data loader"},

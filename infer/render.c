@@ -660,13 +660,32 @@ int render_guided_filter(nn_real *p, const nn_real *left, int H, int W, int r, d
 int render_snap_edges(nn_real *d, const nn_real *img, int H, int W, int rho, double tau, double kappa) {
     if (!d || !img) return nn_fail("render_snap_edges: NULL array");
     if (H < 1 || W < 1 || rho < 1) return nn_fail("render_snap_edges: bad size %d x %d or radius %d", W, H, rho);
-    nn_real *in = malloc((size_t)H * W * sizeof *in);
+    /* warp_snap_pixel's window minimum and maximum, separably (those of a rectangle are
+     * the minimum and maximum of its rows' ones): rlo/rhi over x +- rho in each row,
+     * then over y +- rho; the same values, O(rho) instead of O(rho^2) per pixel. */
+    const size_t plane = (size_t)H * W;
+    nn_real *in = malloc(3 * plane * sizeof *in), *rlo = in + plane, *rhi = rlo + plane;
     if (!in) return nn_fail("render_snap_edges: out of memory for a %d x %d frame", W, H);
-    memcpy(in, d, (size_t)H * W * sizeof *in);
+    memcpy(in, d, plane * sizeof *in);
 #pragma omp parallel for schedule(static)
     for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++)
-            d[(size_t)y * W + x] = warp_snap_pixel(in, img, H, W, y, x, rho, (nn_real)tau, (nn_real)kappa);
+        for (int x = 0; x < W; x++) {
+            const nn_real *row = in + (size_t)y * W;
+            nn_real lo = INFINITY, hi = -INFINITY;
+            for (int u = x - rho < 0 ? 0 : x - rho, u1 = x + rho > W - 1 ? W - 1 : x + rho; u <= u1; u++)
+                lo = row[u] < lo ? row[u] : lo, hi = row[u] > hi ? row[u] : hi;
+            rlo[(size_t)y * W + x] = lo, rhi[(size_t)y * W + x] = hi;
+        }
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            nn_real lo = INFINITY, hi = -INFINITY;
+            for (int v = y - rho < 0 ? 0 : y - rho, v1 = y + rho > H - 1 ? H - 1 : y + rho; v <= v1; v++) {
+                const size_t i = (size_t)v * W + x;
+                lo = rlo[i] < lo ? rlo[i] : lo, hi = rhi[i] > hi ? rhi[i] : hi;
+            }
+            d[(size_t)y * W + x] = warp_snap_decide(in, img, H, W, y, x, rho, (nn_real)tau, (nn_real)kappa, lo, hi);
+        }
     free(in);
     return 0;
 }

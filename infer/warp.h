@@ -283,31 +283,16 @@ RENDER_HD nn_real warp_grey(nn_real r, nn_real g, nn_real b) {
     return (0.299f * r + 0.587f * g + 0.114f * b) * (1.0f / 255.0f);
 }
 
-/* Step 4b, edge snapping: the disparity at pixel (y, x) of d (H, W) after the guided
- * filter, with its depth edges made steps where the image has an edge. The filter
- * leaves a ramp a few pixels wide across every depth edge (the network's output is
- * soft there), and a warp by a ramp stretches the pixels on it into a rubber band
- * between the two depths. In the (2 rho + 1)^2 window around the pixel: when the
- * disparities span more than tau pixels, split them at the middle of their range into a
- * low and a high group; when the groups' mean colours (img (3, H, W) 0..255) differ by
- * more than kappa (mean absolute difference over the channels), the pixel takes the
- * extreme disparity (min or max) of the group whose mean colour is closer to its own.
- * Elsewhere (no depth edge, or a depth edge the image does not show, such as the
- * network's block pattern) the value is kept. Source: our own; it is a guided form of
- * the min-max "toggle" filter (Kramer and Bruckner 1975) applied to depth maps. */
-RENDER_HD nn_real warp_snap_pixel(const nn_real *d, const nn_real *img, int H, int W, int y, int x, int rho,
-                                  nn_real tau, nn_real kappa) {
+/* The second half of warp_snap_pixel (below): given lo and hi, the least and greatest d
+ * in the pixel's window (the CPU's render_snap_edges finds them separably, by rows then
+ * columns). */
+RENDER_HD nn_real warp_snap_decide(const nn_real *d, const nn_real *img, int H, int W, int y, int x, int rho,
+                                   nn_real tau, nn_real kappa, nn_real lo, nn_real hi) {
+    const nn_real own = d[(size_t)y * W + x];
+    if (!(hi - lo > tau)) return own;
     const size_t plane = (size_t)H * W;
     const int y0 = y - rho < 0 ? 0 : y - rho, y1 = y + rho > H - 1 ? H - 1 : y + rho;
     const int x0 = x - rho < 0 ? 0 : x - rho, x1 = x + rho > W - 1 ? W - 1 : x + rho;
-    nn_real lo = INFINITY, hi = -INFINITY;
-    for (int v = y0; v <= y1; v++)
-        for (int u = x0; u <= x1; u++) {
-            const nn_real t = d[(size_t)v * W + u];
-            lo = t < lo ? t : lo, hi = t > hi ? t : hi;
-        }
-    const nn_real own = d[(size_t)y * W + x];
-    if (!(hi - lo > tau)) return own;
     const nn_real mid = 0.5f * (lo + hi);
     nn_real ca[3] = {0, 0, 0}, cb[3] = {0, 0, 0}, na = 0, nb = 0;
     for (int v = y0; v <= y1; v++)
@@ -325,6 +310,31 @@ RENDER_HD nn_real warp_snap_pixel(const nn_real *d, const nn_real *img, int H, i
     }
     if (!(sep > 3 * kappa)) return own;
     return da <= db ? lo : hi;
+}
+
+/* Step 4b, edge snapping: the disparity at pixel (y, x) of d (H, W) after the guided
+ * filter, with its depth edges made steps where the image has an edge. The filter
+ * leaves a ramp a few pixels wide across every depth edge (the network's output is
+ * soft there), and a warp by a ramp stretches the pixels on it into a rubber band
+ * between the two depths. In the (2 rho + 1)^2 window around the pixel: when the
+ * disparities span more than tau pixels, split them at the middle of their range into a
+ * low and a high group; when the groups' mean colours (img (3, H, W) 0..255) differ by
+ * more than kappa (mean absolute difference over the channels), the pixel takes the
+ * extreme disparity (min or max) of the group whose mean colour is closer to its own.
+ * Elsewhere (no depth edge, or a depth edge the image does not show, such as the
+ * network's block pattern) the value is kept. Source: our own; it is a guided form of
+ * the min-max "toggle" filter (Kramer and Bruckner 1975) applied to depth maps. */
+RENDER_HD nn_real warp_snap_pixel(const nn_real *d, const nn_real *img, int H, int W, int y, int x, int rho,
+                                  nn_real tau, nn_real kappa) {
+    const int y0 = y - rho < 0 ? 0 : y - rho, y1 = y + rho > H - 1 ? H - 1 : y + rho;
+    const int x0 = x - rho < 0 ? 0 : x - rho, x1 = x + rho > W - 1 ? W - 1 : x + rho;
+    nn_real lo = INFINITY, hi = -INFINITY;
+    for (int v = y0; v <= y1; v++)
+        for (int u = x0; u <= x1; u++) {
+            const nn_real t = d[(size_t)v * W + u];
+            lo = t < lo ? t : lo, hi = t > hi ? t : hi;
+        }
+    return warp_snap_decide(d, img, H, W, y, x, rho, tau, kappa, lo, hi);
 }
 
 /* Step 5: the histogram bin of a disparity v in [lo, hi] (values outside go to the end

@@ -81,15 +81,27 @@ static void truncate_to(const char *name, long size) {
     cr_assert_eq(truncate(P(name), size), 0, "truncate %s: %s", name, strerror(errno));
 }
 
-/* A tiny Deep3D model file: released, 64x32, width_div 16, D = 9 from -4. */
-static void write_tiny_model(const char *name) {
+void tc_write_tiny_model(const char *path) {
     deep3d_config cfg = deep3d_default_config();
     cfg.width = 64, cfg.height = 32, cfg.disparities = 9, cfg.dmin = -4, cfg.width_div = 16;
     deep3d_model m;
     cr_assert_eq(deep3d_model_init(&m, &cfg, NN_CPU, 1), 0, "%s", nn_last_error());
-    cr_assert_eq(deep3d_model_save(&m, P(name), 1), 0, "%s", nn_last_error());
+    cr_assert_eq(deep3d_model_save(&m, path, 1), 0, "%s", nn_last_error());
     deep3d_model_free(&m);
 }
+
+void tc_write_shifting_model(const char *path, int level) {
+    deep3d_config cfg = deep3d_default_config();
+    cfg.width = 64, cfg.height = 32, cfg.disparities = 9, cfg.dmin = -4, cfg.width_div = 16;
+    deep3d_model m;
+    cr_assert_eq(deep3d_model_init(&m, &cfg, NN_CPU, 1), 0, "%s", nn_last_error());
+    m.final_b->data[level] = 20;
+    cr_assert_eq(deep3d_model_save(&m, path, 1), 0, "%s", nn_last_error());
+    deep3d_model_free(&m);
+}
+
+/* The tiny model as root/name. */
+static void write_tiny_model(const char *name) { tc_write_tiny_model(P(name)); }
 
 /* A folder of n good <id>_L.png / <id>_R.png pairs (w x h). */
 static void write_pairs(const char *dir, int n, int w, int h) {
@@ -101,6 +113,14 @@ static void write_pairs(const char *dir, int n, int w, int h) {
         snprintf(name, sizeof name, "%s/p%d_R.png", dir, i);
         write_png(name, w, h, 101 + 2 * i);
     }
+}
+
+/* Asserts that text has a line equal to line. */
+static void expect_line(const char *text, const char *line) {
+    size_t n = strlen(line);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, line, n) && (p[n] == '\n' || !p[n])) return;
+    cr_assert_fail("no line '%s' in:\n%s", line, text);
 }
 
 /* Shorthand: run with a NULL-terminated argument list. */
@@ -120,6 +140,7 @@ TestSuite(cli_infer, .init = make_root, .fini = remove_root, .timeout = 60);
 TestSuite(cli_train, .init = make_root, .fini = remove_root, .timeout = 60);
 TestSuite(cli_eval, .init = make_root, .fini = remove_root, .timeout = 60);
 TestSuite(cli_usage, .init = make_root, .fini = remove_root, .timeout = 60);
+TestSuite(cli_bench, .init = make_root, .fini = remove_root, .timeout = 60);
 
 /* ---- infer ------------------------------------------------------------------------- */
 
@@ -288,10 +309,11 @@ Test(cli_infer, no_images) {
     tc_free(&r);
 }
 
-/* Saving NAME_sbs.png fails (a folder has that name) after NAME_right.png was written:
- * the run fails with one line naming NAME_sbs.png, NAME_right.png is a complete PNG
- * (the new one, replacing the good file that was there), a good NAME_anaglyph.png that
- * the run never reached is untouched, and no temporary file is left. */
+/* With --overwrite, saving NAME_sbs.png fails (a folder has that name) after
+ * NAME_right.png was written: the run fails with one line naming NAME_sbs.png,
+ * NAME_right.png is a complete PNG (the new one, replacing the good file that was
+ * there), a good NAME_anaglyph.png that the run never reached is untouched, and no
+ * temporary file is left. */
 Test(cli_infer, failure_midway_leaves_complete_files_and_no_temporaries) {
     write_tiny_model("m.d3w");
     write_png("img.png", 72, 30, 1);
@@ -310,7 +332,8 @@ Test(cli_infer, failure_midway_leaves_complete_files_and_no_temporaries) {
     }
     mkdir_in("out/img_sbs.png");
     tc_result r;
-    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), P("img.png"));
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--overwrite", "--model", P("m.d3w"), "--out", P("out"),
+        P("img.png"));
     tc_expect_error(&r, "saving onto a folder", "img_sbs.png", NULL);
     int w, h, c;
     unsigned char *px = stbi_load(P("out/img_right.png"), &w, &h, &c, 3);
@@ -326,6 +349,139 @@ Test(cli_infer, failure_midway_leaves_complete_files_and_no_temporaries) {
               "img_anaglyph.png changed although the run stopped before it");
     free(before), free(after);
     cr_assert_eq(count_files_containing("out", ".tmp"), 0, "a temporary file was left in out/");
+    tc_free(&r);
+}
+
+/* Every layout of --formats, at its size (infer/layouts.h's table); wiggle is a GIF of
+ * two frames shown 0.12 s each, looping. */
+Test(cli_infer, every_format_at_its_size) {
+    write_tiny_model("m.d3w");
+    write_png("img.png", 81, 36, 1);
+    tc_result r;
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), "--formats",
+        "right,sbs,sbs-half,ou,ou-half,anaglyph,cross,depth,rgbd,wiggle", P("img.png"));
+    cr_assert(r.exited && r.status == 0, "infer failed (%d): %s", r.status, r.err);
+    expect_line(r.out, "infer: 1 converted, 0 skipped, 0 failed");
+    tc_free(&r);
+    const struct {
+        const char *file;
+        int w, h;
+    } want[] = {{"out/img_right.png", 81, 36}, {"out/img_sbs.png", 162, 36},     {"out/img_sbs-half.png", 82, 36},
+                {"out/img_ou.png", 81, 72},    {"out/img_ou-half.png", 81, 36},  {"out/img_anaglyph.png", 81, 36},
+                {"out/img_cross.png", 162, 36}, {"out/img_depth.png", 81, 36},   {"out/img_rgbd.png", 162, 36}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        int w, h, c;
+        cr_assert(stbi_info(P(want[i].file), &w, &h, &c), "%s missing or not an image", want[i].file);
+        cr_assert(w == want[i].w && h == want[i].h, "%s is %dx%d, expected %dx%d", want[i].file, w, h, want[i].w,
+                  want[i].h);
+    }
+    FILE *f = fopen(P("out/img_wiggle.gif"), "rb");
+    cr_assert_not_null(f, "img_wiggle.gif missing");
+    static unsigned char gif[1 << 20];
+    size_t n = fread(gif, 1, sizeof gif, f);
+    fclose(f);
+    int *delays = NULL, w, h, frames, comp;
+    unsigned char *px = stbi_load_gif_from_memory(gif, (int)n, &delays, &w, &h, &frames, &comp, 3);
+    cr_assert_not_null(px, "img_wiggle.gif does not decode: %s", stbi_failure_reason());
+    cr_assert(w == 81 && h == 36 && frames == 2, "wiggle: %dx%d, %d frames", w, h, frames);
+    cr_assert(delays[0] == 120 && delays[1] == 120, "wiggle delays %d, %d ms", delays[0], delays[1]);
+    stbi_image_free(px), stbi_image_free(delays);
+    cr_assert(memmem(gif, n, "NETSCAPE2.0", 11), "no looping extension");
+    cr_assert_eq(count_files_containing("out", ".tmp"), 0, "temporary files left in out/");
+}
+
+/* --depth-format jpg: NAME_depth.jpg, the photo's size (Facebook's 3D photo name). */
+Test(cli_infer, depth_as_jpeg) {
+    write_tiny_model("m.d3w");
+    write_png("photo.png", 70, 40, 2);
+    tc_result r;
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), "--formats",
+        "depth", "--depth-format", "jpg", P("photo.png"));
+    cr_assert(r.exited && r.status == 0, "%s", r.err);
+    tc_free(&r);
+    int w, h, c;
+    cr_assert(stbi_info(P("out/photo_depth.jpg"), &w, &h, &c) && w == 70 && h == 40, "photo_depth.jpg: %dx%d", w, h);
+    cr_assert_lt(file_size("out/photo_depth.png"), 0, "a PNG was written as well");
+}
+
+/* Outputs that exist are kept and the image is skipped; --overwrite converts again. */
+Test(cli_infer, existing_outputs_are_skipped_unless_overwrite) {
+    write_tiny_model("m.d3w");
+    write_png("img.png", 64, 32, 1);
+    tc_result r;
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), "--formats",
+        "right", P("img.png"));
+    cr_assert(r.exited && r.status == 0, "%s", r.err);
+    tc_free(&r);
+    truncate_to("out/img_right.png", 10); /* mark the file: a skip must keep it */
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), "--formats",
+        "right", P("img.png"));
+    cr_assert(r.exited && r.status == 0, "%s", r.err);
+    expect_line(r.out, "infer: 0 converted, 1 skipped, 0 failed");
+    cr_assert_eq(file_size("out/img_right.png"), 10, "the existing output was replaced");
+    tc_free(&r);
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), "--formats",
+        "right", "--overwrite", P("img.png"));
+    cr_assert(r.exited && r.status == 0, "%s", r.err);
+    expect_line(r.out, "infer: 1 converted, 0 skipped, 0 failed");
+    cr_assert_gt(file_size("out/img_right.png"), 10, "--overwrite kept the old file");
+    tc_free(&r);
+}
+
+/* A folder: images below it (by --pattern, any letter case), outputs in the same
+ * subfolders of --out, other files ignored, the output folder inside the input folder
+ * not searched, a broken image failing alone. */
+Test(cli_infer, folders_are_searched_recursively) {
+    write_tiny_model("m.d3w");
+    mkdir_in("in");
+    mkdir_in("in/sub");
+    write_png("in/a.png", 64, 32, 1);
+    write_jpg("in/sub/b.JPG", 64, 32, 2);
+    write_bytes("in/notes.txt", "notes", 5);
+    write_bytes("in/sub/broken.png", "not a png", 9);
+    tc_result r;
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("in/out"), "--formats",
+        "sbs", P("in"));
+    cr_assert(r.exited && r.status == 1, "one broken image: exit 1, got %d: %s", r.status, r.err);
+    expect_line(r.out, "infer: 2 converted, 0 skipped, 1 failed");
+    cr_assert(strstr(r.err, "broken.png"), "the failure names the file: %s", r.err);
+    cr_assert_gt(file_size("in/out/a_sbs.png"), 0, "a.png not converted");
+    cr_assert_gt(file_size("in/out/sub/b_sbs.png"), 0, "sub/b.JPG not converted into out/sub/");
+    tc_free(&r);
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("in/out"), "--formats",
+        "sbs", P("in"));
+    expect_line(r.out, "infer: 0 converted, 2 skipped, 1 failed"); /* out/ itself was not searched */
+    tc_free(&r);
+}
+
+/* Letterbox bars (8 black rows above and below a 64x32 picture): the bars are the same
+ * in both views, the picture inside goes to the network alone (one window). */
+Test(cli_infer, letterbox_bars_are_copied_into_both_views) {
+    write_tiny_model("m.d3w");
+    const int W = 64, H = 48;
+    unsigned char *px = noise_rgb(W, H, 4);
+    memset(px, 0, (size_t)3 * W * 8);
+    memset(px + (size_t)3 * W * 40, 0, (size_t)3 * W * 8);
+    cr_assert(stbi_write_png(P("lb.png"), W, H, 3, px, 3 * W));
+    free(px);
+    tc_result r;
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), "--formats",
+        "sbs", P("lb.png"));
+    cr_assert(r.exited && r.status == 0, "%s", r.err);
+    cr_assert(strstr(r.out, "bars excluded (picture 64x32), 1 network window"), "stdout: %s", r.out);
+    tc_free(&r);
+    int w, h, c;
+    unsigned char *sbs = stbi_load(P("out/lb_sbs.png"), &w, &h, &c, 3);
+    cr_assert(sbs && w == 2 * W && h == H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            if (y < 8 || y >= 40)
+                for (int k = 0; k < 3; k++)
+                    cr_assert_eq(sbs[3 * (y * 2 * W + W + x) + k], 0, "bar pixel (%d, %d) of the right view is not black", x, y);
+    stbi_image_free(sbs);
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out2"), "--formats",
+        "sbs", "--letterbox", "off", P("lb.png"));
+    cr_assert(r.exited && r.status == 0 && !strstr(r.out, "bars excluded"), "--letterbox off: %s", r.out);
     tc_free(&r);
 }
 
@@ -514,6 +670,22 @@ Test(cli_eval, missing_data_folder) {
     tc_free(&r);
 }
 
+/* ---- bench ------------------------------------------------------------------------- */
+
+/* --model: the file's network (the tiny model: 64x32, width_div 16), not the options'. */
+Test(cli_bench, model_file_sets_the_network) {
+    write_tiny_model("m.d3w");
+    tc_result r;
+    RUN(&r, "bench", "--threads", "1", "--mode", "infer", "--batch", "1", "--iters", "1", "--warmup", "0", "--json",
+        "--model", P("m.d3w"));
+    cr_assert(r.exited && r.status == 0, "bench --model failed (%d): %s", r.status, r.err);
+    cr_assert(strstr(r.out, "\"height\": 32, \"width\": 64, \"width_div\": 16"), "not the file's network: %s", r.out);
+    tc_free(&r);
+    RUN(&r, "bench", "--threads", "1", "--mode", "infer", "--model", P("nope.d3w"));
+    tc_expect_error(&r, "missing --model", P("nope.d3w"), NULL);
+    tc_free(&r);
+}
+
 /* ---- usage ------------------------------------------------------------------------- */
 
 static void expect_help(const char *cmd) {
@@ -533,10 +705,11 @@ Test(cli_usage, train_help) { expect_help("train"); }
 Test(cli_usage, eval_help) { expect_help("eval"); }
 Test(cli_usage, bench_help) { expect_help("bench"); }
 Test(cli_usage, dataset_help) { expect_help("dataset"); }
+Test(cli_usage, video_help) { expect_help("video"); }
 
 static void expect_command_list(const char *text, const char *what) {
-    const char *cmds[] = {"infer", "train", "eval", "bench", "dataset"};
-    for (int i = 0; i < 5; i++)
+    const char *cmds[] = {"infer", "train", "eval", "bench", "dataset", "video"};
+    for (int i = 0; i < 6; i++)
         cr_assert(strstr(text, cmds[i]), "%s: the command list lacks '%s':\n%s", what, cmds[i], text);
 }
 

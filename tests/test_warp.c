@@ -463,6 +463,37 @@ Test(warp, two_layer_scene_through_the_network_path) {
     free(level), free(bg), free(fg), free(left), free(want), free(dl), free(got), free(disp);
 }
 
+/* render_snap_edges finds each window's minimum and maximum separably: the result is
+ * exactly warp_snap_pixel's on every pixel (borders included), on a depth ramp with
+ * noise (d takes half-pixel values, so ties at the split occur) under an image edge in
+ * the upper rows only. */
+Test(warp, edge_snapping_equals_the_per_pixel_definition) {
+    const int H = 37, W = 53;
+    nn_real *d = alloc_real((size_t)H * W), *img = alloc_real((size_t)3 * H * W), *got = alloc_real((size_t)H * W);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const int i = y * W + x;
+            const int ramp = x < 16 ? 0 : x > 24 ? 8 : x - 16;
+            d[i] = (nn_real)(-ramp - 0.5 * (nn_hash_uniform(7, (uint64_t)i) < 0.2));
+            for (int c = 0; c < 3; c++)
+                img[c * H * W + i] = (nn_real)(y < 20 && x > 20 ? 200 : 40) + (nn_real)(30 * nn_hash_uniform(8 + c, (uint64_t)i));
+        }
+    for (int rho = 1; rho <= 7; rho += 3) {
+        memcpy(got, d, (size_t)H * W * sizeof *got);
+        OK(render_snap_edges(got, img, H, W, rho, 1, 12));
+        int changed = 0;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const nn_real want = warp_snap_pixel(d, img, H, W, y, x, rho, 1, 12);
+                cr_assert_eq(got[y * W + x], want, "rho %d, (%d, %d): %g, per pixel %g", rho, x, y,
+                             (double)got[y * W + x], (double)want);
+                changed += want != d[y * W + x];
+            }
+        cr_assert_gt(changed, 0, "rho %d: nothing snapped, the comparison is blind", rho);
+    }
+    free(d), free(img), free(got);
+}
+
 Test(warp, edge_snapping_makes_steps_only_where_the_image_has_an_edge) {
     /* d ramps from -2 to -10 over columns 10..18; the image steps from 50 to 200 at
      * column 14 in the upper half and is flat (100) in the lower half */

@@ -242,20 +242,6 @@ static char *slurp(const char *path) {
     return s;
 }
 
-/* Runs DEEP3D_BIN with args (NULL-terminated, without argv[0]); stdout and stderr go
- * to files in `scratch` (a folder) and are read back into r. */
-void tc_run(tc_result *r, const char *scratch, const char *const *args) {
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = tc_binary();
-    while (*args) {
-        cr_assert_lt(n, 63, "too many arguments");
-        argv[n++] = *args++;
-    }
-    argv[n] = NULL;
-    tc_run_argv(r, scratch, argv);
-}
-
 const char *tc_which(const char *name) {
     static char buf[4096];
     const char *path = getenv("PATH");
@@ -270,7 +256,9 @@ const char *tc_which(const char *name) {
     return NULL;
 }
 
-void tc_run_argv(tc_result *r, const char *scratch, const char *const *argv) {
+/* Starts argv[0] (a path, or a name looked up in PATH) with stdin from /dev/null and
+ * stdout and stderr into files in `scratch`; returns its pid. */
+static pid_t spawn_argv(const char *scratch, const char *const *argv) {
     char out_path[512], err_path[512];
     snprintf(out_path, sizeof out_path, "%s/.stdout", scratch);
     snprintf(err_path, sizeof err_path, "%s/.stderr", scratch);
@@ -283,6 +271,25 @@ void tc_run_argv(tc_result *r, const char *scratch, const char *const *argv) {
     int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     cr_assert_eq(rc, 0, "cannot run %s: %s (build it first; DEEP3D_BIN names it)", argv[0], strerror(rc));
+    return pid;
+}
+
+pid_t tc_spawn(const char *scratch, const char *const *args) {
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = tc_binary();
+    while (*args) {
+        cr_assert_lt(n, 63, "too many arguments");
+        argv[n++] = *args++;
+    }
+    argv[n] = NULL;
+    return spawn_argv(scratch, argv);
+}
+
+void tc_collect(tc_result *r, const char *scratch, pid_t pid) {
+    char out_path[512], err_path[512];
+    snprintf(out_path, sizeof out_path, "%s/.stdout", scratch);
+    snprintf(err_path, sizeof err_path, "%s/.stderr", scratch);
     int st;
     struct rusage ru;
     cr_assert_eq(wait4(pid, &st, 0, &ru), pid, "wait4: %s", strerror(errno));
@@ -292,6 +299,14 @@ void tc_run_argv(tc_result *r, const char *scratch, const char *const *argv) {
     r->out = slurp(out_path);
     r->err = slurp(err_path);
     unlink(out_path), unlink(err_path);
+}
+
+void tc_run_argv(tc_result *r, const char *scratch, const char *const *argv) {
+    tc_collect(r, scratch, spawn_argv(scratch, argv));
+}
+
+void tc_run(tc_result *r, const char *scratch, const char *const *args) {
+    tc_collect(r, scratch, tc_spawn(scratch, args));
 }
 
 void tc_free(tc_result *r) {

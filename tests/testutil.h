@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "../nn/nn.h"
 
@@ -108,6 +109,21 @@ void tc_run_argv(tc_result *r, const char *scratch, const char *const *argv);
 /* The full path of a program found in PATH (a static buffer), or NULL. */
 const char *tc_which(const char *name);
 void tc_free(tc_result *r);
+
+/* tc_run in two halves: start the binary (returns its pid), then wait for it and read
+ * its output (after killing it, say). */
+pid_t tc_spawn(const char *scratch, const char *const *args);
+void tc_collect(tc_result *r, const char *scratch, pid_t pid);
+
+/* A tiny Deep3D model file at path: released, 64x32, width_div 16, D = 9 from -4,
+ * seed 1 (deep3d_model_init + deep3d_model_save). Defined in tests/test_cli.c: it
+ * needs the float32 library, so only build/test_nn has it. */
+void tc_write_tiny_model(const char *path);
+
+/* The same model with the bias of the last conv's channel `level` raised to 20: the
+ * softmax is one-hot there (the other levels get about e^-20), so the model predicts
+ * the one disparity dmin + level = level - 4 network pixels everywhere. */
+void tc_write_shifting_model(const char *path, int level);
 
 /* Asserts a clean failure: exited (no signal), status non-zero, stderr exactly one line
  * starting with "deep3d " and containing every NULL-terminated substring given. */
