@@ -70,7 +70,7 @@ TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/f32/%.o)
 GRAD_OBJ   := $(GRAD_SRC:%.c=$(BUILD)/f64/%.o)
 TEST_LIBS  := -lcriterion
 
-.PHONY: all test clean info deps test-deps demo
+.PHONY: all test clean info deps test-deps demo demo-pictures
 all: info $(BUILD)/deep3d
 
 # Installs the Debian packages the build needs (as root), or says which are missing.
@@ -80,9 +80,19 @@ test-deps:
 	@bash .ci/install-deps --test
 
 # The main job on the bundled sample: writes out/sample_{right,sbs,anaglyph,depth}.png
+# (replacing the outputs of an earlier make demo: out/ is this target's own folder)
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(BUILD)/deep3d infer --out out weights/sample.jpg
+	$(BUILD)/deep3d infer --overwrite --out out weights/sample.jpg
+
+# The small pictures README.md shows, made from make demo's outputs with ffmpeg (JPEG,
+# downscaled): weights/demo/sample_{sbs,anaglyph,depth}.jpg. Rerun after changing the
+# bundled model or the renderer, and commit them.
+demo-pictures: demo
+	@mkdir -p weights/demo
+	ffmpeg -loglevel error -y -i out/sample_sbs.png -vf scale=960:-2 -q:v 3 weights/demo/sample_sbs.jpg
+	ffmpeg -loglevel error -y -i out/sample_anaglyph.png -vf scale=480:-2 -q:v 3 weights/demo/sample_anaglyph.jpg
+	ffmpeg -loglevel error -y -i out/sample_depth.png -vf scale=480:-2 -q:v 3 weights/demo/sample_depth.jpg
 
 info:
 	@echo "deep3d build: CC=$(CC) CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), (nvcc $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), cuDNN, cuBLAS),) MPI=$(MPI) NCCL=$(NCCL) OpenBLAS, stb, OpenMP"

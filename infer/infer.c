@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../data/files.h"
 #include "../data/gif.h"
@@ -326,6 +327,49 @@ static void convert_cuda(deep3d_model *m, const files_list *in, const infer_opts
 }
 #endif
 
+/* Two inputs whose outputs would have the same names (d1/same.png and d2/same.jpg both
+ * make OUT/same_*.png): 1 and the first such pair (*first, *second: indices into in),
+ * found by sorting "rel/stem" keys; 0 if none; -1 + nn_fail when out of memory. */
+typedef struct out_key {
+    char key[4096 + 256];
+    int item;
+} out_key;
+
+static int cmp_out_key(const void *a, const void *b) {
+    const out_key *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : x->item - y->item;
+}
+
+static int same_outputs(const files_list *in, int *first, int *second) {
+    out_key *k = malloc(sizeof *k * (size_t)(in->n ? in->n : 1));
+    if (!k) return nn_fail("infer: out of memory for %d output names", in->n);
+    for (int i = 0; i < in->n; i++) {
+        char stem[256];
+        deep3d_stem(in->items[i].path, stem, sizeof stem);
+        snprintf(k[i].key, sizeof k[i].key, "%s/%s", in->items[i].rel, stem);
+        k[i].item = i;
+    }
+    qsort(k, (size_t)in->n, sizeof *k, cmp_out_key);
+    int found = 0;
+    for (int i = 1; i < in->n && !found; i++)
+        if (!strcmp(k[i - 1].key, k[i].key)) *first = k[i - 1].item, *second = k[i].item, found = 1;
+    free(k);
+    return found;
+}
+
+/* 0 if a file can be created in dir (a temporary probe, removed at once): a read-only
+ * or full folder is found before any image is computed. -1 + nn_fail otherwise. */
+static int check_writable(const char *dir) {
+    char probe[4096];
+    files_join(probe, sizeof probe, dir, "", ".deep3d-probe-XXXXXX");
+    int fd = mkstemp(probe);
+    if (fd < 0) return nn_fail("output folder %s is not writable: %s", dir, strerror(errno));
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
 int cmd_infer(int argc, char **argv) {
     const char *model_path = NULL, *format_list = "right,sbs,anaglyph,depth", *device_name = "auto",
                *precision = "fp32", *anaglyph = "dubois", *depth_format = "png", *letterbox_mode = "detect",
@@ -381,6 +425,23 @@ int cmd_infer(int argc, char **argv) {
             cli_error("infer", "image: %s", nn_last_error());
             t.failed++;
         }
+    int a = 0, b = 0, dup = same_outputs(&in, &a, &b);
+    if (dup < 0) {
+        files_list_free(&in);
+        return cli_error("infer", "%s", nn_last_error());
+    }
+    if (dup) {
+        char stem[256];
+        deep3d_stem(in.items[a].path, stem, sizeof stem);
+        cli_error("infer", "'%s' and '%s' would write the same outputs (%s_*); give them different names or "
+                  "convert them into different --out folders", in.items[a].path, in.items[b].path, stem);
+        files_list_free(&in);
+        return 2;
+    }
+    if (check_writable(o.out)) {
+        files_list_free(&in);
+        return cli_error("infer", "%s", nn_last_error());
+    }
     deep3d_model m;
     if (in.n > 0 && deep3d_model_load(&m, model_path, device)) {
         files_list_free(&in);

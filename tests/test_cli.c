@@ -428,6 +428,42 @@ Test(cli_infer, existing_outputs_are_skipped_unless_overwrite) {
     tc_free(&r);
 }
 
+/* Two inputs that would write the same output names (d1/same.png, d2/same.jpg): a
+ * usage error naming both, before any image is converted; nothing written. */
+Test(cli_infer, inputs_with_the_same_output_names_are_refused) {
+    write_tiny_model("m.d3w");
+    mkdir_in("d1");
+    mkdir_in("d2");
+    write_png("d1/same.png", 64, 32, 1);
+    write_jpg("d2/same.jpg", 64, 32, 2);
+    tc_result r;
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), "--formats",
+        "right", P("d1/same.png"), P("d2/same.jpg"));
+    cr_assert(r.exited && r.status == 2, "exit 2 expected, got %d: %s", r.status, r.err);
+    tc_expect_error(&r, "same output names", "d1/same.png", "d2/same.jpg", "same outputs", NULL);
+    cr_assert_lt(file_size("out/same_right.png"), 0, "an output was written");
+    tc_free(&r);
+    /* the same names in different subfolders of an input folder are fine: out/d1, out/d2 */
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), "--formats",
+        "right", "--pattern", "same.*", root);
+    cr_assert(r.exited && r.status == 0, "%s", r.err);
+    cr_assert_gt(file_size("out/d1/same_right.png"), 0, "d1/same.png not converted");
+    cr_assert_gt(file_size("out/d2/same_right.png"), 0, "d2/same.jpg not converted");
+    tc_free(&r);
+}
+
+/* An --out folder that exists but takes no files (/proc, even for root) is an error
+ * before the model is loaded or any image converted. */
+Test(cli_infer, unwritable_output_folder_fails_before_any_work) {
+    write_png("img.png", 64, 32, 1);
+    tc_result r;
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("no_such_model.d3w"), "--out", "/proc",
+        "--formats", "right", P("img.png"));
+    tc_expect_error(&r, "unwritable --out", "/proc", "not writable", NULL);
+    cr_assert_eq(r.status, 1, "exit 1 expected, got %d", r.status);
+    tc_free(&r);
+}
+
 /* A folder: images below it (by --pattern, any letter case), outputs in the same
  * subfolders of --out, other files ignored, the output folder inside the input folder
  * not searched, a broken image failing alone. */
