@@ -287,8 +287,8 @@ static int cmd_pack_video(const dataset_opts *o) {
         char sel[64];
         if (mo.fps > 0) snprintf(sel, sizeof sel, "%g per second", mo.fps);
         else snprintf(sel, sizeof sel, "every %ld", mo.every);
-        printf("%s%s: %ld pairs from %s: %ld frames decoded, %ld chosen (%s), skipped %ld near-duplicates, %ld near "
-               "%ld scene cuts, %ld black",
+        printf("%s%s: %ld pairs from %s: %ld frames decoded, %ld chosen (%s), skipped %ld near-duplicates, %ld next "
+               "to one of %ld scene cuts, %ld black",
                tty ? "\r" : "", names[i], st.kept, path, st.decoded, st.candidates, sel, st.duplicates, st.near_cuts,
                st.cuts, st.black);
         if (st.letterboxed)

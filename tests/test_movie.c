@@ -313,7 +313,7 @@ Test(movie, near_duplicates_and_scene_cuts_are_skipped) {
     pack(&res, "cut.mkv", "ds2", NULL);
     cr_assert_eq(res.status, 0, "%s", res.err);
     cr_assert(strstr(res.out, ": 7 pairs from"), "12 frames less the 5 around the cut:\n%s", res.out);
-    cr_assert(strstr(res.out, "skipped 0 near-duplicates, 5 near 1 scene cuts"), "%s", res.out);
+    cr_assert(strstr(res.out, "skipped 0 near-duplicates, 5 next to one of 1 scene cuts"), "%s", res.out);
     d = dataset_open(P("ds2"), 0);
     cr_assert_not_null(d);
     const uint64_t want[7] = {0, 1, 2, 3, 9, 10, 11};
@@ -359,5 +359,33 @@ Test(movie, every_and_fps_choose_frames_and_bad_arguments_are_usage_errors) {
     tc_run(&res, root, every);
     tc_expect_error(&res, "appending a source twice", "already has a source 'clip.mkv'", NULL);
     tc_free(&res);
+    image_free(l), image_free(r);
+}
+
+/* Half layouts: the same clips squeezed to the size of one view (216x120: each view
+ * half as wide, or half as high), no metadata: the picture gives the split, the
+ * frame's shape full or half; each pair is stretched back. */
+Test(movie, half_layouts_are_told_by_the_frame_shape) {
+    image *l, *r;
+    load_pair(3, &l, &r);
+    int frames[8];
+    for (int k = 0; k < 8; k++) frames[k] = k;
+    make_clip("sbs.mkv", l, r, 0, frames, 8, NULL);
+    make_clip("ou.mkv", l, r, 1, frames, 8, NULL);
+    const char *in[2] = {"sbs.mkv", "ou.mkv"}, *out[2] = {"sbs-half.mkv", "ou-half.mkv"};
+    const char *want[2] = {"layout sbs-half (no stereo metadata; the side-by-side halves match",
+                           "layout ou-half (no stereo metadata; the over-under halves match"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(sh("ffmpeg -nostdin -v error -y -i '%s' -vf scale=216:120 -c:v libx264 -crf 12 -pix_fmt yuv420p "
+                        "'%s'", P(in[i]), P(out[i])),
+                     0);
+        tc_result res;
+        pack(&res, out[i], i ? "ds_ou" : "ds_sbs", NULL);
+        cr_assert_eq(res.status, 0, "%s", res.err);
+        cr_assert(strstr(res.out, want[i]), "expected '%s' in:\n%s", want[i], res.out);
+        cr_assert(strstr(res.out, "216x120 frame: half-"), "%s", res.out);
+        cr_assert(strstr(res.out, ": 8 pairs from"), "%s", res.out);
+        tc_free(&res);
+    }
     image_free(l), image_free(r);
 }
