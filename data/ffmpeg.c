@@ -281,6 +281,21 @@ static double parse_seconds(const char *v) {
     return end == v || !isfinite(x) ? NAN : x;
 }
 
+/* One field "N.name" of a stream's side data: the "Stereo 3D" entry's type and
+ * inverted flag (ffprobe prints side_data_type before the entry's other fields). */
+static void stereo_side_data(ff_stream *s, const char *key, const char *val) {
+    char *end;
+    long k = strtol(key, &end, 10);
+    if (end == key || *end != '.') return;
+    key = end + 1;
+    if (!strcmp(key, "side_data_type")) {
+        if (!strcmp(val, "Stereo 3D")) s->stereo3d_entry = (int)k + 1;
+    } else if (s->stereo3d_entry == k + 1) {
+        if (!strcmp(key, "type")) copy_str(s->stereo3d, sizeof s->stereo3d, val);
+        else if (!strcmp(key, "inverted")) s->stereo3d_inverted = atoi(val) != 0;
+    }
+}
+
 static void probe_field(ff_media *m, const char *key, const char *val) {
     if (!strncmp(key, "format.", 7)) {
         key += 7;
@@ -315,6 +330,8 @@ static void probe_field(ff_media *m, const char *key, const char *val) {
     else if (!strcmp(key, "disposition.attached_pic")) s->attached_pic = atoi(val);
     else if (!strcmp(key, "tags.language")) copy_str(s->language, sizeof s->language, val);
     else if (!strcmp(key, "tags.title")) copy_str(s->title, sizeof s->title, val);
+    else if (!strcmp(key, "tags.stereo_mode")) copy_str(s->stereo_mode, sizeof s->stereo_mode, val);
+    else if (!strncmp(key, "side_data_list.side_data.", 25)) stereo_side_data(s, key + 25, val);
     else if (!strcmp(key, "width")) s->width = atoi(val);
     else if (!strcmp(key, "height")) s->height = atoi(val);
     else if (!strcmp(key, "r_frame_rate")) ff_parse_rational(val, &s->r_frame_rate);

@@ -95,6 +95,14 @@ typedef struct ff_stream {
     double duration;
     /* colour: ffprobe's names ("bt709", "tv"), "" when unknown or unspecified */
     char color_space[24], color_primaries[24], color_transfer[24], color_range[8];
+    /* stereo metadata, "" when absent: the Matroska StereoMode as ffmpeg names it in
+     * the stream tag stereo_mode ("left_right", "top_bottom", "right_left",
+     * "bottom_top", "mono", ...), and the type of the stream's "Stereo 3D" side data
+     * (libavutil/stereo3d.c's names: "2D", "side by side", "top and bottom", ...) with
+     * its inverted flag (1: right view first) */
+    char stereo_mode[32], stereo3d[48];
+    int stereo3d_inverted;
+    int stereo3d_entry; /* while parsing: 1 + the index of that side data entry, 0 if none */
 } ff_stream;
 
 /* What ffprobe -show_format -show_streams -show_chapters says about a file. Times in

@@ -6,6 +6,12 @@
  *                                    pairs are fitted to the base size (432x180 by
  *                                    default, the paper's) and appended, JPEG or PNG;
  *                                    with --val/--test the dataset is then split;
+ *   --from-video FILE ... --out DIR  each 3D movie becomes one source, named after the
+ *                                    file or by --source: decoded by ffmpeg, its layout
+ *                                    detected (--layout auto) or given, frames chosen
+ *                                    (--every / --fps, near-duplicates, scene cuts and
+ *                                    black frames skipped), letterbox cropped, fitted
+ *                                    and appended as --from-pairs does (data/movie.h);
  *   --split DIR --val F --test F     assigns whole sources to train, val and test;
  *   --info DIR                       counts per source and split;
  *   --verify DIR                     checks every record; names the bad ones; exit 1 if any.
@@ -17,6 +23,7 @@
 #include <string.h>
 
 #include "../data/dataset.h"
+#include "../data/movie.h"
 #include "../data/stereo.h"
 #include "../nn/status.h"
 #include "cli.h"
@@ -26,10 +33,10 @@
 #define CHUNK 32 /* pairs decoded and encoded in parallel before they are appended */
 
 typedef struct {
-    cli_list from_pairs, sources;
+    cli_list from_pairs, from_video, sources;
     const char *out, *layout, *size, *format, *fit, *split, *info, *verify;
-    long quality, shard_size, seed, threads;
-    double val, test;
+    long quality, shard_size, seed, threads, every;
+    double val, test, fps, min_change;
     int reassign;
 } dataset_opts;
 
@@ -185,13 +192,129 @@ static int parse_size(const char *s, int *w, int *h) {
                : -1;
 }
 
-static int cmd_pack(const dataset_opts *o) {
-    dataset_pack_config cfg = dataset_pack_defaults();
-    if (o->size && parse_size(o->size, &cfg.width, &cfg.height))
+/* The writer's configuration from the options; 2 (usage) on a bad --size. */
+static int pack_config(const dataset_opts *o, dataset_pack_config *cfg) {
+    *cfg = dataset_pack_defaults();
+    if (o->size && parse_size(o->size, &cfg->width, &cfg->height))
         return cli_error("dataset", "--size must be WIDTHxHEIGHT (e.g. 432x180), got '%s'", o->size), 2;
-    cfg.codec = !strcmp(o->format, "png") ? IMAGE_PNG : IMAGE_JPEG;
-    cfg.quality = (int)o->quality, cfg.shard_pairs = (int)o->shard_size;
-    cfg.fit = !strcmp(o->fit, "stretch") ? DATASET_FIT_STRETCH : DATASET_FIT_CROP;
+    cfg->codec = !strcmp(o->format, "png") ? IMAGE_PNG : IMAGE_JPEG;
+    cfg->quality = (int)o->quality, cfg->shard_pairs = (int)o->shard_size;
+    cfg->fit = !strcmp(o->fit, "stretch") ? DATASET_FIT_STRETCH : DATASET_FIT_CROP;
+    return 0;
+}
+
+/* After a commit: splits when asked, then prints the dataset. 0, or 1 after a message. */
+static int after_pack(const dataset_opts *o) {
+    if ((o->val > 0 || o->test > 0) && dataset_assign_splits(o->out, o->val, o->test, (uint64_t)o->seed, o->reassign))
+        return cli_error("dataset", "%s (the pairs were added; split later with --split)", nn_last_error());
+    dataset *d = dataset_open(o->out, 0);
+    if (!d) return cli_error("dataset", "%s", nn_last_error());
+    print_info(d);
+    dataset_close(d);
+    return 0;
+}
+
+static void video_progress(void *ctx, const movie_stats *st) {
+    fprintf(stderr, "\rpacking %s: %ld frames decoded, %ld pairs   ", (const char *)ctx, st->decoded, st->kept);
+}
+
+/* --from-video: every movie's layout first (nothing is written when one is refused),
+ * then each movie as one source. */
+static int cmd_pack_video(const dataset_opts *o) {
+    dataset_pack_config cfg;
+    int rc = pack_config(o, &cfg);
+    if (rc) return rc;
+    const int n = o->from_video.n;
+    if (o->sources.n && o->sources.n != n)
+        return cli_error("dataset", "%d --source names for %d --from-video files (give one per file, in order)",
+                         o->sources.n, n), 2;
+    movie_options mo = movie_options_default();
+    mo.every = o->every, mo.fps = o->fps, mo.min_change = o->min_change;
+    char(*names)[256] = calloc(CLI_MAX_LIST, sizeof *names);
+    ff_media *media = calloc(CLI_MAX_LIST, sizeof *media);
+    movie_layout *lay = calloc(CLI_MAX_LIST, sizeof *lay);
+    if (!names || !media || !lay) {
+        free(names), free(media), free(lay);
+        return cli_error("dataset", "out of memory");
+    }
+    rc = 1;
+    for (int i = 0; i < n; i++) {
+        const char *path = o->from_video.items[i];
+        if (o->sources.n) snprintf(names[i], sizeof names[i], "%s", o->sources.items[i]);
+        else folder_name(path, names[i], sizeof names[i]);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(names[i], names[j])) {
+                rc = cli_error("dataset", "two files would both be source '%s' (%s and %s): name them with --source",
+                               names[i], o->from_video.items[j], path) + 1;
+                goto done;
+            }
+    }
+    for (int i = 0; i < n; i++) {
+        const char *path = o->from_video.items[i];
+        if (movie_probe(path, &media[i]) || movie_detect_layout(path, &media[i], o->layout, &lay[i])) {
+            cli_error("dataset", "%s", nn_last_error());
+            goto done;
+        }
+        printf("%s: layout %s\n", path, lay[i].why);
+        fflush(stdout);
+    }
+    dataset_writer *w = dataset_writer_open(o->out, &cfg);
+    if (!w) {
+        cli_error("dataset", "%s", nn_last_error());
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        if (dataset_writer_has_source(w, names[i])) {
+            dataset_writer_abort(w);
+            cli_error("dataset", "dataset %s already has a source '%s': name the new one with --source", o->out,
+                      names[i]);
+            goto done;
+        }
+    const int tty = cli_is_tty();
+    double t0 = deep3d_now();
+    for (int i = 0; i < n; i++) {
+        const char *path = o->from_video.items[i];
+        movie_stats st;
+        if (dataset_writer_begin_source(w, names[i]) ||
+            movie_pack(w, path, &media[i], &lay[i], &mo, &st, tty ? video_progress : NULL, names[i])) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", nn_last_error());
+            dataset_writer_abort(w);
+            if (tty) fputc('\n', stderr);
+            cli_error("dataset", "%s (nothing was added to %s)", msg, o->out);
+            goto done;
+        }
+        char sel[64];
+        if (mo.fps > 0) snprintf(sel, sizeof sel, "%g per second", mo.fps);
+        else snprintf(sel, sizeof sel, "every %ld", mo.every);
+        printf("%s%s: %ld pairs from %s: %ld frames decoded, %ld chosen (%s), skipped %ld near-duplicates, %ld next "
+               "to one of %ld scene cuts, %ld black",
+               tty ? "\r" : "", names[i], st.kept, path, st.decoded, st.candidates, sel, st.duplicates, st.near_cuts,
+               st.cuts, st.black);
+        if (st.letterboxed)
+            printf("; letterbox cropped from %ld pairs (last: %dx%d at %d,%d of %dx%d views)", st.letterboxed, st.box.w,
+                   st.box.h, st.box.x0, st.box.y0, st.view_w, st.view_h);
+        printf("\n");
+        fflush(stdout);
+    }
+    long added = dataset_writer_pairs(w);
+    const dataset_pack_config done_cfg = *dataset_writer_config(w);
+    if (dataset_writer_commit(w)) {
+        cli_error("dataset", "%s (nothing was added to %s)", nn_last_error(), o->out);
+        goto done;
+    }
+    printf("packed %ld pairs of %d movie%s into %s (%dx%d %s, %.1f s)\n", added, n, n == 1 ? "" : "s", o->out,
+           done_cfg.width, done_cfg.height, done_cfg.codec == IMAGE_PNG ? "png" : "jpg", deep3d_now() - t0);
+    rc = after_pack(o);
+done:
+    free(names), free(media), free(lay);
+    return rc;
+}
+
+static int cmd_pack(const dataset_opts *o) {
+    dataset_pack_config cfg;
+    int bad = pack_config(o, &cfg);
+    if (bad) return bad;
     if (o->sources.n && o->sources.n != o->from_pairs.n)
         return cli_error("dataset", "%d --source names for %d --from-pairs folders (give one per folder, in order)",
                          o->sources.n, o->from_pairs.n), 2;
@@ -252,30 +375,23 @@ static int cmd_pack(const dataset_opts *o) {
     printf("packed %ld pairs of %d source%s into %s (%dx%d %s, %.1f s)\n", added, o->from_pairs.n,
            o->from_pairs.n == 1 ? "" : "s", o->out, wc->width, wc->height, wc->codec == IMAGE_PNG ? "png" : "jpg",
            deep3d_now() - t0);
-    if ((o->val > 0 || o->test > 0) && dataset_assign_splits(o->out, o->val, o->test, (uint64_t)o->seed, o->reassign)) {
-        cli_error("dataset", "%s (the pairs were added; split later with --split)", nn_last_error());
-        goto done;
-    }
-    dataset *d = dataset_open(o->out, 0);
-    if (!d) {
-        cli_error("dataset", "%s", nn_last_error());
-        goto done;
-    }
-    print_info(d);
-    dataset_close(d);
-    rc = 0;
+    rc = after_pack(o);
 done:
     for (int i = 0; i < o->from_pairs.n; i++) stereo_dataset_free(lists[i]);
     return rc;
 }
 
 int cmd_dataset(int argc, char **argv) {
-    dataset_opts o = {.layout = "pairs", .format = "jpg", .fit = "crop", .quality = 90, .shard_size = 1000, .seed = 1};
+    dataset_opts o = {.format = "jpg", .every = 0, .fps = 0, .min_change = MOVIE_MIN_CHANGE, .fit = "crop", .quality = 90, .shard_size = 1000, .seed = 1};
     const cli_option opts[] = {
         {"from-pairs", CLI_LIST, &o.from_pairs, "DIR", "pack this folder of pairs as one source (repeatable; layouts in data/README.md)", 0, 0, NULL},
-        {"out", CLI_STRING, &o.out, "DIR", "the dataset to create or append to (--from-pairs)", 0, 0, NULL},
-        {"layout", CLI_STRING, &o.layout, "NAME", "pairs (default), sbs, sbs-half, ou or ou-half", 0, 0, "pairs|sbs|sbs-half|ou|ou-half"},
-        {"source", CLI_LIST, &o.sources, "NAME", "source name of each --from-pairs folder, in order (default: the folder's name)", 0, 0, NULL},
+        {"from-video", CLI_LIST, &o.from_video, "FILE", "pack this 3D movie (side by side or over-under) as one source (repeatable; decoded by ffmpeg)", 0, 0, NULL},
+        {"out", CLI_STRING, &o.out, "DIR", "the dataset to create or append to (--from-pairs, --from-video)", 0, 0, NULL},
+        {"layout", CLI_STRING, &o.layout, "NAME", "pairs (default for --from-pairs), auto (default for --from-video: metadata, else the picture), sbs, sbs-half, ou or ou-half", 0, 0, "auto|pairs|sbs|sbs-half|ou|ou-half"},
+        {"every", CLI_INT, &o.every, "N", "--from-video: consider every N-th decoded frame (default: 1, every frame)", 1, 1e9, NULL},
+        {"fps", CLI_DOUBLE, &o.fps, "X", "--from-video: consider X frames per second of movie time instead", 1e-6, 1e6, NULL},
+        {"min-change", CLI_DOUBLE, &o.min_change, "L", "--from-video: a frame whose mean luma differs from the last kept one by less (0..255) is a near-duplicate, skipped (default: 1.5; 0 keeps all)", 0, 255, NULL},
+        {"source", CLI_LIST, &o.sources, "NAME", "source name of each --from-pairs folder or --from-video file, in order (default: its file name)", 0, 0, NULL},
         {"size", CLI_STRING, &o.size, "WxH", "size of the stored views (default: 432x180, the paper's; appending: the dataset's)", 0, 0, NULL},
         {"fit", CLI_STRING, &o.fit, "HOW", "crop (default: largest centred crop of that aspect) or stretch", 0, 0, "crop|stretch"},
         {"format", CLI_STRING, &o.format, "FMT", "jpg (default) or png (lossless)", 0, 0, "jpg|png"},
@@ -293,12 +409,21 @@ int cmd_dataset(int argc, char **argv) {
     };
     const char *pos[1];
     int n_pos;
-    int rc = cli_parse("dataset", "--from-pairs DIR [...] --out DIR | --split DIR --val F --test F | --info DIR | --verify DIR",
+    int rc = cli_parse("dataset", "--from-pairs DIR [...] --out DIR | --from-video FILE [...] --out DIR | --split DIR --val F --test F | --info DIR | --verify DIR",
                        opts, argc, argv, pos, 0, &n_pos);
     if (rc) return rc > 0 ? 0 : 2;
-    int actions = (o.from_pairs.n > 0) + (o.split != NULL) + (o.info != NULL) + (o.verify != NULL);
+    int actions = (o.from_pairs.n > 0) + (o.from_video.n > 0) + (o.split != NULL) + (o.info != NULL) + (o.verify != NULL);
     if (actions != 1)
-        return cli_error("dataset", "give exactly one of --from-pairs, --split, --info, --verify (see deep3d dataset --help)"), 2;
+        return cli_error("dataset", "give exactly one of --from-pairs, --from-video, --split, --info, --verify (see deep3d dataset --help)"), 2;
+    if ((o.every || o.fps > 0) && !o.from_video.n)
+        return cli_error("dataset", "--every and --fps apply to --from-video only"), 2;
+    if (o.every && o.fps > 0) return cli_error("dataset", "give --every N or --fps X, not both"), 2;
+    if (!o.every) o.every = 1;
+    if (!o.layout) o.layout = o.from_video.n ? "auto" : "pairs";
+    if (o.from_pairs.n && !strcmp(o.layout, "auto"))
+        return cli_error("dataset", "--layout auto applies to --from-video only (folders: pairs, sbs, sbs-half, ou, ou-half)"), 2;
+    if (o.from_video.n && !strcmp(o.layout, "pairs"))
+        return cli_error("dataset", "--layout pairs does not apply to --from-video (auto, sbs, sbs-half, ou, ou-half)"), 2;
     if (o.val + o.test >= 1) return cli_error("dataset", "--val %g and --test %g leave nothing to train on", o.val, o.test), 2;
     deep3d_set_threads(o.threads);
     if (o.info) return cmd_info(o.info);
@@ -313,6 +438,6 @@ int cmd_dataset(int argc, char **argv) {
         dataset_close(d);
         return 0;
     }
-    if (!o.out) return cli_error("dataset", "--from-pairs needs --out DIR"), 2;
-    return cmd_pack(&o);
+    if (!o.out) return cli_error("dataset", "%s needs --out DIR", o.from_video.n ? "--from-video" : "--from-pairs"), 2;
+    return o.from_video.n ? cmd_pack_video(&o) : cmd_pack(&o);
 }
