@@ -3,9 +3,21 @@
 #   make demo       install what is missing, build, convert the bundled sample into out/
 #   make test       install what is missing, build and run the test suite (float32 tests + float64 gradient checks)
 #   make clean
+#   make SANITIZE=1 test   the same suite built with -fsanitize=address,undefined (CPU only) in build-san/
+#   make fuzz [FUZZ_SECONDS=N]   libFuzzer targets (tests/fuzz/, clang), each run N seconds (default 60)
+# Flags: OPTFLAGS (default -O3 -march=native) and CFLAGS / LDFLAGS given on the command
+# line are added to the flags the build needs (REQ_CFLAGS), never replace them:
+# `make CFLAGS=-O1` builds at -O1 with every warning flag kept.
 # The float64 build (build/f64) compiles nn/ and layers/ with -DNN_REAL_DOUBLE for the
 # finite-difference gradient checks; the product is float32 (build/f32). BUILD=dir moves build/.
 
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+  BUILD    ?= build-san
+  CUDA     := 0
+  OPTFLAGS ?= -O1 -g -fno-omit-frame-pointer
+  SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
 BUILD    ?= build
 CC       ?= cc
 NVCC     ?= nvcc
@@ -17,9 +29,13 @@ BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas
 STB_CFLAGS  := $(shell pkg-config --cflags stb 2>/dev/null || echo -I/usr/include/stb)
 STB_LIBS    := $(shell pkg-config --libs stb 2>/dev/null || echo -lstb)
 
-CFLAGS   ?= -O3 -march=native
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -MMD -MP $(BLAS_CFLAGS) $(STB_CFLAGS)
+OPTFLAGS ?= -O3 -march=native
+CFLAGS   ?=
+LDFLAGS  ?=
+REQ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -MMD -MP $(BLAS_CFLAGS) $(STB_CFLAGS) $(SAN_FLAGS)
+ALL_CFLAGS  = $(OPTFLAGS) $(REQ_CFLAGS) $(CFLAGS)
 LDLIBS   := $(BLAS_LIBS) $(STB_LIBS) -fopenmp -lpthread -lm
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 CORE_SRC := $(wildcard nn/*.c) $(wildcard layers/*.c)
 APP_SRC  := $(wildcard deep3d/*.c) $(wildcard data/*.c) $(wildcard train/*.c) $(wildcard infer/*.c)
@@ -32,7 +48,7 @@ ifeq ($(CUDA),1)
   CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/f32/%.cu.o)   # .cu.o: layers/conv2d.cu sits beside layers/conv2d.c
   NVFLAGS   := -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
   LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++ -Wl,-rpath,$(CUDA_HOME)/lib64
-  CFLAGS    += -DNN_WITH_CUDA -I$(CUDA_HOME)/include
+  REQ_CFLAGS += -DNN_WITH_CUDA -I$(CUDA_HOME)/include
 else
   CU_OBJ    := $(BUILD)/f32/nn/backend_cuda_none.o
 endif
@@ -47,7 +63,7 @@ TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/f32/%.o)
 GRAD_OBJ   := $(GRAD_SRC:%.c=$(BUILD)/f64/%.o)
 TEST_LIBS  := -lcriterion
 
-.PHONY: all test clean info deps test-deps demo
+.PHONY: all test clean info deps test-deps demo fuzz
 all: info $(BUILD)/deep3d
 
 # Installs the Debian packages the build needs (as root), or says which are missing.
@@ -65,7 +81,7 @@ info:
 	@echo "deep3d build: CC=$(CC) CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), (nvcc $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), cuDNN, cuBLAS),) OpenBLAS, stb, OpenMP"
 
 $(BUILD)/deep3d: $(BUILD)/f32/$(MAIN_SRC:.c=.o) $(BUILD)/libdeep3d.a
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libdeep3d.a: $(LIB_OBJ)
 	@rm -f $@
@@ -73,7 +89,7 @@ $(BUILD)/libdeep3d.a: $(LIB_OBJ)
 
 $(BUILD)/f32/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # These objects test NN_WITH_CUDA: rebuild them when CUDA=0/1 changes in this folder.
 CUDA_STAMP := $(BUILD)/.cuda-$(CUDA)
@@ -83,17 +99,17 @@ $(BUILD)/f32/infer/infer.o $(BUILD)/f32/tests/test_cuda_render.o: $(CUDA_STAMP)
 
 $(BUILD)/f64/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DNN_REAL_DOUBLE -UNN_WITH_CUDA -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -DNN_REAL_DOUBLE -UNN_WITH_CUDA -c -o $@ $<
 
 $(BUILD)/f32/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -DNN_WITH_CUDA -c -o $@ $<
 
 $(BUILD)/test_nn: $(TEST_OBJ) $(BUILD)/libdeep3d.a
-	$(CC) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/test_grad64: $(GRAD_OBJ) $(F64_OBJ)
-	$(CC) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
 
 # Criterion runs each test in its own process, 2 at a time (this machine has 2 cores);
 # OpenBLAS/OpenMP get 1 thread each so the two do not oversubscribe.
