@@ -13,6 +13,7 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
+#include "../nn/atomic_file.h"
 #include "../nn/status.h"
 
 /* The data pipeline is compiled in the float32 product build only (Makefile: APP_SRC). */
@@ -118,35 +119,29 @@ int image_save_png(const image *im, const char *path) {
     for (size_t i = 0; i < plane; i++)
         for (int c = 0; c < 3; c++) pix[3 * i + (size_t)c] = to_byte(im->data[c * plane + i]);
 
-    size_t tlen = strlen(path) + 32;
+    size_t tlen = strlen(path) + 16;
     char *tmp = malloc(tlen);
     if (!tmp) {
         free(pix);
         return nn_fail("image: cannot write '%s': out of memory", path);
     }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    png_sink sink = {fopen(tmp, "wb"), 0, 0};
+    png_sink sink = {nn_atomic_open(path, tmp, tlen), 0, 0};
     if (!sink.f) {
-        int e = errno;
         free(pix), free(tmp);
-        return nn_fail("image: cannot write '%s': %s", path, strerror(e));
+        return nn_fail_context("image: cannot write '%s'", path);
     }
     int ok = stbi_write_png_to_func(png_sink_write, &sink, im->w, im->h, 3, pix, 3 * im->w);
     free(pix);
-    const char *why = NULL;
-    int e = 0;
-    if (!ok) why = "stb_image_write failed to encode";
-    else if (sink.failed) e = sink.err ? sink.err : EIO;
-    else if (fflush(sink.f) != 0 || fsync(fileno(sink.f)) != 0) e = errno;
-    if (fclose(sink.f) != 0 && !why && !e) e = errno;
-    if (!why && !e && rename(tmp, path) != 0) e = errno;
-    if (why || e) {
-        unlink(tmp);
-        free(tmp);
-        return nn_fail("image: cannot write '%s': %s", path, why ? why : strerror(e));
+    int rc = 0;
+    if (!ok || sink.failed) {
+        nn_atomic_abandon(sink.f, tmp);
+        rc = nn_fail("image: cannot write '%s': %s", path,
+                     !ok ? "stb_image_write failed to encode" : strerror(sink.err ? sink.err : EIO));
+    } else if (nn_atomic_commit(sink.f, tmp, path, "cannot write")) {
+        rc = nn_fail_context("image");
     }
     free(tmp);
-    return 0;
+    return rc;
 }
 
 image *image_crop(const image *src, int x, int y, int w, int h) {

@@ -39,10 +39,10 @@ image *image_clone(const image *im);
 image *image_load(const char *path);
 
 /* Writes im as an 8-bit RGB PNG (stb_image_write's stbi_write_png_to_func), values
- * rounded and clamped to 0..255. Atomic: the PNG is written to "<path>.tmp.<pid>",
- * flushed to disk (fsync) and renamed onto path; on any failure the temporary file is
- * removed and an existing file at path is left untouched.
- * Returns 0, or -1 + nn_fail("image: cannot write '<path>': <reason>"). */
+ * rounded and clamped to 0..255. Atomic (nn/atomic_file.h): the PNG is written to a
+ * temporary "<folder>/.deep3d-XXXXXX", flushed to disk (fsync) and renamed onto path;
+ * on any failure the temporary file is removed and an existing file at path is left
+ * untouched. Returns 0, or -1 + nn_fail("image: cannot write '<path>': <reason>"). */
 int image_save_png(const image *im, const char *path);
 
 /* The w x h rectangle of src whose top-left pixel is (x, y); it must lie inside src.

@@ -140,7 +140,7 @@ Test(cli_infer, good_image_converts_at_the_source_resolution) {
         cr_assert(w == want[i].w && h == want[i].h, "%s is %dx%d, expected %dx%d", want[i].file, w, h, want[i].w,
                   want[i].h);
     }
-    cr_assert_eq(count_files_containing("out", ".tmp."), 0, "temporary files left in out/");
+    cr_assert_eq(count_files_containing("out", ".deep3d-"), 0, "temporary files left in out/");
     tc_free(&r);
 }
 
@@ -325,7 +325,7 @@ Test(cli_infer, failure_midway_leaves_complete_files_and_no_temporaries) {
     cr_assert(n == (size_t)file_size("out/img_anaglyph.png") && !memcmp(before, after, n),
               "img_anaglyph.png changed although the run stopped before it");
     free(before), free(after);
-    cr_assert_eq(count_files_containing("out", ".tmp"), 0, "a temporary file was left in out/");
+    cr_assert_eq(count_files_containing("out", ".deep3d-"), 0, "a temporary file was left in out/");
     tc_free(&r);
 }
 
