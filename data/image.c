@@ -50,6 +50,152 @@ image *image_clone(const image *im) {
     return out;
 }
 
+/* ---- the decoding budget and the checks against the file (image.h) ---- */
+
+static long long max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
+
+void image_set_max_pixels(long long n) { max_pixels = n > 0 ? n : IMAGE_DEFAULT_MAX_PIXELS; }
+
+long long image_get_max_pixels(void) { return max_pixels; }
+
+static uint32_t le16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t le32(const unsigned char *p) { return le16(p) | le16(p + 2) << 16; }
+static uint32_t be16(const unsigned char *p) { return (uint32_t)p[0] << 8 | p[1]; }
+
+/* The format named by the first bytes (n of them), as stb_image tests them. */
+static const char *sniff_format(const unsigned char *b, size_t n) {
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return "PNG";
+    if (n >= 2 && b[0] == 0xff && b[1] == 0xd8) return "JPEG";
+    if (n >= 2 && b[0] == 'B' && b[1] == 'M') return "BMP";
+    if (n >= 4 && !memcmp(b, "GIF8", 4)) return "GIF";
+    if (n >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return "PNM";
+    if (n >= 4 && !memcmp(b, "8BPS", 4)) return "PSD";
+    if (n >= 2 && b[0] == '#' && b[1] == '?') return "HDR";
+    if (n >= 4 && !memcmp(b, "\x53\x80\xf6\x34", 4)) return "PIC";
+    return "TGA"; /* the one format stb_image knows without a signature */
+}
+
+/* PNM header: "P5"/"P6", width, height, maxval (whitespace and '#' comments between),
+ * then one whitespace byte. Sets *hdr to the header's length and *bps to the bytes per
+ * sample (1, or 2 when maxval > 255); 0 when the header is not within the n bytes. */
+static int pnm_header(const unsigned char *b, size_t n, size_t *hdr, int *bps) {
+    size_t i = 2;
+    long v[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        for (;;) { /* whitespace and comments */
+            while (i < n && (b[i] == ' ' || (b[i] >= '\t' && b[i] <= '\r'))) i++;
+            if (i < n && b[i] == '#') {
+                while (i < n && b[i] != '\n' && b[i] != '\r') i++;
+                continue;
+            }
+            break;
+        }
+        if (i >= n || b[i] < '0' || b[i] > '9') return 0;
+        while (i < n && b[i] >= '0' && b[i] <= '9' && v[k] < 1000000000) v[k] = 10 * v[k] + (b[i++] - '0');
+    }
+    if (i >= n) return 0;
+    *hdr = i + 1;
+    *bps = v[2] > 255 ? 2 : 1;
+    return 1;
+}
+
+/* The fewest bytes a file of this format needs to hold a w x h image whose header is
+ * in b[0..n) (see image.h for each bound and its source); 0 when no bound is known. */
+static unsigned long long min_file_bytes(const char *fmt, const unsigned char *b, size_t n, long long w,
+                                         long long h, int comp) {
+    const unsigned long long px = (unsigned long long)w * (unsigned long long)h;
+    if (!strcmp(fmt, "PNG") && n >= 29) { /* raw scanlines / deflate's 1032:1 */
+        static const int channels[7] = {1, 0, 3, 1, 2, 0, 4};
+        int depth = b[24], type = b[25] <= 6 ? b[25] : 0;
+        int ch = channels[type] ? channels[type] : 4;
+        unsigned long long row = 1 + ((unsigned long long)w * (unsigned long long)ch * (unsigned)depth + 7) / 8;
+        return 8 + 25 + (unsigned long long)h * row / 1032;
+    }
+    if (!strcmp(fmt, "JPEG")) /* one bit per 8x8 block of the first component */
+        return 2 + ((unsigned long long)(w + 7) / 8 * (unsigned long long)((h + 7) / 8) + 7) / 8;
+    if (!strcmp(fmt, "BMP") && n >= 30) { /* uncompressed rows padded to 4 bytes */
+        uint32_t hsz = le32(b + 14), bpp = hsz == 12 ? le16(b + 24) : le16(b + 28);
+        if (bpp == 0 || bpp > 32) return 0;
+        unsigned long long stride = ((unsigned long long)w * bpp + 31) / 32 * 4;
+        return 14 + (unsigned long long)hsz + stride * (unsigned long long)h;
+    }
+    if (!strcmp(fmt, "PNM")) { /* raw samples after the header */
+        size_t hdr;
+        int bps;
+        if (!pnm_header(b, n, &hdr, &bps)) return 0;
+        return hdr + px * (unsigned long long)comp * (unsigned long long)bps;
+    }
+    if (!strcmp(fmt, "GIF")) /* LZW: codes of >= 3 bits, each at most 4096 pixels */
+        return 13 + px * 3 / 8 / 4096;
+    if (!strcmp(fmt, "TGA") && n >= 18) { /* raw, or RLE packets of <= 128 pixels */
+        unsigned long long head = 18 + (unsigned long long)b[0];
+        if (b[1]) head += (unsigned long long)le16(b + 5) * ((b[7] + 7u) / 8u);
+        unsigned long long bytespp = (b[16] + 7u) / 8u;
+        if (bytespp == 0) return 0;
+        if (b[2] >= 9) return head + (px + 127) / 128 * (1 + bytespp);
+        return head + px * bytespp;
+    }
+    if (!strcmp(fmt, "PSD") && n >= 26) /* PackBits: >= 2 bytes per 128 samples */
+        return 26 + px * be16(b + 12) / 64;
+    if (!strcmp(fmt, "HDR")) { /* per row: flat RGBE, or new RLE (4 + 2 bytes per run of 127) */
+        unsigned long long flat = 4 * (unsigned long long)w, rle = 4 + 8 * (((unsigned long long)w + 126) / 127);
+        return (unsigned long long)h * (w < 8 || w >= 32768 || flat < rle ? flat : rle);
+    }
+    return 0;
+}
+
+/* stb_image reads the file through these callbacks: they note a read or a skip past
+ * the end of the file, which only a truncated or inconsistent file makes a decoder
+ * ask for (stb_image itself then goes on with zeros). Past the end, a reader with a
+ * filler byte hands out that byte (up to filler_left of them) instead of ending the
+ * file: stb_image's HDR decoder loops for ever on a run count of 0 at the end of a
+ * cut file, and runs of 1 let it finish (and be refused). */
+typedef struct {
+    FILE *f;
+    long long size, pos;
+    int past_end;
+    int filler;              /* -1: none (plain end of file) */
+    long long filler_left;
+} file_reader;
+
+static int reader_read(void *user, char *data, int size) {
+    file_reader *r = user;
+    size_t got = size > 0 ? fread(data, 1, (size_t)size, r->f) : 0;
+    r->pos += (long long)got;
+    if (size > 0 && got == 0) {
+        r->past_end = 1;
+        if (r->filler >= 0 && r->filler_left > 0) {
+            got = (size_t)(r->filler_left < size ? r->filler_left : size);
+            memset(data, r->filler, got);
+            r->filler_left -= (long long)got;
+        }
+    }
+    return (int)got;
+}
+
+static void reader_skip(void *user, int n) {
+    file_reader *r = user;
+    if (n > 0 && r->pos + n > r->size) r->past_end = 1;
+    if (fseek(r->f, n, SEEK_CUR) == 0) r->pos += n;
+}
+
+static int reader_eof(void *user) {
+    file_reader *r = user;
+    return r->pos >= r->size && !(r->filler >= 0 && r->filler_left > 0);
+}
+
+static const stbi_io_callbacks reader_io = {reader_read, reader_skip, reader_eof};
+
+/* The format-specific checks made after decoding (image.h). 0 or -1 + nn_fail. */
+static int check_trailer(const char *path, const char *fmt, FILE *f, long long size) {
+    if (strcmp(fmt, "GIF")) return 0;
+    unsigned char last = 0;
+    if (fseek(f, -1, SEEK_END) || fread(&last, 1, 1, f) != 1 || last != 0x3b)
+        return nn_fail("image: '%s' is truncated: a GIF ends with the trailer byte 0x3B, this one with 0x%02X "
+                       "(%lld bytes)", path, last, size);
+    return 0;
+}
+
 image *image_load(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -65,17 +211,58 @@ image *image_load(const char *path) {
         nn_fail("image: cannot open '%s': %s", path, strerror(errno));
         return NULL;
     }
-    if (S_ISREG(st.st_mode) && st.st_size == 0) {
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        nn_fail("image: '%s' is not a regular file", path);
+        return NULL;
+    }
+    if (st.st_size == 0) {
         fclose(f);
         nn_fail("image: '%s' is empty (0 bytes)", path);
         return NULL;
     }
+    const long long size = (long long)st.st_size;
+    unsigned char head[1024];
+    size_t n_head = fread(head, 1, sizeof head, f);
+    const char *fmt = sniff_format(head, n_head);
     int w = 0, h = 0, n = 0;
-    unsigned char *pix = stbi_load_from_file(f, &w, &h, &n, 3);
-    fclose(f);
-    if (!pix) {
+    file_reader rd = {f, size, 0, 0, -1, 0};
+    rewind(f);
+    if (!stbi_info_from_callbacks(&reader_io, &rd, &w, &h, &n)) {
+        fclose(f);
         const char *why = stbi_failure_reason();
         nn_fail("image: cannot decode '%s': %s", path, why ? why : "unknown reason");
+        return NULL;
+    }
+    if (w <= 0 || h <= 0 || (long long)w * h > max_pixels) {
+        fclose(f);
+        nn_fail("image: '%s' is %dx%d = %lld pixels, over the limit of %lld (--max-pixels)", path, w, h,
+                (long long)w * h, max_pixels);
+        return NULL;
+    }
+    unsigned long long need = min_file_bytes(fmt, head, n_head, w, h, n);
+    if (need > (unsigned long long)size) {
+        fclose(f);
+        nn_fail("image: '%s' is truncated or inconsistent: its %s header says %dx%d, which needs at least %llu "
+                "bytes, the file has %lld", path, fmt, w, h, need, size);
+        return NULL;
+    }
+    rewind(f);
+    /* HDR: at most 4 bytes per pixel more than the file holds, in runs of 1 */
+    rd = (file_reader){f, size, 0, 0, strcmp(fmt, "HDR") ? -1 : 1, 4LL * w * h + 4096};
+    unsigned char *pix = stbi_load_from_callbacks(&reader_io, &rd, &w, &h, &n, 3);
+    if (!pix) {
+        fclose(f);
+        const char *why = stbi_failure_reason();
+        nn_fail("image: cannot decode '%s': %s", path, why ? why : "unknown reason");
+        return NULL;
+    }
+    int bad = rd.past_end ? nn_fail("image: '%s' is truncated: the %s decoder read past its end (%lld bytes)", path,
+                                    fmt, size)
+                          : check_trailer(path, fmt, f, size);
+    fclose(f);
+    if (bad) {
+        stbi_image_free(pix);
         return NULL;
     }
     image *im = image_new(w, h);

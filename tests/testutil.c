@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -241,9 +242,9 @@ static char *slurp(const char *path) {
     return s;
 }
 
-/* Runs DEEP3D_BIN with args (NULL-terminated, without argv[0]); stdout and stderr go
- * to files in `scratch` (a folder) and are read back into r. */
-void tc_run(tc_result *r, const char *scratch, const char *const *args) {
+/* Starts DEEP3D_BIN with args (NULL-terminated, without argv[0]); stdout and stderr go
+ * to files in `scratch` (a folder). */
+pid_t tc_start(const char *scratch, const char *const *args) {
     const char *argv[64];
     int n = 0;
     argv[n++] = tc_binary();
@@ -264,13 +265,28 @@ void tc_run(tc_result *r, const char *scratch, const char *const *args) {
     int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     cr_assert_eq(rc, 0, "cannot run %s: %s (build it first; DEEP3D_BIN names it)", argv[0], strerror(rc));
+    return pid;
+}
+
+void tc_wait(tc_result *r, const char *scratch, pid_t pid) {
     int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid, "waitpid: %s", strerror(errno));
+    struct rusage ru;
+    pid_t got;
+    while ((got = wait4(pid, &st, 0, &ru)) < 0 && errno == EINTR) {}
+    cr_assert_eq(got, pid, "wait4: %s", strerror(errno));
     r->exited = WIFEXITED(st);
     r->status = r->exited ? WEXITSTATUS(st) : WTERMSIG(st);
+    r->maxrss_kb = ru.ru_maxrss;
+    char out_path[512], err_path[512];
+    snprintf(out_path, sizeof out_path, "%s/.stdout", scratch);
+    snprintf(err_path, sizeof err_path, "%s/.stderr", scratch);
     r->out = slurp(out_path);
     r->err = slurp(err_path);
     unlink(out_path), unlink(err_path);
+}
+
+void tc_run(tc_result *r, const char *scratch, const char *const *args) {
+    tc_wait(r, scratch, tc_start(scratch, args));
 }
 
 void tc_free(tc_result *r) {

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "../nn/nn.h"
 
@@ -91,6 +92,7 @@ const char *tu_join(const char *dir, const char *name);
 typedef struct tc_result {
     int exited;  /* 1: exited normally; 0: killed by a signal */
     int status;  /* exit status, or the signal number */
+    long maxrss_kb; /* the child's peak resident memory (getrusage's ru_maxrss, KiB) */
     char *out, *err;
 } tc_result;
 
@@ -100,6 +102,11 @@ const char *tc_binary(void);
 /* Runs the binary with args (NULL-terminated, without argv[0]); stdout and stderr go
  * to files in the folder `scratch` and are read back into r. */
 void tc_run(tc_result *r, const char *scratch, const char *const *args);
+
+/* The two halves of tc_run: start the binary (returns its pid) and wait for it, filling
+ * r (exit status or signal, peak memory from wait4, stdout, stderr). */
+pid_t tc_start(const char *scratch, const char *const *args);
+void tc_wait(tc_result *r, const char *scratch, pid_t pid);
 void tc_free(tc_result *r);
 
 /* Asserts a clean failure: exited (no signal), status non-zero, stderr exactly one line

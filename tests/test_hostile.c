@@ -1,0 +1,232 @@
+/* Hostile files and interruptions (issue 11): images whose header claims more pixels
+ * than the budget or than the file can hold, files of every format cut short, and the
+ * real binary on such files (exit status, one line naming the file, peak memory of the
+ * child from wait4, no output under a final name, no temporary left). The training
+ * side (signals, run folders, resume) is in tests/test_interrupt.c.
+ *
+ * Fixtures are written here: stb_image_write for PNG, JPEG, BMP, TGA (RLE and raw) and
+ * HDR, PPM/PGM by hand, a 5x3 GIF as bytes, and headers patched to claim huge sizes. */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stb_image_write.h>
+
+#include "../data/image.h"
+#include "../deep3d/model.h"
+#include "../nn/nn.h"
+#include "../nn/status.h"
+#include "testutil.h"
+
+static char root[64];
+static void make_root(void) { tu_tmpdir(root, "deep3d_test_hostile"); }
+static void remove_root(void) { tu_rmtree(root); }
+static const char *P(const char *name) { return tu_join(root, name); }
+
+TestSuite(image_budget, .init = make_root, .fini = remove_root, .timeout = 60);
+TestSuite(hostile_cli, .init = make_root, .fini = remove_root, .timeout = 120);
+
+/* ---- fixtures ------------------------------------------------------------------- */
+
+static unsigned char *noise_rgb(int w, int h, uint64_t seed) {
+    unsigned char *px = malloc((size_t)3 * w * h);
+    for (size_t i = 0; i < (size_t)3 * w * h; i++) px[i] = (unsigned char)(256 * nn_hash_uniform(seed, i));
+    return px;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "fopen %s", path);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static unsigned char *read_bytes(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "fopen %s", path);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    rewind(f);
+    unsigned char *b = malloc(*n + 1);
+    cr_assert_eq(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+/* A 5x3 palette GIF (89 bytes less: GIF87a, one image, LZW data, trailer 0x3B). */
+static const unsigned char gif_5x3[55] = {
+    0x47, 0x49, 0x46, 0x38, 0x37, 0x61, 0x05, 0x00, 0x03, 0x00, 0x81, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00,
+    0x00, 0xff, 0x00, 0x00, 0x00, 0xff, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x05, 0x00, 0x03, 0x00, 0x00, 0x08, 0x10, 0x00,
+    0x01, 0x04, 0x10, 0x30, 0x40, 0xe0, 0x40, 0x82, 0x03, 0x04, 0x04, 0x00, 0x00, 0x20, 0x20, 0x00, 0x3b};
+
+/* A binary PPM (P6, maxval 255) or 16-bit PGM (P5, maxval 65535) with a comment. */
+static void write_pnm(const char *path, int w, int h, int gray16) {
+    char head[64];
+    int n = snprintf(head, sizeof head, "P%c\n# made by test_hostile\n%d %d\n%d\n", gray16 ? '5' : '6', w, h,
+                     gray16 ? 65535 : 255);
+    size_t body = (size_t)w * h * (gray16 ? 2 : 3);
+    unsigned char *b = malloc((size_t)n + body);
+    memcpy(b, head, (size_t)n);
+    unsigned char *px = noise_rgb(w, h, 9);
+    memcpy(b + n, px, body < (size_t)3 * w * h ? body : (size_t)3 * w * h);
+    write_bytes(path, b, (size_t)n + body);
+    free(b), free(px);
+}
+
+/* Writes a valid image of the format named by ext (w x h where the format allows). */
+static void write_format(const char *path, const char *ext) {
+    const int w = 37, h = 23;
+    unsigned char *px = noise_rgb(w, h, 3);
+    int ok = 1;
+    if (!strcmp(ext, "png")) ok = stbi_write_png(path, w, h, 3, px, 3 * w);
+    else if (!strcmp(ext, "jpg")) ok = stbi_write_jpg(path, w, h, 3, px, 90);
+    else if (!strcmp(ext, "bmp")) ok = stbi_write_bmp(path, w, h, 3, px);
+    else if (!strcmp(ext, "tga")) stbi_write_tga_with_rle = 1, ok = stbi_write_tga(path, w, h, 3, px);
+    else if (!strcmp(ext, "raw.tga")) stbi_write_tga_with_rle = 0, ok = stbi_write_tga(path, w, h, 3, px);
+    else if (!strcmp(ext, "hdr")) {
+        float *f = malloc(sizeof(float) * 3 * w * h);
+        for (int i = 0; i < 3 * w * h; i++) f[i] = px[i] / 255.0f;
+        ok = stbi_write_hdr(path, w, h, 3, f);
+        free(f);
+    } else if (!strcmp(ext, "ppm")) write_pnm(path, w, h, 0);
+    else if (!strcmp(ext, "pgm")) write_pnm(path, w, h, 1);
+    else if (!strcmp(ext, "gif")) write_bytes(path, gif_5x3, sizeof gif_5x3);
+    else cr_assert_fail("unknown format %s", ext);
+    stbi_write_tga_with_rle = 1;
+    cr_assert(ok, "stb_image_write %s", path);
+    free(px);
+}
+
+static void assert_msg(const char *needle) {
+    cr_assert(strstr(nn_last_error(), needle), "message lacks '%s': %s", needle, nn_last_error());
+}
+
+/* ---- image_load: truncation of every format ------------------------------------ */
+
+/* Each format loads whole, and is refused, naming the file, when cut at several
+ * points: its last byte, the last 2, a quarter and half of it. */
+Test(image_budget, every_format_is_refused_when_cut) {
+    const char *exts[] = {"png", "jpg", "bmp", "tga", "raw.tga", "hdr", "ppm", "pgm", "gif"};
+    for (size_t k = 0; k < sizeof exts / sizeof *exts; k++) {
+        char name[64], cut[64];
+        snprintf(name, sizeof name, "whole.%s", exts[k]);
+        snprintf(cut, sizeof cut, "cut.%s", exts[k]);
+        write_format(P(name), exts[k]);
+        image *im = image_load(P(name));
+        cr_assert_not_null(im, "%s: a whole file is refused: %s", exts[k], nn_last_error());
+        image_free(im);
+        size_t n;
+        unsigned char *b = read_bytes(P(name), &n);
+        const size_t cuts[] = {n - 1, n - 2, n * 3 / 4, n / 2};
+        for (int c = 0; c < 4; c++) {
+            write_bytes(P(cut), b, cuts[c]);
+            im = image_load(P(cut));
+            cr_assert_null(im, "%s cut to %zu of %zu bytes was accepted", exts[k], cuts[c], n);
+            cr_assert(strstr(nn_last_error(), P(cut)), "%s cut to %zu: the message does not name the file: %s",
+                      exts[k], cuts[c], nn_last_error());
+        }
+        free(b);
+    }
+}
+
+/* ---- image_load: headers that claim more than the file holds -------------------- */
+
+/* Patches a JPEG's SOF0 frame size (big-endian height then width after the marker,
+ * its length and the precision byte). */
+static void patch_jpeg_size(unsigned char *b, size_t n, int w, int h) {
+    for (size_t i = 0; i + 9 < n; i++)
+        if (b[i] == 0xff && b[i + 1] == 0xc0) {
+            b[i + 5] = (unsigned char)(h >> 8), b[i + 6] = (unsigned char)h;
+            b[i + 7] = (unsigned char)(w >> 8), b[i + 8] = (unsigned char)w;
+            return;
+        }
+    cr_assert_fail("no SOF0 marker");
+}
+
+static void put_le32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_be32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * (3 - i)));
+}
+
+/* Writes small files whose headers say 9000x9000 (81 MP, within the default budget)
+ * in each format with a bound: PPM, BMP, JPEG, PNG, GIF, TGA. */
+static void write_claiming_files(void) {
+    char ppm[128];
+    int n = snprintf(ppm, sizeof ppm, "P6\n9000 9000\n255\n");
+    memset(ppm + n, 7, 64);
+    write_bytes(P("claim.ppm"), ppm, (size_t)n + 64);
+
+    unsigned char bmp[118] = {'B', 'M'};
+    put_le32(bmp + 10, 54), put_le32(bmp + 14, 40), put_le32(bmp + 18, 9000), put_le32(bmp + 22, 9000);
+    bmp[26] = 1, bmp[28] = 24;
+    write_bytes(P("claim.bmp"), bmp, sizeof bmp);
+
+    size_t len;
+    write_format(P("small.jpg"), "jpg");
+    unsigned char *b = read_bytes(P("small.jpg"), &len);
+    patch_jpeg_size(b, len, 9000, 9000);
+    write_bytes(P("claim.jpg"), b, len);
+    free(b);
+
+    write_format(P("small.png"), "png");
+    b = read_bytes(P("small.png"), &len);
+    put_be32(b + 16, 9000), put_be32(b + 20, 9000); /* IHDR; stb_image checks no CRC */
+    write_bytes(P("claim.png"), b, len);
+    free(b);
+
+    unsigned char gif[sizeof gif_5x3];
+    memcpy(gif, gif_5x3, sizeof gif);
+    gif[6] = 9000 & 255, gif[7] = 9000 >> 8, gif[8] = 9000 & 255, gif[9] = 9000 >> 8;
+    write_bytes(P("claim.gif"), gif, sizeof gif);
+
+    unsigned char tga[18 + 64] = {0, 0, 2};
+    tga[12] = 9000 & 255, tga[13] = 9000 >> 8, tga[14] = 9000 & 255, tga[15] = 9000 >> 8, tga[16] = 24;
+    write_bytes(P("claim.tga"), tga, sizeof tga);
+}
+
+/* Refused before decoding: the message names the file and the size the header claims,
+ * and this process (one per test) never came near the 81 MP x 3 bytes stb_image would
+ * have allocated (its peak, ru_maxrss, grows by less than 64 MiB). */
+Test(image_budget, headers_claiming_more_than_the_file_holds_are_refused_before_decoding) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const long before = ru.ru_maxrss;
+    write_claiming_files();
+    const char *names[] = {"claim.ppm", "claim.bmp", "claim.jpg", "claim.png", "claim.gif", "claim.tga"};
+    for (int i = 0; i < 6; i++) {
+        cr_assert_null(image_load(P(names[i])), "%s was decoded", names[i]);
+        assert_msg(P(names[i]));
+        assert_msg("9000x9000");
+        assert_msg("truncated or inconsistent");
+    }
+    getrusage(RUSAGE_SELF, &ru);
+    cr_assert_lt(ru.ru_maxrss - before, 64 * 1024, "peak memory grew by %ld KiB while refusing the files",
+                 ru.ru_maxrss - before);
+}
+
+/* The pixel budget: exactly the limit loads, one pixel row more does not. */
+Test(image_budget, pixel_limit_is_checked_before_decoding) {
+    unsigned char *px = noise_rgb(40, 26, 1);
+    cr_assert(stbi_write_png(P("a.png"), 40, 25, 3, px, 120) && stbi_write_png(P("b.png"), 40, 26, 3, px, 120));
+    free(px);
+    image_set_max_pixels(1000);
+    cr_assert_eq(image_get_max_pixels(), 1000);
+    image *a = image_load(P("a.png")), *b = image_load(P("b.png"));
+    cr_assert_not_null(a, "40x25 = 1000 pixels: %s", nn_last_error());
+    cr_assert_null(b, "40x26 = 1040 pixels passed a limit of 1000");
+    assert_msg(P("b.png"));
+    assert_msg("over the limit of 1000");
+    assert_msg("--max-pixels");
+    image_set_max_pixels(0);
+    cr_assert_eq(image_get_max_pixels(), IMAGE_DEFAULT_MAX_PIXELS);
+    image_free(a);
+}
