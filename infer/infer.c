@@ -253,7 +253,7 @@ static int convert_cuda(deep3d_model *m, const char *const *images, int n_images
 
 int cmd_infer(int argc, char **argv) {
     const char *model_path = NULL, *format_list = "right,sbs,anaglyph,depth", *device_name = "auto", *precision = "fp32";
-    long threads = 0;
+    long threads = 0, max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
     infer_opts o = {.out = "."};
     render_cli rcli;
     render_cli_defaults(&rcli);
@@ -265,8 +265,9 @@ int cmd_infer(int argc, char **argv) {
         {"device", CLI_STRING, &device_name, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
         {"precision", CLI_STRING, &precision, "P", "fp32 (default), tf32 or bf16 (CUDA only)", 0, 0, "fp32|tf32|bf16"},
         {"threads", CLI_INT, &threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
+        {"max-pixels", CLI_INT, &max_pixels, "N", "refuse images of more pixels, before decoding (default: 100000000)", 1, 4e12, NULL},
     };
-    render_cli_add(opts, 7, &rcli);
+    render_cli_add(opts, 8, &rcli);
     const char *images[4096];
     int n_images;
     int rc = cli_parse("infer", "[options] IMAGE...", opts, argc, argv, images, 4096, &n_images);
@@ -275,8 +276,9 @@ int cmd_infer(int argc, char **argv) {
     nn_device device;
     render_config_default(&o.render);
     render_cli_apply(&rcli, &o.render);
-    if (parse_formats(format_list, &o.mask) || deep3d_setup_device(device_name, precision, 0, &device))
-        return cli_error("infer", "%s", nn_last_error());
+    if (parse_formats(format_list, &o.mask)) return cli_error("infer", "%s", nn_last_error()), 2;
+    if (deep3d_setup_device(device_name, precision, 0, &device)) return cli_error("infer", "%s", nn_last_error());
+    image_set_max_pixels(max_pixels);
     deep3d_set_threads(threads);
     if (!model_path && !(model_path = deep3d_bundled_model()))
         return cli_error("infer", "no --model given and the bundled model weights/%s was not found", DEEP3D_BUNDLED_MODEL);
