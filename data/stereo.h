@@ -56,6 +56,9 @@ stereo_dataset *stereo_dataset_new(void);
 /* Frees the dataset and its file names; NULL is allowed. */
 void stereo_dataset_free(stereo_dataset *ds);
 
+/* Removes pair i (0 <= i < ds->n; else nothing), keeping the order of the others. */
+void stereo_dataset_drop(stereo_dataset *ds, int i);
+
 /* Appends the pairs found at path, in sorted order.
  * layout STEREO_PAIRS: path is a folder; its <id>_L / <id>_R files come first, then the
  *   files of its left/ and right/ subfolders (both sources may be present).

@@ -278,30 +278,9 @@ static int read_log(const char *path, char lines[][64], int max_step) {
     return last;
 }
 
-/* Asserts two weights files hold the same configuration text and bit-identical tensors
- * (names, shapes and values, read through nn_weights_read). */
-static void expect_same_weights(const char *a_path, const char *b_path) {
-    nn_weights_file *a = nn_weights_open(a_path), *b = nn_weights_open(b_path);
-    cr_assert(a && b, "%s", nn_last_error());
-    cr_assert_str_eq(nn_weights_config(a), nn_weights_config(b), "configurations differ");
-    cr_assert_eq(nn_weights_count(a), nn_weights_count(b), "tensor counts differ");
-    for (int i = 0; i < nn_weights_count(a); i++) {
-        const nn_weights_info *ia = nn_weights_tensor(a, i);
-        cr_assert(nn_weights_has(b, ia->name), "%s lacks %s", b_path, ia->name);
-        nn_tensor *ta = nn_tensor_new(NN_CPU, ia->ndim, ia->shape), *tb = nn_tensor_new(NN_CPU, ia->ndim, ia->shape);
-        cr_assert_eq(nn_weights_read(a, ia->name, ta), 0, "%s", nn_last_error());
-        cr_assert_eq(nn_weights_read(b, ia->name, tb), 0, "%s", nn_last_error());
-        for (size_t j = 0; j < ta->numel; j++)
-            cr_assert(!memcmp(&ta->data[j], &tb->data[j], sizeof(nn_real)),
-                      "%s[%zu]: %.9g (uninterrupted) vs %.9g (resumed)", ia->name, j, (double)ta->data[j],
-                      (double)tb->data[j]);
-        nn_tensor_unref(ta), nn_tensor_unref(tb);
-    }
-    nn_weights_close(a), nn_weights_close(b);
-}
-
-/* Run A: 4 steps in one go, a checkpoint every 2. Run B: 2 steps, then --resume from
- * its checkpoint to step 4. Same losses (log.csv) and bit-identical final files. */
+/* Run A: 4 steps in one go, a checkpoint every 2. Run B: 2 steps of a run planned for 4
+ * (--lr-steps 4: the checkpoints hold the schedule's length), then --resume from its
+ * checkpoint to step 4. Same losses (log.csv) and bit-identical final files. */
 static void expect_exact_resume(const char *optimizer) {
     write_dataset("d", 3, 80, 40);
     tc_result r;
@@ -309,7 +288,7 @@ static void expect_exact_resume(const char *optimizer) {
         "4", "--checkpoint-every", "2");
     expect_ok(&r, "run A");
     RUN(&r, "train", TINY, "--optimizer", optimizer, "--lr", "0.001", "--data", P("d"), "--out", P("b"), "--steps",
-        "2", "--checkpoint-every", "2");
+        "2", "--lr-steps", "4", "--checkpoint-every", "2"); /* planned as run A, stopped half-way */
     expect_ok(&r, "run B, first 2 steps");
     nn_weights_file *ck = nn_weights_open(P("b/checkpoint.d3w"));
     cr_assert_not_null(ck, "%s", nn_last_error());
@@ -328,8 +307,8 @@ static void expect_exact_resume(const char *optimizer) {
     for (int s = 1; s <= 4; s++)
         cr_assert_str_eq(la[s], lb[s], "step %d: loss,lr %s uninterrupted vs %s resumed", s, la[s], lb[s]);
     cr_assert_str_neq(la[3], la[4], "steps 3 and 4 log the same loss: the test would not see a difference");
-    expect_same_weights(P("a/model.d3w"), P("b/model.d3w"));
-    expect_same_weights(P("a/checkpoint.d3w"), P("b/checkpoint.d3w"));
+    tu_expect_same_weights(P("a/model.d3w"), P("b/model.d3w"));
+    tu_expect_same_weights(P("a/checkpoint.d3w"), P("b/checkpoint.d3w"));
 }
 
 Test(train_cli, resume_is_exact_with_sgd) { expect_exact_resume("sgd"); }

@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include "../nn/cuda_plan.h"
+#include "../nn/weights.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -337,3 +338,26 @@ nn_conv_shape tu_wgeom_shape(const tu_wgeom *g) {
                        3, 3, 1, g->pad, 1, 0};
     return s;
 }
+
+/* Asserts two weights files hold the same configuration text and bit-identical tensors
+ * (names, shapes and values, read through nn_weights_read). */
+void tu_expect_same_weights(const char *a_path, const char *b_path) {
+    nn_weights_file *a = nn_weights_open(a_path), *b = nn_weights_open(b_path);
+    cr_assert(a && b, "%s", nn_last_error());
+    cr_assert_str_eq(nn_weights_config(a), nn_weights_config(b), "configurations differ");
+    cr_assert_eq(nn_weights_count(a), nn_weights_count(b), "tensor counts differ");
+    for (int i = 0; i < nn_weights_count(a); i++) {
+        const nn_weights_info *ia = nn_weights_tensor(a, i);
+        cr_assert(nn_weights_has(b, ia->name), "%s lacks %s", b_path, ia->name);
+        nn_tensor *ta = nn_tensor_new(NN_CPU, ia->ndim, ia->shape), *tb = nn_tensor_new(NN_CPU, ia->ndim, ia->shape);
+        cr_assert_eq(nn_weights_read(a, ia->name, ta), 0, "%s", nn_last_error());
+        cr_assert_eq(nn_weights_read(b, ia->name, tb), 0, "%s", nn_last_error());
+        for (size_t j = 0; j < ta->numel; j++)
+            cr_assert(!memcmp(&ta->data[j], &tb->data[j], sizeof(nn_real)),
+                      "%s[%zu]: %.9g (uninterrupted) vs %.9g (resumed)", ia->name, j, (double)ta->data[j],
+                      (double)tb->data[j]);
+        nn_tensor_unref(ta), nn_tensor_unref(tb);
+    }
+    nn_weights_close(a), nn_weights_close(b);
+}
+

@@ -88,6 +88,10 @@ void tu_rmtree(const char *path);
 /* dir + "/" + name, in one of 16 static buffers used in rotation. */
 const char *tu_join(const char *dir, const char *name);
 
+/* Asserts two weights files hold the same configuration text and bit-identical tensors
+ * (names, shapes and values, read through nn_weights_read). */
+void tu_expect_same_weights(const char *a_path, const char *b_path);
+
 /* A finished run of the deep3d binary. */
 typedef struct tc_result {
     int exited;  /* 1: exited normally; 0: killed by a signal */
