@@ -230,3 +230,157 @@ Test(image_budget, pixel_limit_is_checked_before_decoding) {
     cr_assert_eq(image_get_max_pixels(), IMAGE_DEFAULT_MAX_PIXELS);
     image_free(a);
 }
+
+/* ---- the binary on hostile files ------------------------------------------------- */
+
+#define RUN(r, ...) tc_run((r), root, (const char *const[]){__VA_ARGS__, NULL})
+
+/* A tiny model: released, 64x32, width_div 16, D = 9 from -4. */
+static void write_tiny_model(const char *path) {
+    deep3d_config cfg = deep3d_default_config();
+    cfg.width = 64, cfg.height = 32, cfg.disparities = 9, cfg.dmin = -4, cfg.width_div = 16;
+    deep3d_model m;
+    cr_assert_eq(deep3d_model_init(&m, &cfg, NN_CPU, 1), 0, "%s", nn_last_error());
+    cr_assert_eq(deep3d_model_save(&m, path, 1), 0, "%s", nn_last_error());
+    deep3d_model_free(&m);
+}
+
+/* The binary's own footprint (peak KiB of `deep3d infer --help`): the libraries it maps
+ * (CUDA's among them) are most of it. */
+static long footprint_kb(void) {
+    tc_result r;
+    RUN(&r, "infer", "--help");
+    cr_assert(r.exited && r.status == 0);
+    long kb = r.maxrss_kb;
+    tc_free(&r);
+    return kb;
+}
+
+/* Entries of folder dir (relative to root) other than . and .. */
+static int count_entries(const char *dir) {
+    DIR *d = opendir(P(dir));
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+/* The issue's files (an 83-byte PPM and a 118-byte BMP saying 20000x20000, a small JPEG
+ * saying 12000x12000), files claiming 9000x9000 (within the pixel budget, beyond what
+ * they hold) and BMP, PPM and JPEG files cut in half: deep3d infer exits 1 with one line
+ * naming the file, its peak memory stays within 64 MiB of its own footprint, and the
+ * output folder stays empty (no output under a final name, no temporary). */
+Test(hostile_cli, infer_refuses_hostile_images_with_bounded_memory) {
+    write_tiny_model(P("m.d3w"));
+    char ppm[83];
+    int n = snprintf(ppm, sizeof ppm, "P6\n20000 20000\n255\n");
+    memset(ppm + n, 1, sizeof ppm - (size_t)n);
+    write_bytes(P("huge.ppm"), ppm, sizeof ppm);
+    unsigned char bmp[118] = {'B', 'M'};
+    put_le32(bmp + 10, 54), put_le32(bmp + 14, 40), put_le32(bmp + 18, 20000), put_le32(bmp + 22, 20000);
+    bmp[26] = 1, bmp[28] = 24;
+    write_bytes(P("huge.bmp"), bmp, sizeof bmp);
+    size_t len;
+    write_format(P("small.jpg"), "jpg");
+    unsigned char *b = read_bytes(P("small.jpg"), &len);
+    patch_jpeg_size(b, len, 12000, 12000);
+    write_bytes(P("huge.jpg"), b, len);
+    free(b);
+    write_claiming_files();
+    const char *cut_exts[] = {"bmp", "ppm", "jpg"};
+    for (int i = 0; i < 3; i++) {
+        char whole[32], cut[32];
+        snprintf(whole, sizeof whole, "w.%s", cut_exts[i]);
+        snprintf(cut, sizeof cut, "half.%s", cut_exts[i]);
+        write_format(P(whole), cut_exts[i]);
+        b = read_bytes(P(whole), &len);
+        write_bytes(P(cut), b, len / 2);
+        free(b);
+    }
+    const char *files[] = {"huge.ppm",  "huge.bmp",  "huge.jpg",  "claim.ppm", "claim.bmp", "claim.jpg",
+                           "claim.png", "claim.gif", "claim.tga", "half.bmp",  "half.ppm",  "half.jpg"};
+    const long base = footprint_kb();
+    cr_assert_eq(mkdir(P("out"), 0755), 0);
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        tc_result r;
+        RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), P(files[i]));
+        tc_expect_error(&r, files[i], P(files[i]), NULL);
+        cr_assert_eq(r.status, 1, "%s: exit %d", files[i], r.status);
+        cr_assert_lt(r.maxrss_kb, base + 64 * 1024, "%s: peak %ld KiB, the binary's footprint %ld KiB", files[i],
+                     r.maxrss_kb, base);
+        cr_assert_eq(count_entries("out"), 0, "%s: files were written to out/", files[i]);
+        tc_free(&r);
+    }
+}
+
+/* --max-pixels: infer refuses a 40x30 image under --max-pixels 1000 naming the option;
+ * train skips an 80x40 pair under 3000 with a warning and trains on the 64x32 one;
+ * eval under 1000 fails naming the option. */
+Test(hostile_cli, max_pixels_option_in_every_command) {
+    write_tiny_model(P("m.d3w"));
+    unsigned char *px = noise_rgb(64, 32, 2);
+    cr_assert(stbi_write_png(P("img.png"), 40, 30, 3, px, 120));
+    cr_assert_eq(mkdir(P("d"), 0755), 0);
+    cr_assert(stbi_write_png(P("d/a_L.png"), 64, 32, 3, px, 192) && stbi_write_png(P("d/a_R.png"), 64, 32, 3, px, 192));
+    free(px);
+    px = noise_rgb(80, 40, 3);
+    cr_assert(stbi_write_png(P("d/b_L.png"), 80, 40, 3, px, 240) && stbi_write_png(P("d/b_R.png"), 80, 40, 3, px, 240));
+    free(px);
+    tc_result r;
+    RUN(&r, "infer", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--out", P("out"), "--max-pixels",
+        "1000", P("img.png"));
+    tc_expect_error(&r, "infer --max-pixels", P("img.png"), "--max-pixels", "1000", NULL);
+    tc_free(&r);
+    RUN(&r, "train", "--threads", "1", "--device", "cpu", "--width", "64", "--height", "32", "--width-div", "16",
+        "--disparities", "9", "--dmin", "-4", "--batch", "2", "--steps", "2", "--max-pixels", "3000", "--data", P("d"),
+        "--out", P("run"));
+    cr_assert(r.exited && r.status == 0, "train: %d %s", r.status, r.err);
+    cr_assert(strstr(r.err, "b_L.png") && strstr(r.err, "--max-pixels"), "no warning naming b_L.png: %s", r.err);
+    tc_free(&r);
+    RUN(&r, "eval", "--threads", "1", "--device", "cpu", "--model", P("m.d3w"), "--max-pixels", "1000", "--data",
+        P("d"));
+    tc_expect_error(&r, "eval --max-pixels", "--max-pixels", NULL);
+    tc_free(&r);
+}
+
+/* The exit status convention of deep3d/commands.h: 2 for usage errors (the command line
+ * alone is wrong), 1 for failures found while running. */
+Test(hostile_cli, usage_errors_exit_2_and_runtime_failures_exit_1) {
+    write_tiny_model(P("m.d3w"));
+    char m[128], x[128], d[128], o[128], missing[128], missing_png[128], missing_d3w[128];
+    snprintf(m, sizeof m, "%s", P("m.d3w")), snprintf(x, sizeof x, "%s", P("x.png"));
+    snprintf(d, sizeof d, "%s", P("d")), snprintf(o, sizeof o, "%s", P("o"));
+    snprintf(missing, sizeof missing, "%s", P("missing"));
+    snprintf(missing_png, sizeof missing_png, "%s", P("missing.png"));
+    snprintf(missing_d3w, sizeof missing_d3w, "%s", P("missing.d3w"));
+    struct {
+        int status;
+        const char *args[10];
+    } cases[] = {
+        {2, {"frobnicate"}},
+        {2, {NULL}},
+        {2, {"infer", "--frobnicate", "x.png"}},
+        {2, {"infer", "--formats", "sbs,bogus", x}},
+        {2, {"infer", "--threads", "0", x}},
+        {2, {"infer"}},
+        {2, {"train", "--data", d}},
+        {2, {"train", "--steps", "abc", "--data", d, "--out", o}},
+        {2, {"eval", "--model", m}},
+        {2, {"eval", "--json=1", "--data", d}},
+        {2, {"bench", "--precision", "bf16", "--device", "cpu"}},
+        {2, {"bench", "--nope"}},
+        {1, {"infer", "--device", "cpu", "--model", m, "--out", o, missing_png}},
+        {1, {"infer", "--device", "cpu", "--model", missing_d3w, x}},
+        {1, {"train", "--device", "cpu", "--data", missing, "--out", o}},
+        {1, {"eval", "--device", "cpu", "--model", m, "--data", missing}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tc_result r;
+        tc_run(&r, root, cases[i].args);
+        cr_assert(r.exited && r.status == cases[i].status, "deep3d %s %s ...: exit %d, want %d; stderr: %s",
+                  cases[i].args[0] ? cases[i].args[0] : "", cases[i].args[0] && cases[i].args[1] ? cases[i].args[1] : "",
+                  r.status, cases[i].status, r.err);
+        tc_free(&r);
+    }
+}
