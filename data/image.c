@@ -186,6 +186,48 @@ static int reader_eof(void *user) {
 
 static const stbi_io_callbacks reader_io = {reader_read, reader_skip, reader_eof};
 
+/* stb_image 2.27 (Debian's libstb) trusts the code counts of a JPEG's Huffman tables:
+ * a table of more than 256 codes writes past the decoder's arrays (found by
+ * tests/fuzz/fuzz_image.c; stb_image 2.28 checks it). So every DHT segment of a JPEG
+ * is read first: each table's 16 counts must sum to <= 256 and fit in its segment.
+ * The scan walks the marker segments and steps over entropy-coded data (0xFF 0x00
+ * stuffing, RSTn) to the next marker, as ITU T.81 B.1.1 lays the file out. */
+static int check_jpeg_huffman(const char *path, FILE *f) {
+    rewind(f);
+    unsigned char seg[65536];
+    int c;
+    if (getc(f) != 0xff || getc(f) != 0xd8) return 0; /* stb_image rejects it itself */
+    while ((c = getc(f)) != EOF) {
+        if (c != 0xff) continue;
+        int m;
+        while ((m = getc(f)) == 0xff) {}
+        if (m == EOF || m == 0xd9) break;
+        if (m == 0x00 || m == 0x01 || (m >= 0xd0 && m <= 0xd8)) continue;
+        int hi = getc(f), lo = getc(f);
+        if (lo == EOF) break;
+        size_t len = (size_t)(hi << 8 | lo);
+        if (len < 2) break;
+        len -= 2;
+        if (m != 0xc4) {
+            if (fseek(f, (long)len, SEEK_CUR)) break;
+            continue;
+        }
+        if (fread(seg, 1, len, f) != len) break;
+        for (size_t off = 0; off < len;) {
+            if (len - off < 17)
+                return nn_fail("image: '%s' is corrupt: a JPEG Huffman table is cut off by its segment", path);
+            unsigned n = 0;
+            for (int i = 1; i <= 16; i++) n += seg[off + (size_t)i];
+            if (n > 256)
+                return nn_fail("image: '%s' is corrupt: a JPEG Huffman table of %u codes (at most 256)", path, n);
+            off += 17 + n;
+            if (off > len)
+                return nn_fail("image: '%s' is corrupt: a JPEG Huffman table runs past its segment", path);
+        }
+    }
+    return 0;
+}
+
 /* The format-specific checks made after decoding (image.h). 0 or -1 + nn_fail. */
 static int check_trailer(const char *path, const char *fmt, FILE *f, long long size) {
     if (strcmp(fmt, "GIF")) return 0;
@@ -245,6 +287,10 @@ image *image_load(const char *path) {
         fclose(f);
         nn_fail("image: '%s' is truncated or inconsistent: its %s header says %dx%d, which needs at least %llu "
                 "bytes, the file has %lld", path, fmt, w, h, need, size);
+        return NULL;
+    }
+    if (!strcmp(fmt, "JPEG") && check_jpeg_huffman(path, f)) {
+        fclose(f);
         return NULL;
     }
     rewind(f);

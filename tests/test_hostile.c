@@ -384,3 +384,25 @@ Test(hostile_cli, usage_errors_exit_2_and_runtime_failures_exit_1) {
         tc_free(&r);
     }
 }
+
+/* Every input a fuzz target found a problem with (tests/fuzz/regressions/, named
+ * image-*) is refused cleanly, naming the file; the JPEG whose Huffman table holds 615
+ * codes (stb_image 2.27 wrote past its arrays: UBSan's index-out-of-bounds) is refused
+ * for that reason before stb_image sees it. Tests run from the repository root. */
+Test(image_budget, fuzz_findings_are_refused) {
+    DIR *d = opendir("tests/fuzz/regressions");
+    cr_assert_not_null(d, "tests/fuzz/regressions: %s", strerror(errno));
+    int n = 0;
+    char path[512];
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "image-", 6)) continue;
+        snprintf(path, sizeof path, "tests/fuzz/regressions/%s", e->d_name);
+        cr_assert_null(image_load(path), "%s was decoded", path);
+        assert_msg(path);
+        n++;
+    }
+    closedir(d);
+    cr_assert_geq(n, 1, "no image regressions found");
+    cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-huffman-615-codes.jpg"));
+    assert_msg("Huffman table of 615 codes");
+}
