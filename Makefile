@@ -63,7 +63,7 @@ TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/f32/%.o)
 GRAD_OBJ   := $(GRAD_SRC:%.c=$(BUILD)/f64/%.o)
 TEST_LIBS  := -lcriterion
 
-.PHONY: all test clean info deps test-deps demo fuzz
+.PHONY: all test clean info deps test-deps demo fuzz fuzz-build
 all: info $(BUILD)/deep3d
 
 # Installs the Debian packages the build needs (as root), or says which are missing.
@@ -118,7 +118,49 @@ test: test-deps
 	@$(MAKE) --no-print-directory $(BUILD)/deep3d $(BUILD)/test_nn $(BUILD)/test_grad64
 	@bash tests/run.sh $(TEST_JOBS) $(BUILD)
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c): the library and stb_image built with clang,
+# -fsanitize=fuzzer-no-link,address,undefined; `make fuzz` builds each target and runs
+# it FUZZ_SECONDS seconds on tests/fuzz/corpus/NAME (the seeds) plus $(BUILD)/fuzz/
+# corpus-NAME (what it found before); a crash is saved as $(BUILD)/fuzz/crash-NAME-*.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN) -std=c11 -D_GNU_SOURCE \
+                -Wall -Wextra -Werror -fopenmp $(BLAS_CFLAGS) $(STB_CFLAGS)
+FUZZ_LIB_SRC := $(filter-out $(MAIN_SRC), $(CORE_SRC) $(APP_SRC)) tests/fuzz/stb_impl.c tests/fuzz/fuzz_util.c
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(filter-out tests/fuzz/fuzz_util.c,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_TARGETS := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+
+$(FUZZ_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/libfuzz.a: $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/tests/fuzz/fuzz_%.o $(FUZZ_DIR)/libfuzz.a
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -fopenmp -o $@ $^ $(BLAS_LIBS) -lpthread -lm
+
+fuzz-build:
+	@bash .ci/install-deps --fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	@failed=""; for n in $(FUZZ_NAMES); do \
+	    mkdir -p $(FUZZ_DIR)/corpus-$$n; \
+	    echo "== fuzz_$$n for $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_DIR)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -close_fd_mask=3 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crash-$$n- $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n \
+	        > $(FUZZ_DIR)/log-$$n.txt 2>&1 || failed="$$failed $$n"; \
+	    grep -E '^(#[0-9]+ +DONE|SUMMARY|stat::number_of_executed_units|Test unit written|==[0-9]+==ERROR)' $(FUZZ_DIR)/log-$$n.txt; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzzing found problems in:$$failed (inputs: $(FUZZ_DIR)/crash-*; logs: $(FUZZ_DIR)/log-*.txt)"; exit 1; fi
+
 clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+SHELL := /bin/bash
