@@ -48,18 +48,6 @@ static void write_bytes(const char *path, const void *data, size_t n) {
     fclose(f);
 }
 
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "fopen %s", path);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    rewind(f);
-    unsigned char *b = malloc(*n + 1);
-    cr_assert_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
-
 /* A 5x3 palette GIF (89 bytes less: GIF87a, one image, LZW data, trailer 0x3B). */
 static const unsigned char gif_5x3[55] = {
     0x47, 0x49, 0x46, 0x38, 0x37, 0x61, 0x05, 0x00, 0x03, 0x00, 0x81, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00,
@@ -123,7 +111,7 @@ Test(image_budget, every_format_is_refused_when_cut) {
         cr_assert_not_null(im, "%s: a whole file is refused: %s", exts[k], nn_last_error());
         image_free(im);
         size_t n;
-        unsigned char *b = read_bytes(P(name), &n);
+        unsigned char *b = tu_read_file(P(name), &n);
         const size_t cuts[] = {n - 1, n - 2, n * 3 / 4, n / 2};
         for (int c = 0; c < 4; c++) {
             write_bytes(P(cut), b, cuts[c]);
@@ -150,11 +138,29 @@ static void patch_jpeg_size(unsigned char *b, size_t n, int w, int h) {
     cr_assert_fail("no SOF0 marker");
 }
 
+/* A small valid JPEG (37x23) whose SOF0 header is patched to say w x h. */
+static void write_jpeg_claiming(const char *path, int w, int h) {
+    size_t len;
+    write_format(P("small.jpg"), "jpg");
+    unsigned char *b = tu_read_file(P("small.jpg"), &len);
+    patch_jpeg_size(b, len, w, h);
+    write_bytes(path, b, len);
+    free(b);
+}
+
 static void put_le32(unsigned char *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 static void put_be32(unsigned char *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * (3 - i)));
+}
+
+/* A 118-byte BMP whose header says w x h, 24 bits, uncompressed (64 bytes of pixels). */
+static void write_bmp_claiming(const char *path, int w, int h) {
+    unsigned char bmp[118] = {'B', 'M'};
+    put_le32(bmp + 10, 54), put_le32(bmp + 14, 40), put_le32(bmp + 18, (uint32_t)w), put_le32(bmp + 22, (uint32_t)h);
+    bmp[26] = 1, bmp[28] = 24;
+    write_bytes(path, bmp, sizeof bmp);
 }
 
 /* Writes small files whose headers say 9000x9000 (81 MP, within the default budget)
@@ -165,20 +171,13 @@ static void write_claiming_files(void) {
     memset(ppm + n, 7, 64);
     write_bytes(P("claim.ppm"), ppm, (size_t)n + 64);
 
-    unsigned char bmp[118] = {'B', 'M'};
-    put_le32(bmp + 10, 54), put_le32(bmp + 14, 40), put_le32(bmp + 18, 9000), put_le32(bmp + 22, 9000);
-    bmp[26] = 1, bmp[28] = 24;
-    write_bytes(P("claim.bmp"), bmp, sizeof bmp);
+    write_bmp_claiming(P("claim.bmp"), 9000, 9000);
+
+    write_jpeg_claiming(P("claim.jpg"), 9000, 9000);
 
     size_t len;
-    write_format(P("small.jpg"), "jpg");
-    unsigned char *b = read_bytes(P("small.jpg"), &len);
-    patch_jpeg_size(b, len, 9000, 9000);
-    write_bytes(P("claim.jpg"), b, len);
-    free(b);
-
     write_format(P("small.png"), "png");
-    b = read_bytes(P("small.png"), &len);
+    unsigned char *b = tu_read_file(P("small.png"), &len);
     put_be32(b + 16, 9000), put_be32(b + 20, 9000); /* IHDR; stb_image checks no CRC */
     write_bytes(P("claim.png"), b, len);
     free(b);
@@ -277,16 +276,8 @@ Test(hostile_cli, infer_refuses_hostile_images_with_bounded_memory) {
     int n = snprintf(ppm, sizeof ppm, "P6\n20000 20000\n255\n");
     memset(ppm + n, 1, sizeof ppm - (size_t)n);
     write_bytes(P("huge.ppm"), ppm, sizeof ppm);
-    unsigned char bmp[118] = {'B', 'M'};
-    put_le32(bmp + 10, 54), put_le32(bmp + 14, 40), put_le32(bmp + 18, 20000), put_le32(bmp + 22, 20000);
-    bmp[26] = 1, bmp[28] = 24;
-    write_bytes(P("huge.bmp"), bmp, sizeof bmp);
-    size_t len;
-    write_format(P("small.jpg"), "jpg");
-    unsigned char *b = read_bytes(P("small.jpg"), &len);
-    patch_jpeg_size(b, len, 12000, 12000);
-    write_bytes(P("huge.jpg"), b, len);
-    free(b);
+    write_bmp_claiming(P("huge.bmp"), 20000, 20000);
+    write_jpeg_claiming(P("huge.jpg"), 12000, 12000);
     write_claiming_files();
     const char *cut_exts[] = {"bmp", "ppm", "jpg"};
     for (int i = 0; i < 3; i++) {
@@ -294,7 +285,8 @@ Test(hostile_cli, infer_refuses_hostile_images_with_bounded_memory) {
         snprintf(whole, sizeof whole, "w.%s", cut_exts[i]);
         snprintf(cut, sizeof cut, "half.%s", cut_exts[i]);
         write_format(P(whole), cut_exts[i]);
-        b = read_bytes(P(whole), &len);
+        size_t len;
+        unsigned char *b = tu_read_file(P(whole), &len);
         write_bytes(P(cut), b, len / 2);
         free(b);
     }

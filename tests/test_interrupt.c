@@ -214,18 +214,6 @@ Test(train_interrupt, step_schedule_resumes_exactly) { expect_schedule_resumes_e
 
 /* ---- the run folder ---------------------------------------------------------------- */
 
-static unsigned char *slurp_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    rewind(f);
-    unsigned char *b = malloc(*n + 1);
-    cr_assert_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
-
 /* A folder holding a run is not trained into without --resume (exit 1, one line naming
  * the folder and both ways out, the files untouched), nor resumed from another run's
  * checkpoint; --overwrite replaces it (the new log has only the new rows). */
@@ -235,13 +223,13 @@ Test(train_run_folder, existing_run_needs_resume_or_overwrite) {
     RUN(&r, "train", TINY, "--data", P("d"), "--out", P("a"), "--steps", "3");
     expect_ok(&r, "first run");
     size_t n0, n1;
-    unsigned char *before = slurp_file(P("a/checkpoint.d3w"), &n0);
+    unsigned char *before = tu_read_file(P("a/checkpoint.d3w"), &n0);
     RUN(&r, "train", TINY, "--data", P("d"), "--out", P("a"), "--steps", "2");
     tc_expect_error(&r, "training into a run folder", P("a"), "already holds a training run", "--resume", "--overwrite",
                     NULL);
     cr_assert_eq(r.status, 1);
     tc_free(&r);
-    unsigned char *after = slurp_file(P("a/checkpoint.d3w"), &n1);
+    unsigned char *after = tu_read_file(P("a/checkpoint.d3w"), &n1);
     cr_assert(n0 == n1 && !memcmp(before, after, n0), "the checkpoint changed");
     cr_assert_eq(log_rows(P("a/log.csv")), 3, "log.csv changed");
     free(before), free(after);
@@ -297,7 +285,7 @@ Test(train_run_folder, resume_rewrites_the_log_up_to_the_checkpoint) {
     RUN(&r, "train", TINY, "--lr-steps", "5", "--data", P("d"), "--out", P("b"), "--steps", "2");
     expect_ok(&r, "2 steps");
     size_t n;
-    unsigned char *ck2 = slurp_file(P("b/checkpoint.d3w"), &n);
+    unsigned char *ck2 = tu_read_file(P("b/checkpoint.d3w"), &n);
     RUN(&r, "train", TINY, "--data", P("d"), "--out", P("b"), "--steps", "4", "--resume", P("b/checkpoint.d3w"));
     expect_ok(&r, "to 4");
     FILE *f = fopen(P("b/checkpoint.d3w"), "wb"); /* as if it died after logging 4 steps, checkpoint at 2 */
@@ -323,33 +311,6 @@ Test(train_run_folder, log_write_errors_are_reported) {
     tc_free(&r);
 }
 
-/* dst = src with config key `key` set to value (or added). */
-static void write_with_setting(const char *src, const char *dst, const char *key, const char *value) {
-    nn_weights_file *f = nn_weights_open(src);
-    cr_assert_not_null(f, "%s", nn_last_error());
-    char config[4096] = "";
-    size_t klen = strlen(key);
-    for (const char *line = nn_weights_config(f); *line;) {
-        const char *nl = strchr(line, '\n');
-        const size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
-        if (strncmp(line, key, klen) || line[klen] != '=') strncat(config, line, len);
-        line += len;
-    }
-    snprintf(config + strlen(config), sizeof config - strlen(config), "%s=%s\n", key, value);
-    const int n = nn_weights_count(f);
-    nn_tensor **t = malloc((size_t)n * sizeof *t);
-    const char **names = malloc((size_t)n * sizeof *names);
-    for (int i = 0; i < n; i++) {
-        const nn_weights_info *info = nn_weights_tensor(f, i);
-        t[i] = nn_tensor_new(NN_CPU, info->ndim, info->shape), names[i] = info->name;
-        cr_assert_eq(nn_weights_read(f, info->name, t[i]), 0, "%s", nn_last_error());
-    }
-    cr_assert_eq(nn_weights_save(dst, config, t, names, n, NN_WEIGHTS_F32), 0, "%s", nn_last_error());
-    for (int i = 0; i < n; i++) nn_tensor_unref(t[i]);
-    free(t), free(names);
-    nn_weights_close(f);
-}
-
 /* Crafted settings are refused like the options (naming the file, the key and the
  * rule); an explicit option that disagrees with the checkpoint is refused naming both
  * values, and the same value is accepted. */
@@ -362,10 +323,11 @@ Test(train_run_folder, checkpoint_settings_are_validated_and_explicit_options_co
                             {"batch", "0", "--batch must be"},  {"lr_schedule", "linear", "--lr-schedule"},
                             {"step", "-3", "step=-3"}};
     for (int i = 0; i < 5; i++) {
-        write_with_setting(P("a/checkpoint.d3w"), P("x.d3w"), bad[i][0], bad[i][1]);
-        RUN(&r, "train", TINY, "--data", P("d"), "--out", P("x"), "--steps", "3", "--resume", P("x.d3w"));
         char kv[64];
-        snprintf(kv, sizeof kv, "%s=%s", bad[i][0], bad[i][1]);
+        snprintf(kv, sizeof kv, "%s=%s\n", bad[i][0], bad[i][1]);
+        tu_rewrite_config(P("a/checkpoint.d3w"), P("x.d3w"), (const char *const[]){bad[i][0], NULL}, kv);
+        kv[strlen(kv) - 1] = '\0';
+        RUN(&r, "train", TINY, "--data", P("d"), "--out", P("x"), "--steps", "3", "--resume", P("x.d3w"));
         tc_expect_error(&r, kv, P("x.d3w"), kv, bad[i][2], NULL);
         tc_free(&r);
     }
@@ -388,7 +350,7 @@ Test(train_run_folder, unreadable_validation_pairs_are_skipped) {
     write_pairs("d", 2);
     write_pairs("v", 3);
     size_t n;
-    unsigned char *b = slurp_file(P("v/1_R.png"), &n);
+    unsigned char *b = tu_read_file(P("v/1_R.png"), &n);
     FILE *f = fopen(P("v/1_R.png"), "wb");
     fwrite(b, 1, n / 2, f);
     fclose(f);

@@ -361,3 +361,48 @@ void tu_expect_same_weights(const char *a_path, const char *b_path) {
     nn_weights_close(a), nn_weights_close(b);
 }
 
+
+/* Copies the weights file src to dst (float32) with the configuration lines of the keys
+ * in drop (NULL-terminated) left out and the text add ("key=value\n" lines) appended. */
+void tu_rewrite_config(const char *src, const char *dst, const char *const *drop, const char *add) {
+    nn_weights_file *f = nn_weights_open(src);
+    cr_assert_not_null(f, "%s", nn_last_error());
+    char config[4096] = "";
+    for (const char *line = nn_weights_config(f); *line;) {
+        const char *nl = strchr(line, '\n');
+        const size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        int keep = 1;
+        for (const char *const *k = drop; *k && keep; k++)
+            keep = strncmp(line, *k, strlen(*k)) || line[strlen(*k)] != '=';
+        if (keep) strncat(config, line, len);
+        line += len;
+    }
+    strncat(config, add, sizeof config - strlen(config) - 1);
+    const int n = nn_weights_count(f);
+    nn_tensor **t = malloc((size_t)n * sizeof *t);
+    const char **names = malloc((size_t)n * sizeof *names);
+    cr_assert(t && names);
+    for (int i = 0; i < n; i++) {
+        const nn_weights_info *info = nn_weights_tensor(f, i);
+        t[i] = nn_tensor_new(NN_CPU, info->ndim, info->shape), names[i] = info->name;
+        cr_assert_eq(nn_weights_read(f, info->name, t[i]), 0, "%s", nn_last_error());
+    }
+    cr_assert_eq(nn_weights_save(dst, config, t, names, n, NN_WEIGHTS_F32), 0, "%s", nn_last_error());
+    for (int i = 0; i < n; i++) nn_tensor_unref(t[i]);
+    free(t), free(names);
+    nn_weights_close(f);
+}
+
+/* The whole file at path in a malloc'd buffer (one byte more, NUL), its size in *n. */
+unsigned char *tu_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot read %s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    rewind(f);
+    unsigned char *b = malloc(*n + 1);
+    cr_assert_eq(fread(b, 1, *n, f), *n, "reading %s", path);
+    b[*n] = 0;
+    fclose(f);
+    return b;
+}
