@@ -144,6 +144,9 @@ static unsigned long long min_file_bytes(const char *fmt, const unsigned char *b
     return 0;
 }
 
+/* A buffer stbi_image_free can free: stb_image's default allocator is malloc/free. */
+static unsigned char *stb_compatible_malloc(size_t n) { return malloc(n ? n : 1); }
+
 /* stb_image reads the file through these callbacks: they note a read or a skip past
  * the end of the file, which only a truncated or inconsistent file makes a decoder
  * ask for (stb_image itself then goes on with zeros). Past the end, a reader with a
@@ -296,7 +299,22 @@ image *image_load(const char *path) {
     rewind(f);
     /* HDR: at most 4 bytes per pixel more than the file holds, in runs of 1 */
     rd = (file_reader){f, size, 0, 0, strcmp(fmt, "HDR") ? -1 : 1, 4LL * w * h + 4096};
-    unsigned char *pix = stbi_load_from_callbacks(&reader_io, &rd, &w, &h, &n, 3);
+    /* the file's own channels (req_comp 0), spread to RGB below: stb_image 2.27 converts
+     * the channels of a 16-bit file as if 8-bit and then reads past its buffer (a 16-bit
+     * PGM asked for as RGB; found by tests/fuzz/fuzz_image.c) */
+    unsigned char *pix = NULL;
+    size_t hdr;
+    int bps = 1;
+    if (!strcmp(fmt, "PNM") && pnm_header(head, n_head, &hdr, &bps) && bps == 2) {
+        /* 16-bit PNM: stb_image 2.27 reads the big-endian samples in the machine's order
+         * and keeps their low byte; the high byte is the first one in the file */
+        stbi_us *p16 = stbi_load_16_from_callbacks(&reader_io, &rd, &w, &h, &n, 0);
+        if (p16 && (pix = stb_compatible_malloc((size_t)w * h * n)))
+            for (size_t i = 0; i < (size_t)w * h * n; i++) pix[i] = ((const unsigned char *)&p16[i])[0];
+        stbi_image_free(p16);
+    } else {
+        pix = stbi_load_from_callbacks(&reader_io, &rd, &w, &h, &n, 0);
+    }
     if (!pix) {
         fclose(f);
         const char *why = stbi_failure_reason();
@@ -317,9 +335,10 @@ image *image_load(const char *path) {
         nn_fail_context("image: '%s' (%dx%d)", path, w, h);
         return NULL;
     }
-    size_t plane = (size_t)w * (size_t)h;
+    size_t plane = (size_t)w * (size_t)h, stride = (size_t)n;
     for (size_t i = 0; i < plane; i++)
-        for (int c = 0; c < 3; c++) im->data[c * plane + i] = (nn_real)pix[3 * i + (size_t)c];
+        for (size_t c = 0; c < 3; c++) /* gray (+alpha): replicated; RGB(A): alpha dropped */
+            im->data[c * plane + i] = (nn_real)pix[stride * i + (n >= 3 ? c : 0)];
     stbi_image_free(pix);
     return im;
 }

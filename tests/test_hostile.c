@@ -398,3 +398,23 @@ Test(image_budget, fuzz_findings_are_refused) {
     cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-huffman-615-codes.jpg"));
     assert_msg("Huffman table of 615 codes");
 }
+
+/* A 16-bit PGM (found by fuzzing: stb_image 2.27, asked for RGB, converted its 16-bit
+ * gray samples as if 8-bit, then read past its buffer): it decodes to the high byte of
+ * each big-endian sample (stb_image's 16 -> 8 bits), replicated to R, G and B. */
+Test(image_budget, gray_16_bit_pgm_decodes_to_its_samples) {
+    const char *path = "tests/fuzz/regressions/valid-pgm16-6x4.pgm";
+    size_t n;
+    unsigned char *b = tu_read_file(path, &n);
+    const size_t header = 12; /* "P5\n6 4\n2554\n" */
+    cr_assert(n >= header + 48 && !memcmp(b, "P5\n6 4\n2554\n", header), "unexpected fixture");
+    image *im = image_load(path);
+    cr_assert_not_null(im, "%s", nn_last_error());
+    cr_assert(im->w == 6 && im->h == 4);
+    for (int i = 0; i < 24; i++)
+        for (int c = 0; c < 3; c++)
+            cr_assert_eq(im->data[c * 24 + i], (nn_real)b[header + 2 * (size_t)i], "pixel %d channel %d: %g, want %d", i,
+                         c, (double)im->data[c * 24 + i], b[header + 2 * (size_t)i]);
+    image_free(im);
+    free(b);
+}
