@@ -318,7 +318,14 @@ image *image_load(const char *path) {
     if (!pix) {
         fclose(f);
         const char *why = stbi_failure_reason();
-        nn_fail("image: cannot decode '%s': %s", path, why ? why : "unknown reason");
+        /* the decoder asked for bytes past the end (a read that got none, or a short
+         * read of the last bytes that stb_image calls "outofdata": a PNG chunk is read
+         * whole): its reason ("outofdata", "expected marker", ...) follows from the cut */
+        if (rd.past_end || (rd.pos >= size && why && !strcmp(why, "outofdata")))
+            nn_fail("image: '%s' is truncated: the %s decoder needed more than its %lld bytes (stb_image: %s)", path,
+                    fmt, size, why ? why : "unknown reason");
+        else
+            nn_fail("image: cannot decode '%s': %s", path, why ? why : "unknown reason");
         return NULL;
     }
     int bad = rd.past_end ? nn_fail("image: '%s' is truncated: the %s decoder read past its end (%lld bytes)", path,

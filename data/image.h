@@ -84,7 +84,10 @@ long long image_get_max_pixels(void);
  *   "image: '<path>' is WxH = N pixels, over the limit of M (--max-pixels)",
  *   "image: '<path>' is truncated or inconsistent: its <FMT> header says WxH, which
  *   needs at least N bytes, the file has M",
- *   "image: '<path>' is truncated: the <FMT> decoder read past its end (M bytes)",
+ *   "image: '<path>' is truncated: the <FMT> decoder read past its end (M bytes)" (it
+ *   read past the end and still returned an image),
+ *   "image: '<path>' is truncated: the <FMT> decoder needed more than its M bytes
+ *   (stb_image: <reason>)" (it failed after asking for bytes past the end),
  *   "image: '<path>' is truncated: a GIF ends with the trailer byte 0x3B, ...". */
 image *image_load(const char *path);
 

@@ -119,6 +119,8 @@ Test(image_budget, every_format_is_refused_when_cut) {
             cr_assert_null(im, "%s cut to %zu of %zu bytes was accepted", exts[k], cuts[c], n);
             cr_assert(strstr(nn_last_error(), P(cut)), "%s cut to %zu: the message does not name the file: %s",
                       exts[k], cuts[c], nn_last_error());
+            cr_assert(strstr(nn_last_error(), "truncated"), "%s cut to %zu: the message does not say truncated: %s",
+                      exts[k], cuts[c], nn_last_error());
         }
         free(b);
     }
