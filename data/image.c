@@ -191,8 +191,10 @@ static const stbi_io_callbacks reader_io = {reader_read, reader_skip, reader_eof
 
 /* stb_image 2.27 (Debian's libstb) trusts the code counts of a JPEG's Huffman tables:
  * a table of more than 256 codes writes past the decoder's arrays (found by
- * tests/fuzz/fuzz_image.c; stb_image 2.28 checks it). So every DHT segment of a JPEG
- * is read first: each table's 16 counts must sum to <= 256 and fit in its segment.
+ * tests/fuzz/fuzz_image.c; stb_image 2.28 checks it), already in stbi_info, whose
+ * header scan builds the tables that come before the frame header (a second finding).
+ * So every DHT segment of a JPEG is read before stb_image sees the file: each table's
+ * 16 counts must sum to <= 256 and fit in its segment.
  * The scan walks the marker segments and steps over entropy-coded data (0xFF 0x00
  * stuffing, RSTn) to the next marker, as ITU T.81 B.1.1 lays the file out. */
 static int check_jpeg_huffman(const char *path, FILE *f) {
@@ -271,6 +273,12 @@ image *image_load(const char *path) {
     size_t n_head = fread(head, 1, sizeof head, f);
     const char *fmt = sniff_format(head, n_head);
     int w = 0, h = 0, n = 0;
+    /* before stbi_info too: its JPEG header scan builds the Huffman tables met before
+     * the frame header (SOF) */
+    if (!strcmp(fmt, "JPEG") && check_jpeg_huffman(path, f)) {
+        fclose(f);
+        return NULL;
+    }
     file_reader rd = {f, size, 0, 0, -1, 0};
     rewind(f);
     if (!stbi_info_from_callbacks(&reader_io, &rd, &w, &h, &n)) {
@@ -290,10 +298,6 @@ image *image_load(const char *path) {
         fclose(f);
         nn_fail("image: '%s' is truncated or inconsistent: its %s header says %dx%d, which needs at least %llu "
                 "bytes, the file has %lld", path, fmt, w, h, need, size);
-        return NULL;
-    }
-    if (!strcmp(fmt, "JPEG") && check_jpeg_huffman(path, f)) {
-        fclose(f);
         return NULL;
     }
     rewind(f);

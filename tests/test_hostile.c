@@ -380,9 +380,10 @@ Test(hostile_cli, usage_errors_exit_2_and_runtime_failures_exit_1) {
 }
 
 /* Every input a fuzz target found a problem with (tests/fuzz/regressions/, named
- * image-*) is refused cleanly, naming the file; the JPEG whose Huffman table holds 615
- * codes (stb_image 2.27 wrote past its arrays: UBSan's index-out-of-bounds) is refused
- * for that reason before stb_image sees it. Tests run from the repository root. */
+ * image-*) is refused cleanly, naming the file; the JPEGs whose Huffman tables hold 615
+ * and 533 codes (stb_image 2.27 wrote past its arrays: UBSan's index-out-of-bounds) are
+ * refused for that reason before stb_image sees them. Tests run from the repository
+ * root. */
 Test(image_budget, fuzz_findings_are_refused) {
     DIR *d = opendir("tests/fuzz/regressions");
     cr_assert_not_null(d, "tests/fuzz/regressions: %s", strerror(errno));
@@ -399,6 +400,10 @@ Test(image_budget, fuzz_findings_are_refused) {
     cr_assert_geq(n, 1, "no image regressions found");
     cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-huffman-615-codes.jpg"));
     assert_msg("Huffman table of 615 codes");
+    /* its table of 533 codes comes before the frame header: stbi_info's header scan
+     * builds it (index 257 of stbi__huffman.size[257]), so it is refused before that */
+    cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-huffman-533-codes-before-sof.jpg"));
+    assert_msg("Huffman table of 533 codes");
 }
 
 /* A 16-bit PGM (found by fuzzing: stb_image 2.27, asked for RGB, converted its 16-bit
