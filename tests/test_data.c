@@ -163,7 +163,14 @@ Test(image, save_png_is_atomic_and_replaces) {
     /* a missing folder */
     cr_assert_eq(image_save_png(a, P("no/such/dir.png")), -1);
     assert_msg("no/such/dir.png");
-    image_free(a), image_free(b), image_free(back), image_free(c);
+    /* the longest legal name (NAME_MAX, 255 bytes): the temporary beside it is short */
+    char name[256];
+    memset(name, 'n', 251), memcpy(name + 251, ".png", 5);
+    cr_assert_eq(image_save_png(a, P(name)), 0, "a 255-byte name: %s", nn_last_error());
+    image *d = image_load(P(name));
+    cr_assert_not_null(d, "%s", nn_last_error());
+    cr_assert_eq(nn_remove_stale_temporaries(tmp_root), 0, "temporary file left behind");
+    image_free(a), image_free(b), image_free(back), image_free(c), image_free(d);
 }
 
 Test(image, load_errors_name_the_file) {
