@@ -193,8 +193,8 @@ static const stbi_io_callbacks reader_io = {reader_read, reader_skip, reader_eof
  * a table of more than 256 codes writes past the decoder's arrays (found by
  * tests/fuzz/fuzz_image.c; stb_image 2.28 checks it), already in stbi_info, whose
  * header scan builds the tables that come before the frame header (a second finding).
- * So every DHT segment of a JPEG is read before stb_image sees the file: each table's
- * 16 counts must sum to <= 256 and fit in its segment.
+ * So every DHT segment of a JPEG is read before stb_image sees the file: it must be
+ * whole, and each table's 16 counts must sum to <= 256 and fit in its segment.
  * The scan walks the marker segments and steps over entropy-coded data (0xFF 0x00
  * stuffing, RSTn) to the next marker, as ITU T.81 B.1.1 lays the file out. */
 static int check_jpeg_huffman(const char *path, FILE *f) {
@@ -217,7 +217,13 @@ static int check_jpeg_huffman(const char *path, FILE *f) {
             if (fseek(f, (long)len, SEEK_CUR)) break;
             continue;
         }
-        if (fread(seg, 1, len, f) != len) break;
+        /* a segment cut by the end of the file: stb_image would read zeros past the
+         * end as counts and values (a third finding: a DHT segment of 31259 bytes with
+         * 10 in the file, whose counts add up to 302 codes) */
+        size_t got = fread(seg, 1, len, f);
+        if (got < len)
+            return nn_fail("image: '%s' is truncated: a JPEG Huffman table segment of %zu bytes has %zu before the "
+                           "end of the file", path, len + 2, got + 2);
         for (size_t off = 0; off < len;) {
             if (len - off < 17)
                 return nn_fail("image: '%s' is corrupt: a JPEG Huffman table is cut off by its segment", path);

@@ -82,8 +82,9 @@ long long image_get_max_pixels(void);
  *   image", "image: '<path>' is empty (0 bytes)", "image: '<path>' is not a regular file",
  *   "image: cannot decode '<path>': <stb's reason>" (a corrupt or foreign file),
  *   "image: '<path>' is corrupt: a JPEG Huffman table of N codes (at most 256)" (and
- *   two more for a table cut off by or running past its segment; checked before
- *   stb_image reads the file),
+ *   two more for a table cut off by or running past its segment), "image: '<path>' is
+ *   truncated: a JPEG Huffman table segment of N bytes has M before the end of the
+ *   file" (these checked before stb_image reads the file),
  *   "image: '<path>' is WxH = N pixels, over the limit of M (--max-pixels)",
  *   "image: '<path>' is truncated or inconsistent: its <FMT> header says WxH, which
  *   needs at least N bytes, the file has M",

@@ -381,8 +381,9 @@ Test(hostile_cli, usage_errors_exit_2_and_runtime_failures_exit_1) {
 
 /* Every input a fuzz target found a problem with (tests/fuzz/regressions/, named
  * image-*) is refused cleanly, naming the file; the JPEGs whose Huffman tables hold 615
- * and 533 codes (stb_image 2.27 wrote past its arrays: UBSan's index-out-of-bounds) are
- * refused for that reason before stb_image sees them. Tests run from the repository
+ * and 533 codes, or whose table segment runs past the end of the file (stb_image 2.27
+ * wrote past its arrays: UBSan's index-out-of-bounds), are refused for that reason
+ * before stb_image sees them. Tests run from the repository
  * root. */
 Test(image_budget, fuzz_findings_are_refused) {
     DIR *d = opendir("tests/fuzz/regressions");
@@ -404,6 +405,10 @@ Test(image_budget, fuzz_findings_are_refused) {
      * builds it (index 257 of stbi__huffman.size[257]), so it is refused before that */
     cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-huffman-533-codes-before-sof.jpg"));
     assert_msg("Huffman table of 533 codes");
+    /* a DHT segment of 31259 bytes with 10 in the file: stb_image read zeros past the
+     * end and built a table of 302 codes */
+    cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-huffman-segment-past-the-end.jpg"));
+    assert_msg("a JPEG Huffman table segment of 31259 bytes has 10 before the end of the file");
 }
 
 /* A 16-bit PGM (found by fuzzing: stb_image 2.27, asked for RGB, converted its 16-bit
