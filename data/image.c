@@ -239,6 +239,35 @@ static int check_jpeg_huffman(const char *path, FILE *f) {
     return 0;
 }
 
+/* stb_image 2.27 reads a PNM header's numbers into an int with no bound: a width of
+ * ten digits overflows it (undefined behaviour; found by tests/fuzz/fuzz_image.c in
+ * stbi_info). So the header is read first as stb_image reads it (stbi__pnm_info:
+ * "P5"/"P6", then width, height and maxval, each after whitespace and '#' comments,
+ * digits until a non-digit), and a width or height over IMAGE_MAX_SIDE (stb_image's
+ * STBI_MAX_DIMENSIONS, which it refuses after reading) or a maxval over 65535 (also
+ * refused by it) is refused before any digit more is read. 0 or -1 + nn_fail. */
+static int check_pnm_numbers(const char *path, FILE *f) {
+    static const char *const names[3] = {"width", "height", "maxval"};
+    const long long limits[3] = {IMAGE_MAX_SIDE, IMAGE_MAX_SIDE, 65535};
+    rewind(f);
+    if (getc(f) != 'P') return 0;
+    int t = getc(f);
+    if (t != '5' && t != '6') return 0;
+    int c = getc(f);
+    for (int k = 0; k < 3; k++) {
+        for (;;) {
+            while (c == ' ' || (c >= '\t' && c <= '\r')) c = getc(f);
+            if (c != '#') break;
+            while (c != EOF && c != '\n' && c != '\r') c = getc(f);
+        }
+        long long v = 0;
+        for (; c >= '0' && c <= '9'; c = getc(f))
+            if ((v = 10 * v + (c - '0')) > limits[k])
+                return nn_fail("image: '%s' is corrupt: its PNM header's %s is over %lld", path, names[k], limits[k]);
+    }
+    return 0;
+}
+
 /* The format-specific checks made after decoding (image.h). 0 or -1 + nn_fail. */
 static int check_trailer(const char *path, const char *fmt, FILE *f, long long size) {
     if (strcmp(fmt, "GIF")) return 0;
@@ -280,8 +309,8 @@ image *image_load(const char *path) {
     const char *fmt = sniff_format(head, n_head);
     int w = 0, h = 0, n = 0;
     /* before stbi_info too: its JPEG header scan builds the Huffman tables met before
-     * the frame header (SOF) */
-    if (!strcmp(fmt, "JPEG") && check_jpeg_huffman(path, f)) {
+     * the frame header (SOF), and it reads a PNM header's numbers */
+    if ((!strcmp(fmt, "JPEG") && check_jpeg_huffman(path, f)) || (!strcmp(fmt, "PNM") && check_pnm_numbers(path, f))) {
         fclose(f);
         return NULL;
     }
@@ -293,7 +322,12 @@ image *image_load(const char *path) {
         nn_fail("image: cannot decode '%s': %s", path, why ? why : "unknown reason");
         return NULL;
     }
-    if (w <= 0 || h <= 0 || (long long)w * h > max_pixels) {
+    if (w <= 0 || h <= 0) {
+        fclose(f);
+        nn_fail("image: '%s' is corrupt: its %s header says %dx%d", path, fmt, w, h);
+        return NULL;
+    }
+    if ((long long)w * h > max_pixels) {
         fclose(f);
         nn_fail("image: '%s' is %dx%d = %lld pixels, over the limit of %lld (--max-pixels)", path, w, h,
                 (long long)w * h, max_pixels);

@@ -84,8 +84,10 @@ long long image_get_max_pixels(void);
  *   "image: '<path>' is corrupt: a JPEG Huffman table of N codes (at most 256)" (and
  *   two more for a table cut off by or running past its segment), "image: '<path>' is
  *   truncated: a JPEG Huffman table segment of N bytes has M before the end of the
- *   file" (these checked before stb_image reads the file),
+ *   file", "image: '<path>' is corrupt: its PNM header's width|height|maxval is over
+ *   N" (these checked before stb_image reads the file),
  *   "image: '<path>' is WxH = N pixels, over the limit of M (--max-pixels)",
+ *   "image: '<path>' is corrupt: its <FMT> header says WxH" (a side of 0),
  *   "image: '<path>' is truncated or inconsistent: its <FMT> header says WxH, which
  *   needs at least N bytes, the file has M",
  *   "image: '<path>' is truncated: the <FMT> decoder read past its end (M bytes)" (it

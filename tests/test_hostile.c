@@ -409,6 +409,23 @@ Test(image_budget, fuzz_findings_are_refused) {
      * end and built a table of 302 codes */
     cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-huffman-segment-past-the-end.jpg"));
     assert_msg("a JPEG Huffman table segment of 31259 bytes has 10 before the end of the file");
+    /* a PGM whose width has 18 digits: stb_image's int overflowed while reading it */
+    cr_assert_null(image_load("tests/fuzz/regressions/image-pnm-width-overflows-int.pgm"));
+    assert_msg("its PNM header's width is over 16777216");
+    /* each number at its limit is read, over it refused, comments and leading zeros
+     * as stb_image takes them */
+    const char *heads[][2] = {{"P6\n16777216 1\n255\n", NULL},
+                              {"P6\n16777217 1\n255\n", "width is over 16777216"},
+                              {"P5 # c 99999999999\n00000000000000000007\n#\n99999999999 255\n", "height is over"},
+                              {"P5 1 1 65535\n", NULL},
+                              {"P5 1 1 65536\n", "maxval is over 65535"},
+                              {"P5 7 0 255\n", "its PNM header says 7x0"}};
+    for (int i = 0; i < 6; i++) {
+        write_bytes(P("h.pnm"), heads[i][0], strlen(heads[i][0]));
+        cr_assert_null(image_load(P("h.pnm")), "%s was decoded", heads[i][0]);
+        if (heads[i][1]) assert_msg(heads[i][1]);
+        else cr_assert_null(strstr(nn_last_error(), "is over"), "%s: %s", heads[i][0], nn_last_error());
+    }
 }
 
 /* A 16-bit PGM (found by fuzzing: stb_image 2.27, asked for RGB, converted its 16-bit
