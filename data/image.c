@@ -189,18 +189,27 @@ static int reader_eof(void *user) {
 
 static const stbi_io_callbacks reader_io = {reader_read, reader_skip, reader_eof};
 
-/* stb_image 2.27 (Debian's libstb) trusts the code counts of a JPEG's Huffman tables:
- * a table of more than 256 codes writes past the decoder's arrays (found by
- * tests/fuzz/fuzz_image.c; stb_image 2.28 checks it), already in stbi_info, whose
- * header scan builds the tables that come before the frame header (a second finding).
- * So every DHT segment of a JPEG is read before stb_image sees the file: it must be
- * whole, and each table's 16 counts must sum to <= 256 and fit in its segment.
- * The scan walks the marker segments and steps over entropy-coded data (0xFF 0x00
- * stuffing, RSTn) to the next marker, as ITU T.81 B.1.1 lays the file out. */
-static int check_jpeg_huffman(const char *path, FILE *f) {
+/* stb_image 2.27 (Debian's libstb) trusts a JPEG's Huffman tables:
+ * - a table of more than 256 codes writes past the decoder's arrays (found by
+ *   tests/fuzz/fuzz_image.c; stb_image 2.28 checks it), already in stbi_info, whose
+ *   header scan builds the tables that come before the frame header (a second
+ *   finding); a DHT segment cut by the end of the file is read on as zeros (a third);
+ * - a scan that uses a table no DHT defined decodes with the uninitialised memory of
+ *   its table (stb_image does not clear its decoder state: a fourth finding, UBSan's
+ *   shift by 32 in stbi__jpeg_huff_decode; ITU T.81 B.2.4.2 requires the tables a scan
+ *   uses to be defined before it).
+ * So every marker segment of a JPEG is walked before stb_image sees the file: a DHT
+ * segment must be whole and each of its tables' 16 counts sum to <= 256 and fit in
+ * it; each scan (SOS) must use only defined tables, as stb_image uses them: DC and AC
+ * tables in a sequential frame (SOF0, SOF1), in a progressive one (SOF2) the DC table
+ * in a first DC scan (Ss = 0, Ah = 0), none in a DC refinement, the AC table in an AC
+ * scan (Ss > 0). Segments stb_image refuses itself (a selector over 3, an SOS length
+ * that is not 6 + 2 Ns) are left to it. The walk steps over entropy-coded data (0xFF
+ * 0x00 stuffing, RSTn) to the next marker, as ITU T.81 B.1.1 lays the file out. */
+static int check_jpeg_tables(const char *path, FILE *f) {
     rewind(f);
     unsigned char seg[65536];
-    int c;
+    int c, progressive = 0, defined[2][4] = {{0}};
     if (getc(f) != 0xff || getc(f) != 0xd8) return 0; /* stb_image rejects it itself */
     while ((c = getc(f)) != EOF) {
         if (c != 0xff) continue;
@@ -213,17 +222,33 @@ static int check_jpeg_huffman(const char *path, FILE *f) {
         size_t len = (size_t)(hi << 8 | lo);
         if (len < 2) break;
         len -= 2;
-        if (m != 0xc4) {
+        if (m >= 0xc0 && m <= 0xc2) progressive = m == 0xc2;
+        if (m != 0xc4 && m != 0xda) {
             if (fseek(f, (long)len, SEEK_CUR)) break;
             continue;
         }
         /* a segment cut by the end of the file: stb_image would read zeros past the
-         * end as counts and values (a third finding: a DHT segment of 31259 bytes with
-         * 10 in the file, whose counts add up to 302 codes) */
+         * end as counts and values (the third finding: a DHT segment of 31259 bytes
+         * with 10 in the file, whose counts add up to 302 codes) */
         size_t got = fread(seg, 1, len, f);
         if (got < len)
-            return nn_fail("image: '%s' is truncated: a JPEG Huffman table segment of %zu bytes has %zu before the "
-                           "end of the file", path, len + 2, got + 2);
+            return nn_fail("image: '%s' is truncated: a JPEG %s segment of %zu bytes has %zu before the end of the "
+                           "file", path, m == 0xc4 ? "Huffman table" : "scan header", len + 2, got + 2);
+        if (m == 0xda) {
+            const size_t ns = len ? seg[0] : 0;
+            if (ns < 1 || ns > 4 || len != 4 + 2 * ns) continue;
+            const int ss = seg[1 + 2 * ns], ah = seg[3 + 2 * ns] >> 4;
+            const int use_dc = !progressive || (ss == 0 && ah == 0), use_ac = !progressive || ss > 0;
+            for (size_t k = 0; k < ns; k++) {
+                const int td = seg[2 + 2 * k] >> 4, ta = seg[2 + 2 * k] & 15;
+                if (td > 3 || ta > 3) break;
+                if ((use_dc && !defined[0][td]) || (use_ac && !defined[1][ta]))
+                    return nn_fail("image: '%s' is corrupt: a JPEG scan uses the %s Huffman table %d, which no DHT "
+                                   "segment before it defines", path, use_dc && !defined[0][td] ? "DC" : "AC",
+                                   use_dc && !defined[0][td] ? td : ta);
+            }
+            continue;
+        }
         for (size_t off = 0; off < len;) {
             if (len - off < 17)
                 return nn_fail("image: '%s' is corrupt: a JPEG Huffman table is cut off by its segment", path);
@@ -231,6 +256,7 @@ static int check_jpeg_huffman(const char *path, FILE *f) {
             for (int i = 1; i <= 16; i++) n += seg[off + (size_t)i];
             if (n > 256)
                 return nn_fail("image: '%s' is corrupt: a JPEG Huffman table of %u codes (at most 256)", path, n);
+            if (seg[off] >> 4 <= 1 && (seg[off] & 15) <= 3) defined[seg[off] >> 4][seg[off] & 15] = 1;
             off += 17 + n;
             if (off > len)
                 return nn_fail("image: '%s' is corrupt: a JPEG Huffman table runs past its segment", path);
@@ -310,7 +336,7 @@ image *image_load(const char *path) {
     int w = 0, h = 0, n = 0;
     /* before stbi_info too: its JPEG header scan builds the Huffman tables met before
      * the frame header (SOF), and it reads a PNM header's numbers */
-    if ((!strcmp(fmt, "JPEG") && check_jpeg_huffman(path, f)) || (!strcmp(fmt, "PNM") && check_pnm_numbers(path, f))) {
+    if ((!strcmp(fmt, "JPEG") && check_jpeg_tables(path, f)) || (!strcmp(fmt, "PNM") && check_pnm_numbers(path, f))) {
         fclose(f);
         return NULL;
     }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <stb_image.h>
 #include <stb_image_write.h>
 
 #include "../data/image.h"
@@ -380,11 +381,11 @@ Test(hostile_cli, usage_errors_exit_2_and_runtime_failures_exit_1) {
 }
 
 /* Every input a fuzz target found a problem with (tests/fuzz/regressions/, named
- * image-*) is refused cleanly, naming the file; the JPEGs whose Huffman tables hold 615
- * and 533 codes, or whose table segment runs past the end of the file (stb_image 2.27
- * wrote past its arrays: UBSan's index-out-of-bounds), are refused for that reason
- * before stb_image sees them. Tests run from the repository
- * root. */
+ * image-*) is refused cleanly, naming the file, and those that made stb_image 2.27 write
+ * past its arrays or read uninitialised tables (JPEG Huffman tables of 615 and 533
+ * codes, a table segment past the end of the file, a scan using an undefined table)
+ * or overflow an int (a PNM width) for the reason found, before stb_image sees them.
+ * Tests run from the repository root. */
 Test(image_budget, fuzz_findings_are_refused) {
     DIR *d = opendir("tests/fuzz/regressions");
     cr_assert_not_null(d, "tests/fuzz/regressions: %s", strerror(errno));
@@ -409,6 +410,10 @@ Test(image_budget, fuzz_findings_are_refused) {
      * end and built a table of 302 codes */
     cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-huffman-segment-past-the-end.jpg"));
     assert_msg("a JPEG Huffman table segment of 31259 bytes has 10 before the end of the file");
+    /* a progressive AC scan using AC table 0, which no DHT defined: stb_image decoded
+     * with its table's uninitialised memory */
+    cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-scan-uses-an-undefined-huffman-table.jpg"));
+    assert_msg("a JPEG scan uses the AC Huffman table 0, which no DHT segment before it defines");
     /* a PGM whose width has 18 digits: stb_image's int overflowed while reading it */
     cr_assert_null(image_load("tests/fuzz/regressions/image-pnm-width-overflows-int.pgm"));
     assert_msg("its PNM header's width is over 16777216");
@@ -425,6 +430,29 @@ Test(image_budget, fuzz_findings_are_refused) {
         cr_assert_null(image_load(P("h.pnm")), "%s was decoded", heads[i][0]);
         if (heads[i][1]) assert_msg(heads[i][1]);
         else cr_assert_null(strstr(nn_last_error(), "is over"), "%s: %s", heads[i][0], nn_last_error());
+    }
+}
+
+/* Valid progressive JPEGs (libjpeg 6.2 through Pillow, tests/fixtures/README.md: 10 and
+ * 6 scans with DHT segments between them, AC selectors of DC scans undefined) pass the
+ * checks made before stb_image and decode to stb_image's own result, byte for byte. */
+Test(image_budget, progressive_jpegs_decode_as_stb_image_decodes_them) {
+    const char *files[] = {"tests/fixtures/progressive-37x23.jpg", "tests/fixtures/progressive-gray-37x23.jpg"};
+    for (int k = 0; k < 2; k++) {
+        image *im = image_load(files[k]);
+        cr_assert_not_null(im, "%s", nn_last_error());
+        int w, h, n;
+        unsigned char *ref = stbi_load(files[k], &w, &h, &n, 0);
+        cr_assert_not_null(ref, "stb_image: %s", stbi_failure_reason());
+        cr_assert(im->w == 37 && im->h == 23 && w == 37 && h == 23, "%s: %dx%d, stb_image %dx%d", files[k], im->w,
+                  im->h, w, h);
+        const size_t plane = (size_t)w * h;
+        for (size_t i = 0; i < plane; i++)
+            for (size_t c = 0; c < 3; c++)
+                cr_assert_eq(im->data[c * plane + i], (nn_real)ref[(size_t)n * i + (n >= 3 ? c : 0)],
+                             "%s: pixel %zu channel %zu", files[k], i, c);
+        stbi_image_free(ref);
+        image_free(im);
     }
 }
 
