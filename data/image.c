@@ -65,7 +65,11 @@ static uint32_t be16(const unsigned char *p) { return (uint32_t)p[0] << 8 | p[1]
 /* The format named by the first bytes (n of them), as stb_image tests them. */
 static const char *sniff_format(const unsigned char *b, size_t n) {
     if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return "PNG";
-    if (n >= 2 && b[0] == 0xff && b[1] == 0xd8) return "JPEG";
+    if (n >= 2 && b[0] == 0xff) { /* stb_image skips any 0xFF fill before SOI (0xFF 0xD8) */
+        size_t i = 1;
+        while (i < n && b[i] == 0xff) i++;
+        if (i == n || b[i] == 0xd8) return "JPEG";
+    }
     if (n >= 2 && b[0] == 'B' && b[1] == 'M') return "BMP";
     if (n >= 4 && !memcmp(b, "GIF8", 4)) return "GIF";
     if (n >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return "PNM";
@@ -210,7 +214,9 @@ static int check_jpeg_tables(const char *path, FILE *f) {
     rewind(f);
     unsigned char seg[65536];
     int c, progressive = 0, defined[2][4] = {{0}};
-    if (getc(f) != 0xff || getc(f) != 0xd8) return 0; /* stb_image rejects it itself */
+    if (getc(f) != 0xff) return 0;
+    while ((c = getc(f)) == 0xff) {} /* fill bytes before SOI, which stb_image skips too */
+    if (c != 0xd8) return 0;         /* no SOI: stb_image rejects it itself */
     while ((c = getc(f)) != EOF) {
         if (c != 0xff) continue;
         int m;

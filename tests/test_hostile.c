@@ -414,6 +414,10 @@ Test(image_budget, fuzz_findings_are_refused) {
      * with its table's uninitialised memory */
     cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-scan-uses-an-undefined-huffman-table.jpg"));
     assert_msg("a JPEG scan uses the AC Huffman table 0, which no DHT segment before it defines");
+    /* 48 bytes of 0xFF fill before SOI, which stb_image skips, and a DHT segment cut
+     * by the end of the file with a table of 484 codes in it */
+    cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-huffman-484-codes-after-0xff-fill.jpg"));
+    assert_msg("a JPEG Huffman table segment of 181 bytes has 118 before the end of the file");
     /* a PGM whose width has 18 digits: stb_image's int overflowed while reading it */
     cr_assert_null(image_load("tests/fuzz/regressions/image-pnm-width-overflows-int.pgm"));
     assert_msg("its PNM header's width is over 16777216");
@@ -435,7 +439,8 @@ Test(image_budget, fuzz_findings_are_refused) {
 
 /* Valid progressive JPEGs (libjpeg 6.2 through Pillow, tests/fixtures/README.md: 10 and
  * 6 scans with DHT segments between them, AC selectors of DC scans undefined) pass the
- * checks made before stb_image and decode to stb_image's own result, byte for byte. */
+ * checks made before stb_image and decode to stb_image's own result, byte for byte,
+ * also after 0xFF fill bytes before their SOI marker. */
 Test(image_budget, progressive_jpegs_decode_as_stb_image_decodes_them) {
     const char *files[] = {"tests/fixtures/progressive-37x23.jpg", "tests/fixtures/progressive-gray-37x23.jpg"};
     for (int k = 0; k < 2; k++) {
@@ -452,6 +457,16 @@ Test(image_budget, progressive_jpegs_decode_as_stb_image_decodes_them) {
                 cr_assert_eq(im->data[c * plane + i], (nn_real)ref[(size_t)n * i + (n >= 3 ? c : 0)],
                              "%s: pixel %zu channel %zu", files[k], i, c);
         stbi_image_free(ref);
+        /* the same file after 0xFF fill bytes, which stb_image skips before SOI */
+        size_t len;
+        unsigned char *b = tu_read_file(files[k], &len), *filled = malloc(len + 48);
+        memset(filled, 0xff, 48), memcpy(filled + 48, b, len);
+        write_bytes(P("filled.jpg"), filled, len + 48);
+        image *im2 = image_load(P("filled.jpg"));
+        cr_assert_not_null(im2, "%s after 0xFF fill: %s", files[k], nn_last_error());
+        cr_assert(!memcmp(im2->data, im->data, sizeof(nn_real) * 3 * plane), "%s after 0xFF fill differs", files[k]);
+        free(b), free(filled);
+        image_free(im2);
         image_free(im);
     }
 }
