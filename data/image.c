@@ -1,6 +1,7 @@
 /* Planar RGB images: decoding, atomic PNG writing, crop, resize, flip. See image.h. */
 #include "image.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -271,6 +272,30 @@ static int check_jpeg_tables(const char *path, FILE *f) {
     return 0;
 }
 
+/* stb_image 2.27 grows its buffer for a PNG's IDAT data to the length a chunk claims
+ * before reading it: a 179-byte file asked for 2 GiB (found by tests/fuzz/
+ * fuzz_image.c, libFuzzer's malloc limit). So the chunks are walked first as stb_image
+ * reads them (after the 8-byte signature: a 4-byte big-endian length, a 4-byte type,
+ * the data, a 4-byte CRC; up to IEND), and a chunk that claims more bytes than the file
+ * has left is refused: the data stb_image buffers is then bounded by the file's size.
+ * 0 or -1 + nn_fail. */
+static int check_png_chunks(const char *path, FILE *f, long long size) {
+    unsigned char hd[8];
+    for (long long pos = 8; pos + 8 <= size; ) {
+        if (fseek(f, (long)pos, SEEK_SET) || fread(hd, 1, 8, f) != 8) return 0;
+        const long long len = (long long)(be16(hd) << 16 | be16(hd + 2));
+        if (len > size - pos - 12) {
+            char type[5] = "????";
+            if (isalpha(hd[4]) && isalpha(hd[5]) && isalpha(hd[6]) && isalpha(hd[7])) memcpy(type, hd + 4, 4);
+            return nn_fail("image: '%s' is truncated: its PNG chunk %s at byte %lld claims %lld bytes and a CRC, the "
+                           "file has %lld after the chunk's header", path, type, pos, len, size - pos - 8);
+        }
+        if (!memcmp(hd + 4, "IEND", 4)) break;
+        pos += 12 + len;
+    }
+    return 0;
+}
+
 /* stb_image 2.27 reads a PNM header's numbers into an int with no bound: a width of
  * ten digits overflows it (undefined behaviour; found by tests/fuzz/fuzz_image.c in
  * stbi_info). So the header is read first as stb_image reads it (stbi__pnm_info:
@@ -341,8 +366,9 @@ image *image_load(const char *path) {
     const char *fmt = sniff_format(head, n_head);
     int w = 0, h = 0, n = 0;
     /* before stbi_info too: its JPEG header scan builds the Huffman tables met before
-     * the frame header (SOF), and it reads a PNM header's numbers */
-    if ((!strcmp(fmt, "JPEG") && check_jpeg_tables(path, f)) || (!strcmp(fmt, "PNM") && check_pnm_numbers(path, f))) {
+     * the frame header (SOF), it reads a PNM header's numbers, and a PNG's chunks */
+    if ((!strcmp(fmt, "JPEG") && check_jpeg_tables(path, f)) || (!strcmp(fmt, "PNM") && check_pnm_numbers(path, f)) ||
+        (!strcmp(fmt, "PNG") && check_png_chunks(path, f, size))) {
         fclose(f);
         return NULL;
     }

@@ -86,8 +86,10 @@ long long image_get_max_pixels(void);
  *   corrupt: a JPEG scan uses the DC|AC Huffman table N, which no DHT segment before
  *   it defines", "image: '<path>' is truncated: a JPEG Huffman table|scan header
  *   segment of N bytes has M before the end of the file", "image: '<path>' is
- *   corrupt: its PNM header's width|height|maxval is over N" (these checked before
- *   stb_image reads the file: data/image.c says which stb_image 2.27 flaw each avoids),
+ *   corrupt: its PNM header's width|height|maxval is over N", "image: '<path>' is
+ *   truncated: its PNG chunk TYPE at byte N claims L bytes and a CRC, the file has M
+ *   after the chunk's header" (these checked before stb_image reads the file:
+ *   data/image.c says which stb_image 2.27 flaw each avoids),
  *   "image: '<path>' is WxH = N pixels, over the limit of M (--max-pixels)",
  *   "image: '<path>' is corrupt: its <FMT> header says WxH" (a side of 0),
  *   "image: '<path>' is truncated or inconsistent: its <FMT> header says WxH, which

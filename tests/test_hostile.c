@@ -383,8 +383,9 @@ Test(hostile_cli, usage_errors_exit_2_and_runtime_failures_exit_1) {
 /* Every input a fuzz target found a problem with (tests/fuzz/regressions/, named
  * image-*) is refused cleanly, naming the file, and those that made stb_image 2.27 write
  * past its arrays or read uninitialised tables (JPEG Huffman tables of 615 and 533
- * codes, a table segment past the end of the file, a scan using an undefined table)
- * or overflow an int (a PNM width) for the reason found, before stb_image sees them.
+ * codes, a table segment past the end of the file, a scan using an undefined table),
+ * overflow an int (a PNM width) or allocate 2 GiB (a PNG chunk's length) for the
+ * reason found, before stb_image sees them.
  * Tests run from the repository root. */
 Test(image_budget, fuzz_findings_are_refused) {
     DIR *d = opendir("tests/fuzz/regressions");
@@ -418,6 +419,10 @@ Test(image_budget, fuzz_findings_are_refused) {
      * by the end of the file with a table of 484 codes in it */
     cr_assert_null(image_load("tests/fuzz/regressions/image-jpeg-huffman-484-codes-after-0xff-fill.jpg"));
     assert_msg("a JPEG Huffman table segment of 181 bytes has 118 before the end of the file");
+    /* a 179-byte PNG whose second IDAT chunk claims 1140850751 bytes: stb_image asked
+     * for 2 GiB to buffer it */
+    cr_assert_null(image_load("tests/fuzz/regressions/image-png-idat-claims-2-gib.png"));
+    assert_msg("its PNG chunk IDAT at byte 108 claims 1140850751 bytes");
     /* a PGM whose width has 18 digits: stb_image's int overflowed while reading it */
     cr_assert_null(image_load("tests/fuzz/regressions/image-pnm-width-overflows-int.pgm"));
     assert_msg("its PNM header's width is over 16777216");
