@@ -423,6 +423,10 @@ Test(image_budget, fuzz_findings_are_refused) {
      * for 2 GiB to buffer it */
     cr_assert_null(image_load("tests/fuzz/regressions/image-png-idat-claims-2-gib.png"));
     assert_msg("its PNG chunk IDAT at byte 108 claims 1140850751 bytes");
+    /* not fixed here: a progressive JPEG whose scans run out of bits makes stb_image
+     * 2.27's bit reader shift by 32 (UBSan in tests/fuzz; undefined behaviour that x86
+     * masks to a shift by 0, so garbage bits of a corrupt file); it is refused by
+     * stb_image itself, naming the file (the loop above). A newer stb_image is the fix. */
     /* a PGM whose width has 18 digits: stb_image's int overflowed while reading it */
     cr_assert_null(image_load("tests/fuzz/regressions/image-pnm-width-overflows-int.pgm"));
     assert_msg("its PNM header's width is over 16777216");
