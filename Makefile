@@ -3,9 +3,21 @@
 #   make demo       install what is missing, build, convert the bundled sample into out/
 #   make test       install what is missing, build and run the test suite (float32 tests + float64 gradient checks)
 #   make clean
+#   make SANITIZE=1 test   the same suite built with -fsanitize=address,undefined (CPU only) in build-san/
+#   make fuzz [FUZZ_SECONDS=N]   libFuzzer targets (tests/fuzz/, clang), each run N seconds (default 60)
+# Flags: OPTFLAGS (default -O3 -march=native) and CFLAGS / LDFLAGS given on the command
+# line are added to the flags the build needs (REQ_CFLAGS), never replace them:
+# `make CFLAGS=-O1` builds at -O1 with every warning flag kept.
 # The float64 build (build/f64) compiles nn/ and layers/ with -DNN_REAL_DOUBLE for the
 # finite-difference gradient checks; the product is float32 (build/f32). BUILD=dir moves build/.
 
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+  BUILD    ?= build-san
+  CUDA     := 0
+  OPTFLAGS ?= -O1 -g -fno-omit-frame-pointer
+  SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
 BUILD    ?= build
 CC       ?= cc
 NVCC     ?= nvcc
@@ -17,9 +29,13 @@ BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas
 STB_CFLAGS  := $(shell pkg-config --cflags stb 2>/dev/null || echo -I/usr/include/stb)
 STB_LIBS    := $(shell pkg-config --libs stb 2>/dev/null || echo -lstb)
 
-CFLAGS   ?= -O3 -march=native
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -MMD -MP $(BLAS_CFLAGS) $(STB_CFLAGS)
+OPTFLAGS ?= -O3 -march=native
+CFLAGS   ?=
+LDFLAGS  ?=
+REQ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -MMD -MP $(BLAS_CFLAGS) $(STB_CFLAGS) $(SAN_FLAGS)
+ALL_CFLAGS  = $(OPTFLAGS) $(REQ_CFLAGS) $(CFLAGS)
 LDLIBS   := $(BLAS_LIBS) $(STB_LIBS) -lgif -fopenmp -lpthread -lm
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 # MPI (data-parallel training, train/dist.h): found through pkg-config (Open MPI's
 # ompi-c) or `mpicc --showme`; MPI=0 or no MPI builds without it (deep3d train then
@@ -42,7 +58,7 @@ ifeq ($(CUDA),1)
   CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/f32/%.cu.o)   # .cu.o: layers/conv2d.cu sits beside layers/conv2d.c
   NVFLAGS   := -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
   LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++ -Wl,-rpath,$(CUDA_HOME)/lib64
-  CFLAGS    += -DNN_WITH_CUDA -I$(CUDA_HOME)/include
+  REQ_CFLAGS += -DNN_WITH_CUDA -I$(CUDA_HOME)/include
 else
   CU_OBJ    := $(BUILD)/f32/nn/backend_cuda_none.o
 endif
@@ -70,7 +86,7 @@ TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/f32/%.o)
 GRAD_OBJ   := $(GRAD_SRC:%.c=$(BUILD)/f64/%.o)
 TEST_LIBS  := -lcriterion
 
-.PHONY: all test clean info deps test-deps demo demo-pictures
+.PHONY: all test clean info deps test-deps demo demo-pictures fuzz fuzz-build
 all: info $(BUILD)/deep3d
 
 # Installs the Debian packages the build needs (as root), or says which are missing.
@@ -99,7 +115,7 @@ info:
 	@$(if $(filter 1,$(MPI)),,echo "deep3d build: without MPI (MPI=0, or neither pkg-config $(MPI_PC) nor $(MPICC) found): deep3d train runs as one process only; apt-get install openmpi-bin libopenmpi-dev turns data-parallel training on")
 
 $(BUILD)/deep3d: $(BUILD)/f32/$(MAIN_SRC:.c=.o) $(BUILD)/libdeep3d.a
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libdeep3d.a: $(LIB_OBJ)
 	@rm -f $@
@@ -107,7 +123,7 @@ $(BUILD)/libdeep3d.a: $(LIB_OBJ)
 
 $(BUILD)/f32/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # These objects test NN_WITH_CUDA: rebuild them when CUDA=0/1 changes in this folder.
 CUDA_STAMP := $(BUILD)/.cuda-$(CUDA)
@@ -124,7 +140,7 @@ $(BUILD)/f32/train/dist.o: CFLAGS += $(DIST_FLAGS)
 
 $(BUILD)/f64/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DNN_REAL_DOUBLE -UNN_WITH_CUDA -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -DNN_REAL_DOUBLE -UNN_WITH_CUDA -c -o $@ $<
 
 $(BUILD)/f32/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -135,10 +151,10 @@ $(BUILD)/f32/%.cu.o: %.cu
 $(BUILD)/f32/infer/render.cu.o: NVFLAGS += --fmad=false
 
 $(BUILD)/test_nn: $(TEST_OBJ) $(BUILD)/libdeep3d.a
-	$(CC) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/test_grad64: $(GRAD_OBJ) $(F64_OBJ)
-	$(CC) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
 
 # Criterion runs each test in its own process, 2 at a time (this machine has 2 cores);
 # OpenBLAS/OpenMP get 1 thread each so the two do not oversubscribe.
@@ -147,7 +163,49 @@ test: test-deps
 	@$(MAKE) --no-print-directory $(BUILD)/deep3d $(BUILD)/test_nn $(BUILD)/test_grad64
 	@bash tests/run.sh $(TEST_JOBS) $(BUILD)
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c): the library and stb_image built with clang,
+# -fsanitize=fuzzer-no-link,address,undefined; `make fuzz` builds each target and runs
+# it FUZZ_SECONDS seconds on tests/fuzz/corpus/NAME (the seeds) plus $(BUILD)/fuzz/
+# corpus-NAME (what it found before); a crash is saved as $(BUILD)/fuzz/crash-NAME-*.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN) -std=c11 -D_GNU_SOURCE \
+                -Wall -Wextra -Werror -fopenmp $(BLAS_CFLAGS) $(STB_CFLAGS)
+FUZZ_LIB_SRC := $(filter-out $(MAIN_SRC), $(CORE_SRC) $(APP_SRC)) tests/fuzz/stb_impl.c tests/fuzz/fuzz_util.c
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(filter-out tests/fuzz/fuzz_util.c,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_TARGETS := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+
+$(FUZZ_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/libfuzz.a: $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/tests/fuzz/fuzz_%.o $(FUZZ_DIR)/libfuzz.a
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -fopenmp -o $@ $^ $(BLAS_LIBS) -lgif -lpthread -lm
+
+fuzz-build:
+	@bash .ci/install-deps --fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	@failed=""; for n in $(FUZZ_NAMES); do \
+	    mkdir -p $(FUZZ_DIR)/corpus-$$n; \
+	    echo "== fuzz_$$n for $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_DIR)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -close_fd_mask=3 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crash-$$n- $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n \
+	        > $(FUZZ_DIR)/log-$$n.txt 2>&1 || failed="$$failed $$n"; \
+	    grep -E '^(#[0-9]+ +DONE|SUMMARY|stat::number_of_executed_units|Test unit written|==[0-9]+==ERROR)' $(FUZZ_DIR)/log-$$n.txt; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzzing found problems in:$$failed (inputs: $(FUZZ_DIR)/crash-*; logs: $(FUZZ_DIR)/log-*.txt)"; exit 1; fi
+
 clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+SHELL := /bin/bash

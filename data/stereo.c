@@ -167,6 +167,13 @@ static int grow_items(stereo_dataset *ds) {
     return 0;
 }
 
+void stereo_dataset_drop(stereo_dataset *ds, int i) {
+    if (i < 0 || i >= ds->n) return;
+    item_free(&ds->items[i]);
+    memmove(ds->items + i, ds->items + i + 1, (size_t)(ds->n - i - 1) * sizeof *ds->items);
+    ds->n--;
+}
+
 /* Appends one item, taking ownership of left and right (freed on failure). */
 static int push_item(stereo_dataset *ds, char *left, char *right, stereo_layout layout) {
     if (!left || (layout == STEREO_PAIRS && !right)) {

@@ -68,6 +68,9 @@ stereo_dataset *stereo_dataset_new(void);
 /* Frees the dataset and its file names; NULL is allowed. */
 void stereo_dataset_free(stereo_dataset *ds);
 
+/* Removes pair i (0 <= i < ds->n; else nothing), keeping the order of the others. */
+void stereo_dataset_drop(stereo_dataset *ds, int i);
+
 /* Appends the pairs found at path, in sorted order.
  * a packed dataset (dataset_parse_ref: "DIR" or "DIR:SPLIT"): its records, shard by
  *   shard in index order, whatever the layout; with SPLIT (train, val, test) only those of

@@ -168,7 +168,7 @@ int cmd_bench(int argc, char **argv) {
     if (nn_device_parse(device_name, &device)) return cli_error("bench", "%s", nn_last_error());
     if (device == NN_CPU && strcmp(precision, "fp32"))
         return cli_error("bench", "--precision %s needs --device cuda (the CPU backend computes in fp32 only)",
-                         precision);
+                         precision), 2;
     if (nn_cuda_set_precision(precision)) return cli_error("bench", "%s", nn_last_error());
     const nn_backend *be = nn_backend_of(device);
     deep3d_set_threads(threads);

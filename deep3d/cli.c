@@ -29,28 +29,27 @@ void cli_usage(FILE *out, const char *cmd, const char *synopsis, const cli_optio
     fprintf(out, "  %-24s %s\n", "--help", "show this help");
 }
 
-static int set_value(const char *cmd, const cli_option *o, const char *v) {
+int cli_check_value(const cli_option *o, const char *v, char *why, size_t size) {
     char *end;
     switch (o->kind) {
-    case CLI_FLAG: *(int *)o->dest = 1; return 0;
+    case CLI_FLAG:
+    case CLI_LIST: return 0;
     case CLI_INT: {
         errno = 0;
         long x = strtol(v, &end, 10);
         if (errno || end == v || *end || x < o->min || x > o->max) {
-            cli_error(cmd, "--%s must be an integer in %.0f..%.0f, got '%s'", o->name, o->min, o->max, v);
+            snprintf(why, size, "--%s must be an integer in %.0f..%.0f, got '%.64s'", o->name, o->min, o->max, v);
             return -1;
         }
-        *(long *)o->dest = x;
         return 0;
     }
     case CLI_DOUBLE: {
         errno = 0;
         double x = strtod(v, &end);
         if (errno || end == v || *end || !isfinite(x) || x < o->min || x > o->max) {
-            cli_error(cmd, "--%s must be a number in %g..%g, got '%s'", o->name, o->min, o->max, v);
+            snprintf(why, size, "--%s must be a number in %g..%g, got '%.64s'", o->name, o->min, o->max, v);
             return -1;
         }
-        *(double *)o->dest = x;
         return 0;
     }
     case CLI_STRING:
@@ -65,12 +64,26 @@ static int set_value(const char *cmd, const cli_option *o, const char *v) {
                 p += len + (bar ? 1 : 0);
             }
             if (!ok) {
-                cli_error(cmd, "--%s must be one of %s, got '%s'", o->name, o->choices, v);
+                snprintf(why, size, "--%s must be one of %s, got '%.64s'", o->name, o->choices, v);
                 return -1;
             }
         }
-        *(const char **)o->dest = v;
         return 0;
+    }
+    return -1;
+}
+
+static int set_value(const char *cmd, const cli_option *o, const char *v) {
+    char why[256];
+    if (cli_check_value(o, v, why, sizeof why)) {
+        cli_error(cmd, "%s", why);
+        return -1;
+    }
+    switch (o->kind) {
+    case CLI_FLAG: *(int *)o->dest = 1; return 0;
+    case CLI_INT: *(long *)o->dest = strtol(v, NULL, 10); return 0;
+    case CLI_DOUBLE: *(double *)o->dest = strtod(v, NULL); return 0;
+    case CLI_STRING: *(const char **)o->dest = v; return 0;
     case CLI_LIST: {
         cli_list *l = o->dest;
         if (l->n == CLI_MAX_LIST) {
@@ -82,6 +95,27 @@ static int set_value(const char *cmd, const cli_option *o, const char *v) {
     }
     }
     return -1;
+}
+
+const cli_option *cli_find(const cli_option *opts, const char *name, size_t len) {
+    for (const cli_option *o = opts; o->name; o++)
+        if (strlen(o->name) == len && !strncmp(o->name, name, len)) return o;
+    return NULL;
+}
+
+int cli_given(const cli_option *opts, int argc, char **argv, const char *name) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) return 0;
+        if (strncmp(a, "--", 2)) continue;
+        const char *n = a + 2, *eq = strchr(n, '=');
+        size_t len = eq ? (size_t)(eq - n) : strlen(n);
+        const cli_option *o = cli_find(opts, n, len);
+        if (!o) continue;
+        if (!strcmp(o->name, name)) return 1;
+        if (o->kind != CLI_FLAG && !eq) i++; /* its value */
+    }
+    return 0;
 }
 
 int cli_parse(const char *cmd, const char *synopsis, const cli_option *opts, int argc, char **argv,
@@ -113,9 +147,8 @@ int cli_parse(const char *cmd, const char *synopsis, const cli_option *opts, int
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const cli_option *o = opts;
-        while (o->name && (strlen(o->name) != len || strncmp(o->name, name, len))) o++;
-        if (!o->name) {
+        const cli_option *o = cli_find(opts, name, len);
+        if (!o) {
             cli_error(cmd, "unknown option --%.*s (see deep3d %s --help)", (int)len, name, cmd);
             return -1;
         }

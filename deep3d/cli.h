@@ -38,10 +38,23 @@ typedef struct cli_option {
 int cli_parse(const char *cmd, const char *synopsis, const cli_option *opts, int argc, char **argv,
               const char **positional, int max_positional, int *n_positional);
 
+/* Checks a value for option o as cli_parse does (integer or number in [min, max], one
+ * of the choices), without storing it: 0, or -1 with "--NAME must be ..., got 'V'" in
+ * why (size bytes). Used to validate settings read back from a checkpoint. */
+int cli_check_value(const cli_option *o, const char *value, char *why, size_t size);
+
+/* The option of that name (len characters of name, no dashes), or NULL. */
+const cli_option *cli_find(const cli_option *opts, const char *name, size_t len);
+
+/* 1 when option `name` appears in argv[1..argc-1] as cli_parse reads it (values of
+ * other options and arguments after "--" are not taken for options), else 0. */
+int cli_given(const cli_option *opts, int argc, char **argv, const char *name);
+
 /* Prints "usage: deep3d CMD SYNOPSIS" and the option table. */
 void cli_usage(FILE *out, const char *cmd, const char *synopsis, const cli_option *opts);
 
-/* Prints "deep3d CMD: <message>" to stderr and returns 1 (the exit status). */
+/* Prints "deep3d CMD: <message>" to stderr and returns 1 (the exit status of a
+ * runtime failure; usage errors return 2: deep3d/commands.h). */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* 1 when stderr is a terminal (progress lines then redraw in place). */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../data/image.h"
 #include "../infer/infer.h"
 #include "../infer/render_cli.h"
 #include "cli.h"
@@ -70,7 +71,7 @@ static void print_table(const eval_report *r, int oracle, const char *resolution
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *device_name = "auto", *layout_name = "pairs", *resolution = "network";
     cli_list data = {0};
-    long threads = 0;
+    long threads = 0, max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
     int json = 0;
     render_cli rcli;
     render_cli_defaults(&rcli);
@@ -86,8 +87,9 @@ int cmd_eval(int argc, char **argv) {
          NULL},
         {"device", CLI_STRING, &device_name, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
         {"threads", CLI_INT, &threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
+        {"max-pixels", CLI_INT, &max_pixels, "N", "refuse images of more pixels, before decoding (default: 100000000)", 1, 4e12, NULL},
     };
-    render_cli_add(opts, 7, &rcli);
+    render_cli_add(opts, 8, &rcli);
     const char *pos[1];
     int n_pos;
     int rc = cli_parse("eval", "--model FILE --data DIR [--json]", opts, argc, argv, pos, 0, &n_pos);
@@ -96,6 +98,7 @@ int cmd_eval(int argc, char **argv) {
     if (!model_path && !(model_path = deep3d_bundled_model()))
         return cli_error("eval", "no --model given and the bundled model weights/%s was not found", DEEP3D_BUNDLED_MODEL);
     deep3d_set_threads(threads);
+    image_set_max_pixels(max_pixels);
     nn_device device;
     if (nn_device_parse(device_name, &device)) return cli_error("eval", "%s", nn_last_error());
     stereo_dataset *ds = stereo_dataset_open(data.items, data.n, layout_name);

@@ -56,8 +56,14 @@ int deep3d_evaluate(deep3d_model *m, const stereo_dataset *ds, int global_d, eva
     double sum_model = 0, sum_identity = 0, sum_global = 0;
     int rc = -1;
     if (!left || !right || !pred) goto done;
+    int used = 0;
+    r->skipped = 0;
     for (int i = 0; i < ds->n; i++) {
-        if (deep3d_load_eval_pair(ds, i, w, h, left->data, right->data)) goto done;
+        if (deep3d_load_eval_pair(ds, i, w, h, left->data, right->data)) {
+            r->skipped++; /* unreadable since it was checked: skipped like a training pair */
+            continue;
+        }
+        used++;
         nn_tensor *in = nn_tensor_to(left, m->device), *out = NULL;
         nn_graph g;
         nn_graph_init(&g, 0);
@@ -69,10 +75,14 @@ int deep3d_evaluate(deep3d_model *m, const stereo_dataset *ds, int global_d, eva
         sum_identity += baseline_shift_abs_sum(left->data, right->data, 1, h, w, 0);
         sum_global += baseline_shift_abs_sum(left->data, right->data, 1, h, w, global_d);
     }
-    r->pairs = ds->n;
-    r->mae_model = sum_model / ((double)n * ds->n);
-    r->mae_identity = sum_identity / ((double)n * ds->n);
-    r->mae_global = sum_global / ((double)n * ds->n);
+    if (!used) {
+        nn_fail_context("evaluation: none of the %d pairs could be loaded; the last", ds->n);
+        goto done;
+    }
+    r->pairs = used;
+    r->mae_model = sum_model / ((double)n * used);
+    r->mae_identity = sum_identity / ((double)n * used);
+    r->mae_global = sum_global / ((double)n * used);
     r->global_disparity = global_d;
     rc = 0;
 done:

@@ -12,13 +12,17 @@
 #include "model.h"
 
 typedef struct eval_result {
-    int pairs;
+    int pairs;             /* evaluated */
+    int skipped;           /* unreadable, left out of the means */
     double mae_model, mae_identity, mae_global;
     int global_disparity;  /* the shift used for mae_global, network pixels */
 } eval_result;
 
-/* Evaluates m on every pair of ds with the global shift global_d. Errors: a pair that
- * cannot be loaded (message names the file), any forward failure. */
+/* Evaluates m on every pair of ds with the global shift global_d. A pair that cannot
+ * be loaded is left out and counted in r->skipped (deep3d train checks its validation
+ * pairs at the start; this covers files that change during a run). Errors: no pair
+ * could be loaded ("evaluation: none of the N pairs could be loaded; the last: <the
+ * pair's message naming the file>"), any forward failure. */
 int deep3d_evaluate(deep3d_model *m, const stereo_dataset *ds, int global_d, eval_result *r);
 
 /* The single shift in [dmin, dmax] with the smallest MAE over ds at w x h (centre

@@ -374,7 +374,7 @@ int cmd_infer(int argc, char **argv) {
     const char *model_path = NULL, *format_list = "right,sbs,anaglyph,depth", *device_name = "auto",
                *precision = "fp32", *anaglyph = "dubois", *depth_format = "png", *letterbox_mode = "detect",
                *patterns = INFER_PATTERNS;
-    long threads = 0;
+    long threads = 0, max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
     infer_opts o = {.out = "."};
     render_cli rcli;
     render_cli_defaults(&rcli);
@@ -400,8 +400,9 @@ int cmd_infer(int argc, char **argv) {
         {"device", CLI_STRING, &device_name, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
         {"precision", CLI_STRING, &precision, "P", "fp32 (default), tf32 or bf16 (CUDA only)", 0, 0, "fp32|tf32|bf16"},
         {"threads", CLI_INT, &threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
+        {"max-pixels", CLI_INT, &max_pixels, "N", "refuse images of more pixels, before decoding (default: 100000000)", 1, 4e12, NULL},
     };
-    render_cli_add(opts, 12, &rcli);
+    render_cli_add(opts, 13, &rcli);
     const char *args[4096];
     int n_args;
     int rc = cli_parse("infer", "[options] IMAGE|FOLDER...", opts, argc, argv, args, 4096, &n_args);
@@ -412,8 +413,9 @@ int cmd_infer(int argc, char **argv) {
     render_cli_apply(&rcli, &o.render);
     o.anaglyph = anaglyph_parse(anaglyph), o.depth_jpg = !strcmp(depth_format, "jpg");
     o.letterbox = !strcmp(letterbox_mode, "detect");
-    if (layout_parse_list(format_list, &o.mask)) return cli_error("infer", "--formats: %s", nn_last_error());
+    if (layout_parse_list(format_list, &o.mask)) return cli_error("infer", "--formats: %s", nn_last_error()), 2;
     if (deep3d_setup_device(device_name, precision, 0, &device)) return cli_error("infer", "%s", nn_last_error());
+    image_set_max_pixels(max_pixels);
     deep3d_set_threads(threads);
     if (!model_path && !(model_path = deep3d_bundled_model()))
         return cli_error("infer", "no --model given and the bundled model weights/%s was not found", DEEP3D_BUNDLED_MODEL);

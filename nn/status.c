@@ -21,8 +21,15 @@ int nn_fail_context(const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    if (cause[0] && n >= 0 && (size_t)n < sizeof message)
-        snprintf(message + n, sizeof message - (size_t)n, ": %s", cause);
+    /* append ": <cause>", cut to fit (by hand: snprintf of a 1024-byte cause into the
+     * rest of the buffer trips -Wformat-truncation at -O1 and -O2) */
+    if (cause[0] && n >= 0 && (size_t)n + 2 < sizeof message) {
+        size_t used = (size_t)n, room = sizeof message - 1 - used - 2, len = strlen(cause);
+        if (len > room) len = room;
+        memcpy(message + used, ": ", 2);
+        memcpy(message + used + 2, cause, len);
+        message[used + 2 + len] = '\0';
+    }
     return -1;
 }
 

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "status.h"
 
 /* "\x89D3W\r\n\x1a\n": like PNG's signature, the high byte catches 7-bit transfers,
@@ -375,20 +376,6 @@ static int write_tensor_data(writer *w, const planned *p, unsigned char *buf) {
     return rc;
 }
 
-/* fsync of the directory holding path, so the rename itself is durable. Best effort:
- * the new file is already in place when this runs. */
-static void sync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 int nn_weights_save(const char *path, const char *config_text, nn_tensor *const *tensors,
                     const char *const *names, int n, nn_weights_dtype dtype) {
     if (!path || !*path) return nn_fail("cannot save weights file: no path given");
@@ -408,10 +395,9 @@ int nn_weights_save(const char *path, const char *config_text, nn_tensor *const 
     }
     if (plan_file(path, config_text, tensors, names, n, dtype, plan, &table_bytes, &file_bytes))
         goto done;
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    w.fp = fopen(tmp, "wb");
+    w.fp = nn_atomic_open(path, tmp, tmp_size);
     if (!w.fp) {
-        nn_fail("cannot save weights file %s: cannot create %s: %s", path, tmp, strerror(errno));
+        nn_fail_context("cannot save weights file %s", path);
         goto done;
     }
 
@@ -457,26 +443,13 @@ int nn_weights_save(const char *path, const char *config_text, nn_tensor *const 
     put_u32(crc, w.crc);
     if (w_write(&w, crc, sizeof crc)) goto fail;
 
-    if (fflush(w.fp) || fsync(fileno(w.fp))) {
-        nn_fail("cannot save weights file %s: writing %s: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
     FILE *fp = w.fp;
     w.fp = NULL;
-    if (fclose(fp)) {
-        nn_fail("cannot save weights file %s: closing %s: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    if (rename(tmp, path)) {
-        nn_fail("cannot save weights file %s: renaming %s over it: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    sync_parent_dir(path);
+    if (nn_atomic_commit(fp, tmp, path, "cannot save weights file")) goto done;
     rc = 0;
     goto done;
 fail:
-    if (w.fp) fclose(w.fp);
-    unlink(tmp);
+    nn_atomic_abandon(w.fp, tmp);
 done:
     free(plan), free(buf), free(tmp);
     return rc;

@@ -37,10 +37,11 @@ typedef struct nn_weights_info {
 
 typedef struct nn_weights_file nn_weights_file;
 
-/* Writes a weights file atomically: the bytes go to "<path>.tmp.<pid>", which is
- * flushed, fsync'ed and renamed over `path`; the directory is then fsync'ed (best
- * effort). On any failure the temporary file is removed, an existing `path` is left
- * untouched, and -1 is returned with "cannot save weights file <path>: <why>".
+/* Writes a weights file atomically (nn/atomic_file.h): the bytes go to a temporary
+ * "<folder>/.deep3d-XXXXXX", which is flushed, fsync'ed and renamed over `path`; the
+ * folder is then fsync'ed (best effort). On any failure the temporary file is removed,
+ * an existing `path` is left untouched, and -1 is returned with "cannot save weights
+ * file <path>: <why>".
  *   config_text  "key=value\n" lines (NULL = none). Keys are [A-Za-z0-9_.-]+, values
  *                are UTF-8 without control characters, stored verbatim (no trimming);
  *                empty lines are allowed; a key may appear once.
@@ -51,8 +52,7 @@ typedef struct nn_weights_file nn_weights_file;
  *                binary16, round to nearest even; half the size). With F16, a tensor
  *                holding a finite value of magnitude >= 65520 (it would become inf
  *                in binary16) is stored as F32 instead; nn_weights_tensor() shows it.
- * A symbolic link at `path` is replaced by the file, not followed. Two threads of one
- * process must not save the same path at the same time (they share the temporary name).
+ * A symbolic link at `path` is replaced by the file, not followed.
  * Source: the write-temp-fsync-rename pattern (POSIX rename(2) replaces atomically). */
 int nn_weights_save(const char *path, const char *config_text, nn_tensor *const *tensors,
                     const char *const *names, int n, nn_weights_dtype dtype);

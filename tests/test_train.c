@@ -279,30 +279,9 @@ static int read_log(const char *path, char lines[][64], int max_step) {
     return last;
 }
 
-/* Asserts two weights files hold the same configuration text and bit-identical tensors
- * (names, shapes and values, read through nn_weights_read). */
-static void expect_same_weights(const char *a_path, const char *b_path) {
-    nn_weights_file *a = nn_weights_open(a_path), *b = nn_weights_open(b_path);
-    cr_assert(a && b, "%s", nn_last_error());
-    cr_assert_str_eq(nn_weights_config(a), nn_weights_config(b), "configurations differ");
-    cr_assert_eq(nn_weights_count(a), nn_weights_count(b), "tensor counts differ");
-    for (int i = 0; i < nn_weights_count(a); i++) {
-        const nn_weights_info *ia = nn_weights_tensor(a, i);
-        cr_assert(nn_weights_has(b, ia->name), "%s lacks %s", b_path, ia->name);
-        nn_tensor *ta = nn_tensor_new(NN_CPU, ia->ndim, ia->shape), *tb = nn_tensor_new(NN_CPU, ia->ndim, ia->shape);
-        cr_assert_eq(nn_weights_read(a, ia->name, ta), 0, "%s", nn_last_error());
-        cr_assert_eq(nn_weights_read(b, ia->name, tb), 0, "%s", nn_last_error());
-        for (size_t j = 0; j < ta->numel; j++)
-            cr_assert(!memcmp(&ta->data[j], &tb->data[j], sizeof(nn_real)),
-                      "%s[%zu]: %.9g (uninterrupted) vs %.9g (resumed)", ia->name, j, (double)ta->data[j],
-                      (double)tb->data[j]);
-        nn_tensor_unref(ta), nn_tensor_unref(tb);
-    }
-    nn_weights_close(a), nn_weights_close(b);
-}
-
-/* Run A: 4 steps in one go, a checkpoint every 2. Run B: 2 steps, then --resume from
- * its checkpoint to step 4. Same losses (log.csv) and bit-identical final files. */
+/* Run A: 4 steps in one go, a checkpoint every 2. Run B: 2 steps of a run planned for 4
+ * (--lr-steps 4: the checkpoints hold the schedule's length), then --resume from its
+ * checkpoint to step 4. Same losses (log.csv) and bit-identical final files. */
 static void expect_exact_resume(const char *optimizer) {
     write_dataset("d", 3, 80, 40);
     tc_result r;
@@ -310,7 +289,7 @@ static void expect_exact_resume(const char *optimizer) {
         "4", "--checkpoint-every", "2");
     expect_ok(&r, "run A");
     RUN(&r, "train", TINY, "--optimizer", optimizer, "--lr", "0.001", "--data", P("d"), "--out", P("b"), "--steps",
-        "2", "--checkpoint-every", "2");
+        "2", "--lr-steps", "4", "--checkpoint-every", "2"); /* planned as run A, stopped half-way */
     expect_ok(&r, "run B, first 2 steps");
     nn_weights_file *ck = nn_weights_open(P("b/checkpoint.d3w"));
     cr_assert_not_null(ck, "%s", nn_last_error());
@@ -329,8 +308,8 @@ static void expect_exact_resume(const char *optimizer) {
     for (int s = 1; s <= 4; s++)
         cr_assert_str_eq(la[s], lb[s], "step %d: loss,lr %s uninterrupted vs %s resumed", s, la[s], lb[s]);
     cr_assert_str_neq(la[3], la[4], "steps 3 and 4 log the same loss: the test would not see a difference");
-    expect_same_weights(P("a/model.d3w"), P("b/model.d3w"));
-    expect_same_weights(P("a/checkpoint.d3w"), P("b/checkpoint.d3w"));
+    tu_expect_same_weights(P("a/model.d3w"), P("b/model.d3w"));
+    tu_expect_same_weights(P("a/checkpoint.d3w"), P("b/checkpoint.d3w"));
 }
 
 Test(train_cli, resume_is_exact_with_sgd) { expect_exact_resume("sgd"); }
@@ -491,33 +470,6 @@ static void expect_loss_settings(const char *path, const char *loss, double smoo
     nn_weights_close(f);
 }
 
-/* dst = src without the config keys loss and smoothness: a checkpoint as written before
- * they existed. */
-static void write_without_loss_keys(const char *src, const char *dst) {
-    nn_weights_file *f = nn_weights_open(src);
-    cr_assert_not_null(f, "%s", nn_last_error());
-    char config[4096] = "";
-    for (const char *line = nn_weights_config(f); *line;) {
-        const char *nl = strchr(line, '\n');
-        const size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
-        if (strncmp(line, "loss=", 5) && strncmp(line, "smoothness=", 11)) strncat(config, line, len);
-        line += len;
-    }
-    const int n = nn_weights_count(f);
-    nn_tensor **t = malloc((size_t)n * sizeof *t);
-    const char **names = malloc((size_t)n * sizeof *names);
-    cr_assert(t && names);
-    for (int i = 0; i < n; i++) {
-        const nn_weights_info *info = nn_weights_tensor(f, i);
-        t[i] = nn_tensor_new(NN_CPU, info->ndim, info->shape), names[i] = info->name;
-        cr_assert_eq(nn_weights_read(f, info->name, t[i]), 0, "%s", nn_last_error());
-    }
-    cr_assert_eq(nn_weights_save(dst, config, t, names, n, NN_WEIGHTS_F32), 0, "%s", nn_last_error());
-    for (int i = 0; i < n; i++) nn_tensor_unref(t[i]);
-    free(t), free(names);
-    nn_weights_close(f);
-}
-
 /* --loss ssim-l1 --smoothness 0.1: log.csv gets the photometric and smoothness columns,
  * the checkpoint stores both settings, and --resume keeps them without being told
  * again: a 2-step run resumed to step 3 logs the losses of an uninterrupted 3-step run
@@ -547,7 +499,8 @@ Test(train_cli, ssim_l1_and_smoothness_are_logged_and_kept_by_resume) {
     for (int s = 1; s <= 3; s++)
         cr_assert_str_eq(la[s], lb[s], "step %d: loss,lr %s uninterrupted vs %s resumed", s, la[s], lb[s]);
 
-    write_without_loss_keys(P("b/checkpoint.d3w"), P("old.d3w"));
+    /* as written before the keys existed */
+    tu_rewrite_config(P("b/checkpoint.d3w"), P("old.d3w"), (const char *const[]){"loss", "smoothness", NULL}, "");
     RUN(&r, "train", TINY, "--lr", "0.001", "--data", P("d"), "--out", P("c"), "--steps", "4", "--resume",
         P("old.d3w"));
     cr_assert(strstr(r.out, "loss l1 + 0 x smoothness"), "no loss settings in:\n%s", r.out);
@@ -649,7 +602,9 @@ Test(train_cli, eval_json_reports_the_identity_baseline) {
 Test(train_cli, resume_auto_takes_the_newest_complete_checkpoint) {
     write_dataset("d", 3, 80, 40);
     tc_result r;
-#define AUTO_ARGS TINY, "--lr", "0.001", "--data", P("d"), "--checkpoint-every", "2"
+/* --lr-steps 4: the schedule's length, kept in the checkpoint, the same for run B's
+ * first part (--steps 2) as for run A */
+#define AUTO_ARGS TINY, "--lr", "0.001", "--data", P("d"), "--checkpoint-every", "2", "--lr-steps", "4"
     RUN(&r, "train", AUTO_ARGS, "--out", P("a"), "--steps", "4");
     expect_ok(&r, "run A");
     RUN(&r, "train", AUTO_ARGS, "--out", P("b"), "--steps", "2", "--resume", "auto");
@@ -688,8 +643,8 @@ Test(train_cli, resume_auto_takes_the_newest_complete_checkpoint) {
     fclose(lf);
     cr_assert_eq(rows, 5, "log.csv has %d lines: steps 3 and 4 logged twice?", rows);
     for (int s = 1; s <= 4; s++) cr_assert_str_eq(la[s], lb[s], "step %d: %s uninterrupted vs %s resumed", s, la[s], lb[s]);
-    expect_same_weights(P("a/model.d3w"), P("b/model.d3w"));
-    expect_same_weights(P("a/checkpoint.d3w"), P("b/checkpoint.d3w"));
+    tu_expect_same_weights(P("a/model.d3w"), P("b/model.d3w"));
+    tu_expect_same_weights(P("a/checkpoint.d3w"), P("b/checkpoint.d3w"));
 #undef AUTO_ARGS
 }
 
@@ -846,9 +801,10 @@ Test(train_mpi, resume_auto_continues_a_data_parallel_run) {
     cr_assert_eq(read_log(P("full/log.csv"), la, 4), 4);
     cr_assert_eq(read_log(P("cut/log.csv"), lb, 4), 4);
     for (int s = 1; s <= 4; s++) cr_assert_str_eq(la[s], lb[s], "step %d: %s uninterrupted vs %s resumed", s, la[s], lb[s]);
-    expect_same_weights(P("full/model.d3w"), P("cut/model.d3w"));
-    /* one process takes over the 2-process checkpoint: the whole batch of 4 */
-    RUN(&r, "train", MPI_TINY, "--batch", "2", "--data", P("d"), "--out", P("single"), "--resume", "auto");
+    tu_expect_same_weights(P("full/model.d3w"), P("cut/model.d3w"));
+    /* one process takes over the 2-process checkpoint: the whole batch of 4 (--batch is
+     * per process, so it is 4 now; 2 would disagree with the checkpoint) */
+    RUN(&r, "train", MPI_TINY, "--batch", "4", "--data", P("d"), "--out", P("single"), "--resume", "auto");
     expect_ok(&r, "1 process resuming the 2-process checkpoint");
     double full[8], single[8];
     read_losses(P("full/log.csv"), full, 4);

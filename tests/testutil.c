@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include "../nn/cuda_plan.h"
+#include "../nn/weights.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -292,7 +293,9 @@ void tc_collect(tc_result *r, const char *scratch, pid_t pid) {
     snprintf(err_path, sizeof err_path, "%s/.stderr", scratch);
     int st;
     struct rusage ru;
-    cr_assert_eq(wait4(pid, &st, 0, &ru), pid, "wait4: %s", strerror(errno));
+    pid_t got;
+    while ((got = wait4(pid, &st, 0, &ru)) < 0 && errno == EINTR) {}
+    cr_assert_eq(got, pid, "wait4: %s", strerror(errno));
     r->maxrss_kib = ru.ru_maxrss;
     r->exited = WIFEXITED(st);
     r->status = r->exited ? WEXITSTATUS(st) : WTERMSIG(st);
@@ -356,4 +359,72 @@ nn_conv_shape tu_wgeom_shape(const tu_wgeom *g) {
     nn_conv_shape s = {g->n, g->ci, g->h, g->w, g->co, g->h + 2 * g->pad - 2, g->w + 2 * g->pad - 2,
                        3, 3, 1, g->pad, 1, 0};
     return s;
+}
+
+/* Asserts two weights files hold the same configuration text and bit-identical tensors
+ * (names, shapes and values, read through nn_weights_read). */
+void tu_expect_same_weights(const char *a_path, const char *b_path) {
+    nn_weights_file *a = nn_weights_open(a_path), *b = nn_weights_open(b_path);
+    cr_assert(a && b, "%s", nn_last_error());
+    cr_assert_str_eq(nn_weights_config(a), nn_weights_config(b), "configurations differ");
+    cr_assert_eq(nn_weights_count(a), nn_weights_count(b), "tensor counts differ");
+    for (int i = 0; i < nn_weights_count(a); i++) {
+        const nn_weights_info *ia = nn_weights_tensor(a, i);
+        cr_assert(nn_weights_has(b, ia->name), "%s lacks %s", b_path, ia->name);
+        nn_tensor *ta = nn_tensor_new(NN_CPU, ia->ndim, ia->shape), *tb = nn_tensor_new(NN_CPU, ia->ndim, ia->shape);
+        cr_assert_eq(nn_weights_read(a, ia->name, ta), 0, "%s", nn_last_error());
+        cr_assert_eq(nn_weights_read(b, ia->name, tb), 0, "%s", nn_last_error());
+        for (size_t j = 0; j < ta->numel; j++)
+            cr_assert(!memcmp(&ta->data[j], &tb->data[j], sizeof(nn_real)),
+                      "%s[%zu]: %.9g (uninterrupted) vs %.9g (resumed)", ia->name, j, (double)ta->data[j],
+                      (double)tb->data[j]);
+        nn_tensor_unref(ta), nn_tensor_unref(tb);
+    }
+    nn_weights_close(a), nn_weights_close(b);
+}
+
+
+/* Copies the weights file src to dst (float32) with the configuration lines of the keys
+ * in drop (NULL-terminated) left out and the text add ("key=value\n" lines) appended. */
+void tu_rewrite_config(const char *src, const char *dst, const char *const *drop, const char *add) {
+    nn_weights_file *f = nn_weights_open(src);
+    cr_assert_not_null(f, "%s", nn_last_error());
+    char config[4096] = "";
+    for (const char *line = nn_weights_config(f); *line;) {
+        const char *nl = strchr(line, '\n');
+        const size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        int keep = 1;
+        for (const char *const *k = drop; *k && keep; k++)
+            keep = strncmp(line, *k, strlen(*k)) || line[strlen(*k)] != '=';
+        if (keep) strncat(config, line, len);
+        line += len;
+    }
+    strncat(config, add, sizeof config - strlen(config) - 1);
+    const int n = nn_weights_count(f);
+    nn_tensor **t = malloc((size_t)n * sizeof *t);
+    const char **names = malloc((size_t)n * sizeof *names);
+    cr_assert(t && names);
+    for (int i = 0; i < n; i++) {
+        const nn_weights_info *info = nn_weights_tensor(f, i);
+        t[i] = nn_tensor_new(NN_CPU, info->ndim, info->shape), names[i] = info->name;
+        cr_assert_eq(nn_weights_read(f, info->name, t[i]), 0, "%s", nn_last_error());
+    }
+    cr_assert_eq(nn_weights_save(dst, config, t, names, n, NN_WEIGHTS_F32), 0, "%s", nn_last_error());
+    for (int i = 0; i < n; i++) nn_tensor_unref(t[i]);
+    free(t), free(names);
+    nn_weights_close(f);
+}
+
+/* The whole file at path in a malloc'd buffer (one byte more, NUL), its size in *n. */
+unsigned char *tu_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot read %s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    rewind(f);
+    unsigned char *b = malloc(*n + 1);
+    cr_assert_eq(fread(b, 1, *n, f), *n, "reading %s", path);
+    b[*n] = 0;
+    fclose(f);
+    return b;
 }

@@ -88,6 +88,17 @@ void tu_rmtree(const char *path);
 /* dir + "/" + name, in one of 16 static buffers used in rotation. */
 const char *tu_join(const char *dir, const char *name);
 
+/* Asserts two weights files hold the same configuration text and bit-identical tensors
+ * (names, shapes and values, read through nn_weights_read). */
+void tu_expect_same_weights(const char *a_path, const char *b_path);
+
+/* Copies the weights file src to dst (float32) with the configuration lines of the keys
+ * in drop (NULL-terminated) left out and the text add ("key=value\n" lines) appended. */
+void tu_rewrite_config(const char *src, const char *dst, const char *const *drop, const char *add);
+
+/* The whole file at path in a malloc'd buffer (one byte more, NUL), its size in *n. */
+unsigned char *tu_read_file(const char *path, size_t *n);
+
 /* A finished run of the deep3d binary. */
 typedef struct tc_result {
     int exited;  /* 1: exited normally; 0: killed by a signal */

@@ -21,8 +21,26 @@
  *
  * Writes into --out: log.csv (step, loss, lr, images/s, validation MAE of the model and
  * both baselines, then the loss's photometric and smoothness parts), checkpoint.d3w
- * (float32, with optimizer state and the loss settings; atomic) every --checkpoint-every
- * steps and at the end, and model.d3w (float16) at the end.
+ * (float32, with optimizer state and every training setting; atomic) every
+ * --checkpoint-every steps and at the end, and model.d3w (float16) at the end.
+ *
+ * Nothing is lost or overwritten silently:
+ *  - an --out folder that already holds a run (checkpoint.d3w, model.d3w or log.csv) is
+ *    an error unless --resume continues that run's checkpoint or --overwrite is given
+ *    (which removes those three files first); --out must be writable (a temporary file
+ *    is made and removed) before any other work; temporaries of a killed process
+ *    (".deep3d-XXXXXX", nn/atomic_file.h) in --out are removed at the start;
+ *  - SIGINT or SIGTERM: the current step finishes, a checkpoint of the step reached is
+ *    written and named, and the process exits with 128 + the signal (130, 143); a
+ *    second signal ends it at once (by that signal);
+ *  - on --resume, log.csv is rewritten (atomically) with the rows up to the checkpoint's
+ *    step, so steps past it are not repeated; every write to it is checked;
+ *  - validation pairs are decoded once at the start: unreadable ones are skipped with a
+ *    warning and counted, as training pairs are; none readable is an error;
+ *  - a checkpoint's settings are validated like the options (train_read_settings) and
+ *    an option given explicitly that disagrees with the checkpoint is an error naming
+ *    both values; the cosine schedule's length (--lr-steps, default --steps) is kept in
+ *    the checkpoint, so a resumed run follows the schedule it started with.
  *
  * Resuming: --resume FILE continues from a checkpoint; --resume auto from the newest
  * complete checkpoint in --out (every checkpoint*.d3w there that opens, its CRC checked,
@@ -38,6 +56,7 @@
  * and errors go to stderr, naming the rank); an error in any process ends the job. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,35 +68,30 @@
 #include "../deep3d/evaluate.h"
 #include "../deep3d/model.h"
 #include "../deep3d/runtime.h"
+#include "../nn/atomic_file.h"
 #include "../nn/weights.h"
 #include "dist.h"
 #include <dirent.h>
 #include <unistd.h>
+#include "train.h"
 
 typedef struct train_opts {
     cli_list data, val_data;
     const char *out, *resume, *variant, *optimizer, *schedule, *layout, *device, *precision, *loss;
-    int deterministic;
+    int deterministic, overwrite;
     long steps, batch, seed, threads, width, height, disparities, dmin, width_div;
-    long lr_step, checkpoint_every, val_every, log_every;
+    long lr_step, lr_steps, checkpoint_every, val_every, log_every, max_pixels;
     double lr, weight_decay, smoothness;
+    /* the command line, to tell options given explicitly from defaults */
+    const struct cli_option *opts;
+    int argc;
+    char **argv;
 } train_opts;
-
-typedef enum { LOSS_L1 = 0, LOSS_SSIM_L1 = 1 } train_loss;
 
 static const char *loss_names[] = {"l1", "ssim-l1"};
 
 /* Godard et al.'s SSIM weight (their alpha, eq. 2) */
 #define SSIM_ALPHA 0.85
-
-/* Everything a checkpoint holds besides the model. */
-typedef struct train_state {
-    long step, seed, batch, lr_step;
-    double lr, weight_decay, smoothness;
-    nn_optim_kind optimizer;
-    nn_lr_kind schedule;
-    train_loss loss;
-} train_state;
 
 static const char *schedule_names[] = {"constant", "step", "cosine"};
 
@@ -90,9 +104,10 @@ static int save_checkpoint(const char *path, const deep3d_model *m, const nn_opt
     size_t len = strlen(config);
     snprintf(config + len, sizeof config - len,
              "step=%ld\nseed=%ld\nbatch=%ld\noptimizer=%s\nlr=%.17g\nlr_schedule=%s\nlr_step=%ld\nweight_decay=%.17g\n"
-             "loss=%s\nsmoothness=%.17g\n",
+             "loss=%s\nsmoothness=%.17g\nlr_total_steps=%ld\nlr_gamma=%.17g\nlr_min_factor=%.17g\n",
              st->step, st->seed, st->batch, st->optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st->lr,
-             schedule_names[st->schedule], st->lr_step, st->weight_decay, loss_names[st->loss], st->smoothness);
+             schedule_names[st->schedule], st->lr_step, st->weight_decay, loss_names[st->loss], st->smoothness,
+             st->lr_total_steps, st->lr_gamma, st->lr_min_factor);
     nn_tensor *tensors[3 * DEEP3D_MAX_TENSORS];
     const char *names[3 * DEEP3D_MAX_TENSORS];
     int n = 0;
@@ -109,24 +124,106 @@ static int save_checkpoint(const char *path, const deep3d_model *m, const nn_opt
     return nn_weights_save(path, config, tensors, names, n, NN_WEIGHTS_F32);
 }
 
-static int read_state(const nn_weights_file *f, train_state *st) {
-    const char *opt, *sched;
-    if (nn_weights_config_int(f, "step", &st->step) || nn_weights_config_int(f, "seed", &st->seed) ||
-        nn_weights_config_int(f, "batch", &st->batch) || nn_weights_config_str(f, "optimizer", &opt) ||
-        nn_weights_config_double(f, "lr", &st->lr) || nn_weights_config_str(f, "lr_schedule", &sched) ||
-        nn_weights_config_int(f, "lr_step", &st->lr_step) ||
-        nn_weights_config_double(f, "weight_decay", &st->weight_decay))
-        return nn_fail_context("%s is not a training checkpoint", nn_weights_path(f));
+/* The checkpoint keys of the training settings and the options they come from. The
+ * model's own keys (variant ... width_div) are read by deep3d_model_read; they are
+ * listed here to be validated and compared with explicit options alike. */
+static const struct {
+    const char *key, *option;
+    int required;
+} setting_keys[] = {
+    {"seed", "seed", 1},          {"batch", "batch", 1},       {"optimizer", "optimizer", 1},
+    {"lr", "lr", 1},              {"lr_schedule", "lr-schedule", 1}, {"lr_step", "lr-step", 1},
+    {"weight_decay", "weight-decay", 1}, {"loss", "loss", 0}, {"smoothness", "smoothness", 0},
+    {"lr_total_steps", "lr-steps", 0}, {"variant", "variant", 1}, {"width", "width", 1},
+    {"height", "height", 1},      {"disparities", "disparities", 1}, {"dmin", "dmin", 1},
+    {"width_div", "width-div", 1},
+};
+#define N_SETTING_KEYS (int)(sizeof setting_keys / sizeof setting_keys[0])
+
+static int build_options(train_opts *o, cli_option *opts);
+
+/* Checks every setting of f against its option's range and choices. */
+static int validate_settings(const nn_weights_file *f, const cli_option *opts) {
+    const char *path = nn_weights_path(f);
+    long step;
+    if (nn_weights_config_int(f, "step", &step)) return nn_fail_context("%s is not a training checkpoint", path);
+    if (step < 0 || step > 1000000000L)
+        return nn_fail("checkpoint %s: step=%ld is not a valid setting (0..1000000000)", path, step);
+    for (int i = 0; i < N_SETTING_KEYS; i++) {
+        const char *v = nn_weights_config_get(f, setting_keys[i].key);
+        if (!v) {
+            if (setting_keys[i].required)
+                return nn_fail("%s is not a training checkpoint: its configuration has no key '%s'", path,
+                               setting_keys[i].key);
+            continue;
+        }
+        const cli_option *o = cli_find(opts, setting_keys[i].option, strlen(setting_keys[i].option));
+        char why[256];
+        if (o && cli_check_value(o, v, why, sizeof why))
+            return nn_fail("checkpoint %s: %s=%.64s is not a valid setting: %s", path, setting_keys[i].key, v, why);
+    }
+    double g = 0.1, mf = 0.01;
+    if ((nn_weights_config_get(f, "lr_gamma") && nn_weights_config_double(f, "lr_gamma", &g)) ||
+        (nn_weights_config_get(f, "lr_min_factor") && nn_weights_config_double(f, "lr_min_factor", &mf)))
+        return -1;
+    if (!(g > 0 && g <= 1) || !(mf >= 0 && mf <= 1))
+        return nn_fail("checkpoint %s: lr_gamma=%g or lr_min_factor=%g is not a valid setting (0..1)", path, g, mf);
+    return 0;
+}
+
+int train_read_settings(const nn_weights_file *f, long default_total, train_state *st) {
+    train_opts defaults;
+    cli_option opts[40];
+    build_options(&defaults, opts);
+    if (validate_settings(f, opts)) return -1;
+    const char *opt = nn_weights_config_get(f, "optimizer"), *sched = nn_weights_config_get(f, "lr_schedule");
+    const char *loss = nn_weights_config_get(f, "loss");
+    memset(st, 0, sizeof *st);
+    nn_weights_config_int(f, "step", &st->step);
+    nn_weights_config_int(f, "seed", &st->seed);
+    nn_weights_config_int(f, "batch", &st->batch);
+    nn_weights_config_double(f, "lr", &st->lr);
+    nn_weights_config_int(f, "lr_step", &st->lr_step);
+    nn_weights_config_double(f, "weight_decay", &st->weight_decay);
     st->optimizer = !strcmp(opt, "adam") ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
     st->schedule = !strcmp(sched, "cosine") ? NN_LR_COSINE : !strcmp(sched, "constant") ? NN_LR_CONSTANT : NN_LR_STEP;
-    /* checkpoints written before these keys existed trained with l1 and no smoothness */
-    const char *loss = nn_weights_config_get(f, "loss");
-    if (loss && strcmp(loss, "l1") && strcmp(loss, "ssim-l1"))
-        return nn_fail("%s: unknown loss '%s' in its configuration (l1 or ssim-l1)", nn_weights_path(f), loss);
+    /* checkpoints written before these keys existed: l1, no smoothness, the schedule
+     * length of the resuming run's --steps, the constants of that time */
     st->loss = loss && !strcmp(loss, "ssim-l1") ? LOSS_SSIM_L1 : LOSS_L1;
-    st->smoothness = 0;
-    if (nn_weights_config_get(f, "smoothness") && nn_weights_config_double(f, "smoothness", &st->smoothness))
-        return nn_fail_context("%s is not a training checkpoint", nn_weights_path(f));
+    st->smoothness = 0, st->lr_total_steps = default_total, st->lr_gamma = 0.1, st->lr_min_factor = 0.01;
+    if (nn_weights_config_get(f, "smoothness")) nn_weights_config_double(f, "smoothness", &st->smoothness);
+    if (nn_weights_config_get(f, "lr_total_steps")) nn_weights_config_int(f, "lr_total_steps", &st->lr_total_steps);
+    if (nn_weights_config_get(f, "lr_gamma")) nn_weights_config_double(f, "lr_gamma", &st->lr_gamma);
+    if (nn_weights_config_get(f, "lr_min_factor")) nn_weights_config_double(f, "lr_min_factor", &st->lr_min_factor);
+    return 0;
+}
+
+/* An option given on the command line that disagrees with the checkpoint's setting:
+ * -1 + nn_fail naming both values. --batch is compared times the number of processes. */
+static int check_explicit_options(const train_opts *o, const nn_weights_file *f, int processes) {
+    for (int i = 0; i < N_SETTING_KEYS; i++) {
+        const char *v = nn_weights_config_get(f, setting_keys[i].key);
+        const cli_option *opt = cli_find(o->opts, setting_keys[i].option, strlen(setting_keys[i].option));
+        if (!v || !opt || !cli_given(o->opts, o->argc, o->argv, opt->name)) continue;
+        char given[64];
+        int same = 1;
+        if (opt->kind == CLI_INT) {
+            /* --batch is per process; the checkpoint keeps the whole batch */
+            const long k = !strcmp(opt->name, "batch") ? processes : 1;
+            same = strtol(v, NULL, 10) == k * *(long *)opt->dest;
+            snprintf(given, sizeof given, "%ld%s", *(long *)opt->dest, k > 1 ? " (per process)" : "");
+        } else if (opt->kind == CLI_DOUBLE) {
+            same = strtod(v, NULL) == *(double *)opt->dest;
+            snprintf(given, sizeof given, "%g", *(double *)opt->dest);
+        } else if (opt->kind == CLI_STRING) {
+            same = !strcmp(v, *(const char **)opt->dest);
+            snprintf(given, sizeof given, "%s", *(const char **)opt->dest);
+        }
+        if (!same)
+            return nn_fail("--%s %s disagrees with the checkpoint %s (%s=%.64s): leave the option out to continue "
+                           "that run as it was, or train a new run without --resume",
+                           opt->name, given, nn_weights_path(f), setting_keys[i].key, v);
+    }
     return 0;
 }
 
@@ -189,38 +286,144 @@ static int find_checkpoint(const char *dir, char *path, size_t size) {
     return 0;
 }
 
-/* Keeps the header and the rows of steps <= step of log.csv at path (atomically: a
- * temporary file renamed over it); nothing when it does not exist. */
-static int trim_log(const char *path, long step) {
-    FILE *in = fopen(path, "r");
-    if (!in) return 0;
-    char tmp[4200], line[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        fclose(in);
-        return nn_fail("cannot write %s: %s", tmp, strerror(errno));
-    }
-    int first = 1, err = 0;
-    while (fgets(line, sizeof line, in)) {
-        long s = 0;
-        if (first || (sscanf(line, "%ld,", &s) == 1 && s <= step)) err |= fputs(line, out) < 0;
-        first = 0;
-    }
-    err |= ferror(in);
-    fclose(in);
-    if (fclose(out) || err || rename(tmp, path)) {
-        int e = errno;
-        unlink(tmp);
-        return nn_fail("cannot trim %s to step %ld: %s", path, step, strerror(e));
-    }
-    return 0;
-}
-
 static void format_duration(double s, char *buf, size_t size) {
     long t = (long)(s + 0.5);
     if (t >= 3600) snprintf(buf, size, "%ldh%02ldm", t / 3600, t / 60 % 60);
     else snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
+}
+
+/* ---- signals: finish the step, checkpoint, exit 128 + signal ---- */
+
+static volatile sig_atomic_t stop_signal; /* the first SIGINT/SIGTERM received, 0: none */
+
+static void on_stop_signal(int sig) {
+    if (stop_signal) { /* the second one: stop at once, by the signal */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- the run folder ---- */
+
+static const char *const run_files[] = {"checkpoint.d3w", "model.d3w", "log.csv"};
+
+/* 1 when a and b name the same existing file. */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Prepares --out before any other work: created if missing, writable (a temporary file
+ * is made and removed), a killed run's temporaries removed, and no earlier run's files
+ * replaced unless --resume continues that run or --overwrite says so. */
+static int prepare_out(const train_opts *o) {
+    char path[4096];
+    if (mkdir(o->out, 0777) && errno != EEXIST) return nn_fail("cannot create output folder %s: %s", o->out, strerror(errno));
+    snprintf(path, sizeof path, "%s/x", o->out);
+    char tmp[4200];
+    FILE *probe = nn_atomic_open(path, tmp, sizeof tmp);
+    if (!probe) return nn_fail("cannot write into the output folder %s: %s", o->out, strerror(errno));
+    nn_atomic_abandon(probe, tmp);
+    int stale = nn_remove_stale_temporaries(o->out);
+    if (stale) printf("removed %d temporary file%s left in %s by a run that was killed\n", stale, stale == 1 ? "" : "s", o->out);
+    snprintf(path, sizeof path, "%s/checkpoint.d3w", o->out);
+    const int continuing = o->resume && (!strcmp(o->resume, "auto") || same_file(o->resume, path));
+    for (int i = 0; i < 3 && !continuing; i++) {
+        snprintf(path, sizeof path, "%s/%s", o->out, run_files[i]);
+        if (access(path, F_OK) != 0) continue;
+        if (!o->overwrite)
+            return nn_fail("%s already holds a training run (%s): --resume %s/checkpoint.d3w continues it, --overwrite "
+                           "replaces it", o->out, run_files[i], o->out);
+        if (unlink(path)) return nn_fail("cannot remove %s (--overwrite): %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* ---- log.csv ---- */
+
+#define LOG_HEADER "step,loss,lr,img_per_s,val_mae_model,val_mae_identity,val_mae_global,photometric,smoothness\n"
+
+/* The error of the last writes to csv, if any: -1 + nn_fail naming the file. */
+static int check_log(FILE *csv, const char *path) {
+    errno = 0;
+    if (fflush(csv) != 0 || ferror(csv)) return nn_fail("cannot write %s: %s", path, strerror(errno ? errno : EIO));
+    return 0;
+}
+
+/* Opens log.csv for appending. Fresh runs start it with the header; a resumed run
+ * first rewrites it (atomically) with its header and the rows of steps <= step, so
+ * the rows past the checkpoint are not repeated. */
+static FILE *open_log(const char *path, int resume, long step) {
+    FILE *in = resume ? fopen(path, "r") : NULL;
+    if (in) {
+        char tmp[4200], line[4096];
+        FILE *out = nn_atomic_open(path, tmp, sizeof tmp);
+        if (!out) {
+            fclose(in);
+            return NULL;
+        }
+        int first = 1, err = 0;
+        while (!err && fgets(line, sizeof line, in)) {
+            char *end;
+            long row = strtol(line, &end, 10);
+            if (first || (end != line && *end == ',' && row <= step)) err = fputs(line, out) < 0;
+            first = 0;
+        }
+        err = err || ferror(in);
+        fclose(in);
+        if (err) {
+            nn_atomic_abandon(out, tmp);
+            nn_fail("cannot rewrite %s up to step %ld: %s", path, step, strerror(errno ? errno : EIO));
+            return NULL;
+        }
+        if (nn_atomic_commit(out, tmp, path, "cannot rewrite")) return NULL;
+    }
+    FILE *csv = fopen(path, in ? "a" : "w");
+    if (!csv) {
+        nn_fail("cannot write %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!in) fputs(LOG_HEADER, csv);
+    if (check_log(csv, path)) {
+        fclose(csv);
+        return NULL;
+    }
+    return csv;
+}
+
+/* ---- validation pairs ---- */
+
+/* Decodes every validation pair once; the unreadable ones are dropped with a warning on
+ * stderr and counted in *skipped. Error only when none is readable. */
+static int check_validation_pairs(stereo_dataset *ds, int *skipped) {
+    const int n = ds->n;
+    char last[1024] = "";
+    *skipped = 0;
+    for (int i = 0; i < ds->n;) {
+        image *l, *r;
+        if (stereo_load_pair(ds, i, &l, &r) == 0) {
+            image_free(l), image_free(r);
+            i++;
+            continue;
+        }
+        snprintf(last, sizeof last, "%s", nn_last_error());
+        fprintf(stderr, "warning: %s (validation pair skipped)\n", last);
+        stereo_dataset_drop(ds, i);
+        ++*skipped;
+    }
+    if (ds->n == 0) return nn_fail("none of the %d validation pairs can be read; the last: %s", n, last);
+    return 0;
 }
 
 static int run(train_opts *o, dist *d) {
@@ -231,21 +434,22 @@ static int run(train_opts *o, dist *d) {
     FILE *csv = NULL;
     nn_weights_file *ckpt = NULL;
     nn_tensor *left = NULL, *right = NULL;
-    int rc = -1, model_ready = 0, opt_ready = 0;
-    char path[4096];
+    int rc = -1, model_ready = 0, opt_ready = 0, val_skipped = 0;
+    char path[4096], log_path[4096];
     nn_device device;
     train_state st = {0};
 
     const int lead = d->rank == 0; /* writes --out, validates, prints */
     char resume[4096] = "";
-    if (deep3d_setup_device(o->device, o->precision, o->deterministic, &device) || dist_use_device(d, device))
+    catch_stop_signals();
+    image_set_max_pixels(o->max_pixels);
+    if (deep3d_setup_device(o->device, o->precision, o->deterministic, &device) || dist_use_device(d, device) ||
+        (lead && prepare_out(o)))
         goto done;
-    if (lead && mkdir(o->out, 0777) && errno != EEXIST) {
-        nn_fail("cannot create output folder %s: %s", o->out, strerror(errno));
-        goto done;
-    }
     if (!(train_ds = stereo_dataset_open(o->data.items, o->data.n, o->layout))) goto done;
-    if (lead && o->val_data.n && !(val_ds = stereo_dataset_open(o->val_data.items, o->val_data.n, o->layout)))
+    if (lead && o->val_data.n &&
+        (!(val_ds = stereo_dataset_open(o->val_data.items, o->val_data.n, o->layout)) ||
+         check_validation_pairs(val_ds, &val_skipped)))
         goto done;
 
     /* the checkpoint to resume from: rank 0 chooses, every process reads it */
@@ -257,7 +461,8 @@ static int run(train_opts *o, dist *d) {
         snprintf(resume, sizeof resume, "%s", o->resume);
     }
     if (resume[0]) {
-        if (!(ckpt = nn_weights_open(resume)) || read_state(ckpt, &st) || deep3d_model_read(&m, ckpt, device))
+        if (!(ckpt = nn_weights_open(resume)) || train_read_settings(ckpt, o->steps, &st) ||
+            check_explicit_options(o, ckpt, d->size) || deep3d_model_read(&m, ckpt, device))
             goto done;
         model_ready = 1;
         printf("resuming from %s at step %ld\n", resume, st.step);
@@ -267,6 +472,7 @@ static int run(train_opts *o, dist *d) {
         cfg.width = (int)o->width, cfg.height = (int)o->height, cfg.disparities = (int)o->disparities;
         cfg.dmin = (int)o->dmin, cfg.width_div = (int)o->width_div;
         st.seed = o->seed, st.batch = o->batch * d->size, st.lr = o->lr, st.lr_step = o->lr_step, st.weight_decay = o->weight_decay;
+        st.lr_total_steps = o->lr_steps ? o->lr_steps : o->steps, st.lr_gamma = 0.1, st.lr_min_factor = 0.01;
         st.loss = !strcmp(o->loss, "ssim-l1") ? LOSS_SSIM_L1 : LOSS_L1, st.smoothness = o->smoothness;
         st.optimizer = !strcmp(o->optimizer, "adam") ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
         st.schedule = !strcmp(o->schedule, "cosine") ? NN_LR_COSINE : !strcmp(o->schedule, "constant") ? NN_LR_CONSTANT : NN_LR_STEP;
@@ -320,8 +526,8 @@ static int run(train_opts *o, dist *d) {
     opt.weight_decay = (nn_real)st.weight_decay;
     if (ckpt && read_optimizer_state(ckpt, &opt, &st)) goto done;
     nn_weights_close(ckpt), ckpt = NULL;
-    nn_lr_schedule sched = {.kind = st.schedule, .base = st.lr, .step_size = st.lr_step, .gamma = 0.1,
-                            .total_steps = o->steps, .min_factor = 0.01};
+    nn_lr_schedule sched = {.kind = st.schedule, .base = st.lr, .step_size = st.lr_step, .gamma = st.lr_gamma,
+                            .total_steps = st.lr_total_steps, .min_factor = st.lr_min_factor};
 
     loader_config lc = loader_defaults();
     lc.batch = (int)part, lc.width = m.cfg.width, lc.height = m.cfg.height;
@@ -337,22 +543,16 @@ static int run(train_opts *o, dist *d) {
     right = nn_tensor_new_like(left);
     if (!left || !right) goto done;
 
-    snprintf(path, sizeof path, "%s/log.csv", o->out);
-    struct stat sb;
-    int fresh_log = !resume[0] || stat(path, &sb) != 0;
-    if (lead && !fresh_log && trim_log(path, st.step)) goto done;
-    if (lead && !(csv = fopen(path, fresh_log ? "w" : "a"))) {
-        nn_fail("cannot write %s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (lead && fresh_log)
-        fprintf(csv, "step,loss,lr,img_per_s,val_mae_model,val_mae_identity,val_mae_global,photometric,smoothness\n");
+    snprintf(log_path, sizeof log_path, "%s/log.csv", o->out);
+    if (lead && !(csv = open_log(log_path, resume[0] != 0, st.step))) goto done;
     printf("training %s (width/%d, %dx%d, D=%d from %d, %.2f M parameters) on %d pairs, batch %ld, %s lr %g, "
            "loss %s + %g x smoothness, %s, steps %ld..%ld\n",
            m.cfg.variant, m.cfg.width_div, m.cfg.width, m.cfg.height, m.cfg.disparities, m.cfg.dmin,
            (double)deep3d_model_param_count(&m) / 1e6, train_ds->n, st.batch, st.optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st.lr,
            loss_names[st.loss], st.smoothness, nn_device_name(device), st.step, o->steps);
-    if (val_ds) printf("validation: %d pairs every %ld steps\n", val_ds->n, o->val_every);
+    if (val_ds)
+        printf("validation: %d pairs every %ld steps%s\n", val_ds->n, o->val_every,
+               val_skipped ? " (unreadable ones skipped, above)" : "");
     if (d->size > 1) {
         size_t grad_values = 0;
         for (int i = 0; i < n_params; i++) grad_values += params[i]->numel;
@@ -365,6 +565,15 @@ static int run(train_opts *o, dist *d) {
 
     const int tty = lead && cli_is_tty();
     const long first = st.step;
+    int stop_early = stop_signal; /* rank 0's decides for every process */
+    if (d->size > 1 && dist_bcast_host(d, &stop_early, sizeof stop_early)) goto done;
+    if (stop_early) { /* during the preparation: no step was made, nothing new to save */
+        if (lead)
+            fprintf(stderr, "deep3d train: stopped by %s before the first step (step %ld): nothing new to save\n",
+                    stop_early == SIGINT ? "SIGINT" : "SIGTERM", st.step);
+        rc = 128 + stop_early;
+        goto done;
+    }
     double t_start = deep3d_now(), t_log = t_start, loss_sum = 0, photo_sum = 0, smooth_sum = 0;
     long loss_count = 0, warnings_seen = 0, images_since_log = 0;
     int have_batch = 0; /* the batch of st.step is in left/right (uploaded during the previous step) */
@@ -431,12 +640,15 @@ static int run(train_opts *o, dist *d) {
         if (lead && (st.step % o->log_every == 0 || do_val || last)) {
             eval_result ev = {0};
             if (do_val && deep3d_evaluate(&m, val_ds, m.cfg.global_disparity, &ev)) goto done;
+            if (do_val && ev.skipped)
+                fprintf(stderr, "%swarning: %d validation pair%s unreadable at step %ld, left out (%s)\n", tty ? "\n" : "",
+                        ev.skipped, ev.skipped == 1 ? "" : "s", st.step, nn_last_error());
             const double ips = images_since_log / (now - t_log);
             fprintf(csv, "%ld,%.6f,%.6g,%.4f", st.step, loss_sum / loss_count, lr, ips);
             if (do_val) fprintf(csv, ",%.6f,%.6f,%.6f", ev.mae_model, ev.mae_identity, ev.mae_global);
             else fprintf(csv, ",,,");
             fprintf(csv, ",%.6f,%.6f\n", photo_sum / loss_count, smooth_sum / loss_count);
-            fflush(csv);
+            if (check_log(csv, log_path)) goto done;
             if (!tty || do_val) {
                 printf("%sstep %ld/%ld loss %.4f lr %.3g %.2f img/s ETA %s", tty ? "\n" : "", st.step, o->steps,
                        loss_sum / loss_count, lr, ips, eta);
@@ -448,9 +660,21 @@ static int run(train_opts *o, dist *d) {
             }
             loss_sum = photo_sum = smooth_sum = 0, loss_count = 0, images_since_log = 0, t_log = now;
         }
-        if (lead && (st.step % o->checkpoint_every == 0 || last)) {
-            snprintf(path, sizeof path, "%s/checkpoint.d3w", o->out);
+        /* every process stops at the same step: rank 0's signal decides (mpirun forwards
+         * SIGINT and SIGTERM to every rank, not necessarily within the same step) */
+        int stop = stop_signal;
+        if (d->size > 1 && dist_bcast_host(d, &stop, sizeof stop)) goto done;
+        const int stopping = stop && !last;
+        snprintf(path, sizeof path, "%s/checkpoint.d3w", o->out);
+        if (lead && (st.step % o->checkpoint_every == 0 || last || stopping)) {
             if (save_checkpoint(path, &m, &opt, &st)) goto done;
+        }
+        if (stopping) {
+            if (lead)
+                fprintf(stderr, "%sdeep3d train: stopped by %s at step %ld/%ld: saved %s; continue with --resume %s\n",
+                        tty ? "\n" : "", stop == SIGINT ? "SIGINT" : "SIGTERM", st.step, o->steps, path, path);
+            rc = 128 + stop;
+            goto done;
         }
     }
     snprintf(path, sizeof path, "%s/model.d3w", o->out);
@@ -472,6 +696,7 @@ static int run(train_opts *o, dist *d) {
     else if (warnings_seen)
         fprintf(stderr, "rank %d: skipped %ld bad pair%s (last: %s)\n", d->rank, warnings_seen,
                 warnings_seen == 1 ? "" : "s", loader_last_warning(ld));
+    if (val_skipped) printf("skipped %d unreadable validation pair%s\n", val_skipped, val_skipped == 1 ? "" : "s");
     rc = 0;
 done:
     if (csv) fclose(csv);
@@ -484,42 +709,58 @@ done:
     return rc;
 }
 
-int cmd_train(int argc, char **argv) {
-    train_opts o = {.out = NULL, .variant = "released", .optimizer = "sgd", .schedule = "step", .layout = "pairs", .loss = "l1",
+/* Fills o with the defaults and opts (room for 40) with deep3d train's option table,
+ * whose entries point into o. Returns the number of options. */
+static int build_options(train_opts *o, cli_option *opts) {
+    *o = (train_opts){.out = NULL, .variant = "released", .optimizer = "sgd", .schedule = "step", .layout = "pairs", .loss = "l1",
                     .device = "auto", .precision = "fp32", .steps = 1000, .batch = 4, .seed = 1, .width = 384, .height = 160,
                     .disparities = 33, .dmin = -15, .width_div = 1, .lr_step = 20000, .checkpoint_every = 500,
-                    .val_every = 100, .log_every = 10, .lr = 0.002};
-    const cli_option opts[] = {
-        {"data", CLI_LIST, &o.data, "DIR", "training pairs (repeatable; layouts in data/README.md)", 0, 0, NULL},
-        {"out", CLI_STRING, &o.out, "DIR", "output folder: log.csv, checkpoint.d3w, model.d3w", 0, 0, NULL},
-        {"steps", CLI_INT, &o.steps, "N", "train until this step (default: 1000)", 1, 1e9, NULL},
-        {"batch", CLI_INT, &o.batch, "N", "pairs per step and process: under mpirun -np K a step takes K*N (default: 4; the paper: 64)", 1, 4096, NULL},
-        {"lr", CLI_DOUBLE, &o.lr, "X", "learning rate (default: 0.002, the paper's)", 1e-12, 10, NULL},
-        {"optimizer", CLI_STRING, &o.optimizer, "NAME", "sgd (momentum 0.9, the paper's) or adam (default: sgd)", 0, 0, "sgd|adam"},
-        {"lr-schedule", CLI_STRING, &o.schedule, "NAME", "step (x0.1 every --lr-step), cosine or constant (default: step)", 0, 0, "step|cosine|constant"},
-        {"lr-step", CLI_INT, &o.lr_step, "N", "steps between x0.1 decays (default: 20000)", 1, 1e9, NULL},
-        {"weight-decay", CLI_DOUBLE, &o.weight_decay, "X", "L2 weight decay (default: 0)", 0, 1, NULL},
-        {"loss", CLI_STRING, &o.loss, "NAME", "l1 (the paper's, default) or ssim-l1 (0.85 SSIM + 0.15 L1, Godard et al. 2017)", 0, 0, "l1|ssim-l1"},
-        {"smoothness", CLI_DOUBLE, &o.smoothness, "W", "weight of the edge-aware disparity smoothness (Godard et al. 2017; default: 0, off)", 0, 1000, NULL},
-        {"variant", CLI_STRING, &o.variant, "NAME", "released (default) or vgg16", 0, 0, "released|vgg16"},
-        {"width", CLI_INT, &o.width, "PX", "network width, multiple of 32 (default: 384)", 32, 8192, NULL},
-        {"height", CLI_INT, &o.height, "PX", "network height, multiple of 32 (default: 160)", 32, 8192, NULL},
-        {"disparities", CLI_INT, &o.disparities, "N", "disparity levels (default: 33)", 1, 1024, NULL},
-        {"dmin", CLI_INT, &o.dmin, "PX", "smallest disparity (default: -15)", -4096, 4096, NULL},
-        {"width-div", CLI_INT, &o.width_div, "N", "divide conv/fc widths by N: 1, 2, 4, 8 (default: 1)", 1, 64, NULL},
-        {"layout", CLI_STRING, &o.layout, "NAME", "pairs (default), sbs, sbs-half, ou or ou-half", 0, 0, "pairs|sbs|sbs-half|ou|ou-half"},
-        {"val-data", CLI_LIST, &o.val_data, "DIR", "validation pairs (repeatable)", 0, 0, NULL},
-        {"val-every", CLI_INT, &o.val_every, "N", "validate every N steps (default: 100)", 1, 1e9, NULL},
-        {"checkpoint-every", CLI_INT, &o.checkpoint_every, "N", "checkpoint every N steps (default: 500)", 1, 1e9, NULL},
-        {"log-every", CLI_INT, &o.log_every, "N", "a log line every N steps (default: 10)", 1, 1e9, NULL},
-        {"resume", CLI_STRING, &o.resume, "FILE|auto", "continue from a checkpoint.d3w (its model and settings), or auto: from the newest complete checkpoint in --out, else from scratch; at --steps already: only write model.d3w", 0, 0, NULL},
-        {"seed", CLI_INT, &o.seed, "N", "seed of initialisation, batches and dropout (default: 1)", 0, 2e9, NULL},
-        {"threads", CLI_INT, &o.threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
-        {"device", CLI_STRING, &o.device, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
-        {"precision", CLI_STRING, &o.precision, "P", "fp32 (default), tf32 or bf16 (CUDA only)", 0, 0, "fp32|tf32|bf16"},
-        {"deterministic", CLI_FLAG, &o.deterministic, NULL, "CUDA: only deterministic cuDNN algorithms", 0, 0, NULL},
+                    .val_every = 100, .log_every = 10, .lr = 0.002, .max_pixels = IMAGE_DEFAULT_MAX_PIXELS};
+    const cli_option table[] = {
+        {"data", CLI_LIST, &o->data, "DIR", "training pairs (repeatable; layouts in data/README.md)", 0, 0, NULL},
+        {"out", CLI_STRING, &o->out, "DIR", "output folder: log.csv, checkpoint.d3w, model.d3w", 0, 0, NULL},
+        {"steps", CLI_INT, &o->steps, "N", "train until this step (default: 1000)", 1, 1e9, NULL},
+        {"batch", CLI_INT, &o->batch, "N", "pairs per step and process: under mpirun -np K a step takes K*N (default: 4; the paper: 64)", 1, 4096, NULL},
+        {"lr", CLI_DOUBLE, &o->lr, "X", "learning rate (default: 0.002, the paper's)", 1e-12, 10, NULL},
+        {"optimizer", CLI_STRING, &o->optimizer, "NAME", "sgd (momentum 0.9, the paper's) or adam (default: sgd)", 0, 0, "sgd|adam"},
+        {"lr-schedule", CLI_STRING, &o->schedule, "NAME", "step (x0.1 every --lr-step), cosine or constant (default: step)", 0, 0, "step|cosine|constant"},
+        {"lr-step", CLI_INT, &o->lr_step, "N", "steps between x0.1 decays (default: 20000)", 1, 1e9, NULL},
+        {"lr-steps", CLI_INT, &o->lr_steps, "N", "length of the cosine schedule (default: --steps; kept by --resume)", 1, 1e9, NULL},
+        {"weight-decay", CLI_DOUBLE, &o->weight_decay, "X", "L2 weight decay (default: 0)", 0, 1, NULL},
+        {"loss", CLI_STRING, &o->loss, "NAME", "l1 (the paper's, default) or ssim-l1 (0.85 SSIM + 0.15 L1, Godard et al. 2017)", 0, 0, "l1|ssim-l1"},
+        {"smoothness", CLI_DOUBLE, &o->smoothness, "W", "weight of the edge-aware disparity smoothness (Godard et al. 2017; default: 0, off)", 0, 1000, NULL},
+        {"variant", CLI_STRING, &o->variant, "NAME", "released (default) or vgg16", 0, 0, "released|vgg16"},
+        {"width", CLI_INT, &o->width, "PX", "network width, multiple of 32 (default: 384)", 32, 8192, NULL},
+        {"height", CLI_INT, &o->height, "PX", "network height, multiple of 32 (default: 160)", 32, 8192, NULL},
+        {"disparities", CLI_INT, &o->disparities, "N", "disparity levels (default: 33)", 1, 1024, NULL},
+        {"dmin", CLI_INT, &o->dmin, "PX", "smallest disparity (default: -15)", -4096, 4096, NULL},
+        {"width-div", CLI_INT, &o->width_div, "N", "divide conv/fc widths by N: 1, 2, 4, 8 (default: 1)", 1, 64, NULL},
+        {"layout", CLI_STRING, &o->layout, "NAME", "pairs (default), sbs, sbs-half, ou or ou-half", 0, 0, "pairs|sbs|sbs-half|ou|ou-half"},
+        {"val-data", CLI_LIST, &o->val_data, "DIR", "validation pairs (repeatable)", 0, 0, NULL},
+        {"val-every", CLI_INT, &o->val_every, "N", "validate every N steps (default: 100)", 1, 1e9, NULL},
+        {"checkpoint-every", CLI_INT, &o->checkpoint_every, "N", "checkpoint every N steps (default: 500)", 1, 1e9, NULL},
+        {"log-every", CLI_INT, &o->log_every, "N", "a log line every N steps (default: 10)", 1, 1e9, NULL},
+        {"resume", CLI_STRING, &o->resume, "FILE|auto", "continue from a checkpoint.d3w (its model and settings), or auto: from the newest complete checkpoint in --out, else from scratch; at --steps already: only write model.d3w", 0, 0, NULL},
+        {"overwrite", CLI_FLAG, &o->overwrite, NULL, "replace the run already in --out (its checkpoint, model and log)", 0, 0, NULL},
+        {"max-pixels", CLI_INT, &o->max_pixels, "N", "skip pairs of larger images, before decoding (default: 100000000)", 1, 4e12, NULL},
+        {"seed", CLI_INT, &o->seed, "N", "seed of initialisation, batches and dropout (default: 1)", 0, 2e9, NULL},
+        {"threads", CLI_INT, &o->threads, "N", "CPU threads (default: all cores)", 1, 1024, NULL},
+        {"device", CLI_STRING, &o->device, "DEV", "cpu, cuda or auto (default: auto)", 0, 0, "cpu|cuda|auto"},
+        {"precision", CLI_STRING, &o->precision, "P", "fp32 (default), tf32 or bf16 (CUDA only)", 0, 0, "fp32|tf32|bf16"},
+        {"deterministic", CLI_FLAG, &o->deterministic, NULL, "CUDA: only deterministic cuDNN algorithms", 0, 0, NULL},
         {0},
     };
+    int n = 0;
+    while (table[n].name) n++;
+    memcpy(opts, table, (size_t)(n + 1) * sizeof *table);
+    return n;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_opts o;
+    cli_option opts[40];
+    build_options(&o, opts);
+    o.opts = opts, o.argc = argc, o.argv = argv;
     const char *pos[1];
     int n_pos;
     int rc = cli_parse("train", "--data DIR [--data DIR ...] --out DIR [options]", opts, argc, argv, pos, 0, &n_pos);
@@ -543,7 +784,8 @@ int cmd_train(int argc, char **argv) {
         if (threads < 1) threads = 1;
     }
     deep3d_set_threads(threads);
-    if (run(&o, &d)) {
+    rc = run(&o, &d);
+    if (rc < 0) {
         if (d.size > 1) cli_error("train", "rank %d of %d: %s", d.rank, d.size, nn_last_error());
         else cli_error("train", "%s", nn_last_error());
         dist_abort(&d, 1); /* the others may wait in a collective: end the job */
@@ -551,5 +793,5 @@ int cmd_train(int argc, char **argv) {
         return 1;
     }
     if (dist_end(&d)) return cli_error("train", "%s", nn_last_error());
-    return 0;
+    return rc; /* 0, or 128 + the signal that stopped it */
 }
