@@ -15,6 +15,9 @@ export DEEP3D_BIN="$build/deep3d"
 # (tests/lsan.supp); any other sanitizer report fails the run, though Criterion
 # counts a test whose process only reported a leak as passing
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+# and freed memory is reused at once (ASan's quarantine, 256 MB by default, would count
+# in the peak-memory tests of tests/test_cli_render.c and tests/test_hostile.c)
+export ASAN_OPTIONS="quarantine_size_mb=8${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 passed=0 failed=0 skipped=0 rc=0
 for prog in "$build/test_nn" "$build/test_grad64"; do
     echo "== $prog"
