@@ -8,6 +8,26 @@
 
 /* ---- CPU kernels ------------------------------------------------------------ */
 
+/* Channel j from its mean and sum of squared deviations ss over m values: the saved
+ * statistics, the running ones (unbiased variance), and out = gamma (in - mean) invstd
+ * + beta. Shared by the one-process and the data-parallel forward passes. */
+static void normalize_channel(int j, double mean, double ss, double m, nn_real *out, nn_real *save_mean,
+                              nn_real *save_invstd, nn_real *running_mean, nn_real *running_var, const nn_real *in,
+                              const nn_real *gamma, const nn_real *beta, int n, int c, int hw, nn_real momentum,
+                              nn_real eps) {
+        const double invstd = 1.0 / sqrt(ss / m + (double)eps);
+        save_mean[j] = (nn_real)mean;
+        save_invstd[j] = (nn_real)invstd;
+        running_mean[j] = (nn_real)((1 - (double)momentum) * running_mean[j] + (double)momentum * mean);
+        running_var[j] = (nn_real)((1 - (double)momentum) * running_var[j] +
+                                   (double)momentum * (m > 1 ? ss / (m - 1) : ss / m));
+        const nn_real a = (nn_real)(gamma[j] * invstd), mu = (nn_real)mean, b = beta[j];
+        for (int i = 0; i < n; i++) {
+            size_t base = ((size_t)i * c + j) * hw;
+            for (int k = 0; k < hw; k++) out[base + k] = (in[base + k] - mu) * a + b;
+        }
+}
+
 int batchnorm_forward_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_invstd,
                                 nn_real *running_mean, nn_real *running_var, const nn_real *in,
                                 const nn_real *gamma, const nn_real *beta, int n, int c, int hw,
@@ -29,17 +49,8 @@ int batchnorm_forward_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_
                 ss += e * e;
             }
         }
-        const double invstd = 1.0 / sqrt(ss / m + (double)eps);
-        save_mean[j] = (nn_real)mean;
-        save_invstd[j] = (nn_real)invstd;
-        running_mean[j] = (nn_real)((1 - (double)momentum) * running_mean[j] + (double)momentum * mean);
-        running_var[j] = (nn_real)((1 - (double)momentum) * running_var[j] +
-                                   (double)momentum * (m > 1 ? ss / (m - 1) : ss / m));
-        const nn_real a = (nn_real)(gamma[j] * invstd), mu = (nn_real)mean, b = beta[j];
-        for (int i = 0; i < n; i++) {
-            size_t base = ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) out[base + k] = (in[base + k] - mu) * a + b;
-        }
+        normalize_channel(j, mean, ss, m, out, save_mean, save_invstd, running_mean, running_var, in, gamma, beta, n, c,
+                          hw, momentum, eps);
     }
     return 0;
 }
@@ -112,17 +123,8 @@ int batchnorm_apply_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_in
 #pragma omp parallel for schedule(static)
     for (int j = 0; j < c; j++) {
         const double mean = stats[j] / m, ss = stats[c + j];
-        const double invstd = 1.0 / sqrt(ss / m + (double)eps);
-        save_mean[j] = (nn_real)mean;
-        save_invstd[j] = (nn_real)invstd;
-        running_mean[j] = (nn_real)((1 - (double)momentum) * running_mean[j] + (double)momentum * mean);
-        running_var[j] = (nn_real)((1 - (double)momentum) * running_var[j] +
-                                   (double)momentum * (m > 1 ? ss / (m - 1) : ss / m));
-        const nn_real a = (nn_real)(gamma[j] * invstd), mu = (nn_real)mean, b = beta[j];
-        for (int i = 0; i < n; i++) {
-            size_t base = ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) out[base + k] = (in[base + k] - mu) * a + b;
-        }
+        normalize_channel(j, mean, ss, m, out, save_mean, save_invstd, running_mean, running_var, in, gamma, beta, n, c,
+                          hw, momentum, eps);
     }
     return 0;
 }
