@@ -90,6 +90,18 @@ static void print_info(const dataset *d) {
     if (dataset_unlisted(d)) printf("%s\n", dataset_unlisted(d));
 }
 
+/* A source name the dataset already holds is refused (one line; the writer aborted, so
+ * nothing of this run is left): 0 when none of names[0..n) is there. */
+static int refuse_existing_sources(dataset_writer *w, const char (*names)[256], int n, const char *out) {
+    for (int i = 0; i < n; i++)
+        if (dataset_writer_has_source(w, names[i])) {
+            dataset_writer_abort(w);
+            cli_error("dataset", "dataset %s already has a source '%s': name the new one with --source", out, names[i]);
+            return -1;
+        }
+    return 0;
+}
+
 static int cmd_info(const char *dir) {
     dataset *d = dataset_open(dir, 1);
     if (!d) return cli_error("dataset", "%s", nn_last_error());
@@ -263,13 +275,7 @@ static int cmd_pack_video(const dataset_opts *o) {
         cli_error("dataset", "%s", nn_last_error());
         goto done;
     }
-    for (int i = 0; i < n; i++)
-        if (dataset_writer_has_source(w, names[i])) {
-            dataset_writer_abort(w);
-            cli_error("dataset", "dataset %s already has a source '%s': name the new one with --source", o->out,
-                      names[i]);
-            goto done;
-        }
+    if (refuse_existing_sources(w, names, n, o->out)) goto done;
     const int tty = cli_is_tty();
     double t0 = deep3d_now();
     for (int i = 0; i < n; i++) {
@@ -340,13 +346,7 @@ static int cmd_pack(const dataset_opts *o) {
         cli_error("dataset", "%s", nn_last_error());
         goto done;
     }
-    for (int i = 0; i < o->from_pairs.n; i++)
-        if (dataset_writer_has_source(w, names[i])) {
-            dataset_writer_abort(w);
-            cli_error("dataset", "dataset %s already has a source '%s': name the new one with --source", o->out,
-                      names[i]);
-            goto done;
-        }
+    if (refuse_existing_sources(w, names, o->from_pairs.n, o->out)) goto done;
     const int tty = cli_is_tty();
     const dataset_pack_config *wc = dataset_writer_config(w);
     long skipped = 0;
