@@ -25,7 +25,7 @@ set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { echo "bench: $*" >&2; exit 1; }
 
-device=cpu size=1920x1080 seconds=2 layout=sbs-half threads=0 model=$ROOT/weights/deep3d_kitti_w2.d3w rounds=1
+device=cpu size=1920x1080 seconds=2 layout=sbs-half threads=0 model=$ROOT/weights/deep3d_stereo_w2.d3w rounds=1
 preset=medium
 while [ $# -gt 0 ]; do
     case $1 in -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac

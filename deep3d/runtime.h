@@ -3,7 +3,7 @@
 #define DEEP3D_RUNTIME_H
 
 /* File name of the bundled model inside weights/. */
-#define DEEP3D_BUNDLED_MODEL "deep3d_kitti_w2.d3w"
+#define DEEP3D_BUNDLED_MODEL "deep3d_stereo_w2.d3w"
 
 /* Sets the OpenMP and OpenBLAS thread counts (0 = leave the defaults: all cores). */
 void deep3d_set_threads(long threads);
