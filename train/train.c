@@ -57,6 +57,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,15 +295,16 @@ static void format_duration(double s, char *buf, size_t size) {
 
 /* ---- signals: finish the step, checkpoint, exit 128 + signal ---- */
 
-static volatile sig_atomic_t stop_signal; /* the first SIGINT/SIGTERM received, 0: none */
+/* The first SIGINT/SIGTERM received, 0: none. Atomic, and set by exchange: the two
+ * signals may run their handlers at once on two threads (a process-directed signal goes
+ * to any thread), and exactly one of them must see that it came second. */
+static atomic_int stop_signal;
 
 static void on_stop_signal(int sig) {
-    if (stop_signal) { /* the second one: stop at once, by the signal */
+    if (atomic_exchange(&stop_signal, sig)) { /* the second one: stop at once, by the signal */
         signal(sig, SIG_DFL);
         raise(sig);
-        return;
     }
-    stop_signal = sig;
 }
 
 static void catch_stop_signals(void) {
