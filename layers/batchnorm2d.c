@@ -8,24 +8,84 @@
 
 /* ---- CPU kernels ------------------------------------------------------------ */
 
+/* Per-channel pieces, shared by the one-process kernels and those of the data-parallel
+ * path (where the sums of every process are added between them); x is (N, C, HW), j the
+ * channel, each summed in the same order in both. */
+
+/* sum over the batch of channel j. */
+static double channel_sum(const nn_real *in, int n, int c, int hw, int j) {
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        const nn_real *p = in + ((size_t)i * c + j) * hw;
+        for (int k = 0; k < hw; k++) s += p[k];
+    }
+    return s;
+}
+
+/* sum of (x - mean)^2 over the batch of channel j. */
+static double channel_sqdev(const nn_real *in, double mean, int n, int c, int hw, int j) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) {
+        const nn_real *p = in + ((size_t)i * c + j) * hw;
+        for (int k = 0; k < hw; k++) {
+            double e = p[k] - mean;
+            ss += e * e;
+        }
+    }
+    return ss;
+}
+
 /* Channel j from its mean and sum of squared deviations ss over m values: the saved
  * statistics, the running ones (unbiased variance), and out = gamma (in - mean) invstd
- * + beta. Shared by the one-process and the data-parallel forward passes. */
+ * + beta. */
 static void normalize_channel(int j, double mean, double ss, double m, nn_real *out, nn_real *save_mean,
                               nn_real *save_invstd, nn_real *running_mean, nn_real *running_var, const nn_real *in,
                               const nn_real *gamma, const nn_real *beta, int n, int c, int hw, nn_real momentum,
                               nn_real eps) {
-        const double invstd = 1.0 / sqrt(ss / m + (double)eps);
-        save_mean[j] = (nn_real)mean;
-        save_invstd[j] = (nn_real)invstd;
-        running_mean[j] = (nn_real)((1 - (double)momentum) * running_mean[j] + (double)momentum * mean);
-        running_var[j] = (nn_real)((1 - (double)momentum) * running_var[j] +
-                                   (double)momentum * (m > 1 ? ss / (m - 1) : ss / m));
-        const nn_real a = (nn_real)(gamma[j] * invstd), mu = (nn_real)mean, b = beta[j];
-        for (int i = 0; i < n; i++) {
-            size_t base = ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) out[base + k] = (in[base + k] - mu) * a + b;
+    const double invstd = 1.0 / sqrt(ss / m + (double)eps);
+    save_mean[j] = (nn_real)mean;
+    save_invstd[j] = (nn_real)invstd;
+    running_mean[j] = (nn_real)((1 - (double)momentum) * running_mean[j] + (double)momentum * mean);
+    running_var[j] = (nn_real)((1 - (double)momentum) * running_var[j] +
+                               (double)momentum * (m > 1 ? ss / (m - 1) : ss / m));
+    const nn_real a = (nn_real)(gamma[j] * invstd), mu = (nn_real)mean, b = beta[j];
+    for (int i = 0; i < n; i++) {
+        size_t base = ((size_t)i * c + j) * hw;
+        for (int k = 0; k < hw; k++) out[base + k] = (in[base + k] - mu) * a + b;
+    }
+}
+
+/* sum dy (*sdy) and sum dy xhat (*sdyx) of channel j, and dbeta, dgamma += them (each
+ * skipped when NULL). */
+static void channel_grad_sums(const nn_real *dout, const nn_real *in, const nn_real *save_mean,
+                              const nn_real *save_invstd, nn_real *dgamma, nn_real *dbeta, int n, int c, int hw, int j,
+                              double *sdy_out, double *sdyx_out) {
+    const nn_real mu = save_mean[j], is = save_invstd[j];
+    double sdy = 0, sdyx = 0;
+    for (int i = 0; i < n; i++) {
+        size_t base = ((size_t)i * c + j) * hw;
+        for (int k = 0; k < hw; k++) {
+            sdy += dout[base + k];
+            sdyx += (double)dout[base + k] * ((in[base + k] - mu) * is);
         }
+    }
+    if (dbeta) dbeta[j] += (nn_real)sdy;
+    if (dgamma) dgamma[j] += (nn_real)sdyx;
+    *sdy_out = sdy, *sdyx_out = sdyx;
+}
+
+/* din += a dy + b xhat + c0 of channel j, the sums over m values folded into the
+ * coefficients. */
+static void channel_input_grad(nn_real *din, const nn_real *dout, const nn_real *in, const nn_real *gamma,
+                               const nn_real *save_mean, const nn_real *save_invstd, double sdy, double sdyx, double m,
+                               int n, int c, int hw, int j) {
+    const nn_real mu = save_mean[j], is = save_invstd[j];
+    const double k0 = (double)gamma[j] * is;
+    const nn_real a = (nn_real)k0, b = (nn_real)(-k0 * sdyx / m), c0 = (nn_real)(-k0 * sdy / m);
+    for (int i = 0; i < n; i++) {
+        size_t base = ((size_t)i * c + j) * hw;
+        for (int k = 0; k < hw; k++) din[base + k] += a * dout[base + k] + b * ((in[base + k] - mu) * is) + c0;
+    }
 }
 
 int batchnorm_forward_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_invstd,
@@ -35,22 +95,9 @@ int batchnorm_forward_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_
     const double m = (double)n * hw;
 #pragma omp parallel for schedule(static)
     for (int j = 0; j < c; j++) {
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            const nn_real *p = in + ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) sum += p[k];
-        }
-        const double mean = sum / m;
-        double ss = 0;
-        for (int i = 0; i < n; i++) {
-            const nn_real *p = in + ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) {
-                double e = p[k] - mean;
-                ss += e * e;
-            }
-        }
-        normalize_channel(j, mean, ss, m, out, save_mean, save_invstd, running_mean, running_var, in, gamma, beta, n, c,
-                          hw, momentum, eps);
+        const double mean = channel_sum(in, n, c, hw, j) / m;
+        normalize_channel(j, mean, channel_sqdev(in, mean, n, c, hw, j), m, out, save_mean, save_invstd, running_mean,
+                          running_var, in, gamma, beta, n, c, hw, momentum, eps);
     }
     return 0;
 }
@@ -62,25 +109,9 @@ int batchnorm_backward_cpu(nn_real *din, nn_real *dgamma, nn_real *dbeta, const 
     const double m = (double)n * hw;
 #pragma omp parallel for schedule(static)
     for (int j = 0; j < c; j++) {
-        const nn_real mu = save_mean[j], is = save_invstd[j];
-        double sdy = 0, sdyx = 0;
-        for (int i = 0; i < n; i++) {
-            size_t base = ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) {
-                sdy += dout[base + k];
-                sdyx += (double)dout[base + k] * ((in[base + k] - mu) * is);
-            }
-        }
-        if (dbeta) dbeta[j] += (nn_real)sdy;
-        if (dgamma) dgamma[j] += (nn_real)sdyx;
-        if (!din) continue;
-        /* din += a*dy + b*xhat + c0 with the sums folded into the coefficients */
-        const double k0 = (double)gamma[j] * is;
-        const nn_real a = (nn_real)k0, b = (nn_real)(-k0 * sdyx / m), c0 = (nn_real)(-k0 * sdy / m);
-        for (int i = 0; i < n; i++) {
-            size_t base = ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) din[base + k] += a * dout[base + k] + b * ((in[base + k] - mu) * is) + c0;
-        }
+        double sdy, sdyx;
+        channel_grad_sums(dout, in, save_mean, save_invstd, dgamma, dbeta, n, c, hw, j, &sdy, &sdyx);
+        if (din) channel_input_grad(din, dout, in, gamma, save_mean, save_invstd, sdy, sdyx, m, n, c, hw, j);
     }
     return 0;
 }
@@ -89,31 +120,13 @@ int batchnorm_backward_cpu(nn_real *din, nn_real *dgamma, nn_real *dbeta, const 
 
 int batchnorm_sum_cpu(double *sum, const nn_real *in, int n, int c, int hw) {
 #pragma omp parallel for schedule(static)
-    for (int j = 0; j < c; j++) {
-        double s = 0;
-        for (int i = 0; i < n; i++) {
-            const nn_real *p = in + ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) s += p[k];
-        }
-        sum[j] = s;
-    }
+    for (int j = 0; j < c; j++) sum[j] = channel_sum(in, n, c, hw, j);
     return 0;
 }
 
 int batchnorm_sqdev_cpu(double *sqdev, const nn_real *in, const double *sum, double m, int n, int c, int hw) {
 #pragma omp parallel for schedule(static)
-    for (int j = 0; j < c; j++) {
-        const double mean = sum[j] / m;
-        double ss = 0;
-        for (int i = 0; i < n; i++) {
-            const nn_real *p = in + ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) {
-                double e = p[k] - mean;
-                ss += e * e;
-            }
-        }
-        sqdev[j] = ss;
-    }
+    for (int j = 0; j < c; j++) sqdev[j] = channel_sqdev(in, sum[j] / m, n, c, hw, j);
     return 0;
 }
 
@@ -121,11 +134,9 @@ int batchnorm_apply_train_cpu(nn_real *out, nn_real *save_mean, nn_real *save_in
                               nn_real *running_var, const nn_real *in, const nn_real *gamma, const nn_real *beta,
                               const double *stats, double m, int n, int c, int hw, nn_real momentum, nn_real eps) {
 #pragma omp parallel for schedule(static)
-    for (int j = 0; j < c; j++) {
-        const double mean = stats[j] / m, ss = stats[c + j];
-        normalize_channel(j, mean, ss, m, out, save_mean, save_invstd, running_mean, running_var, in, gamma, beta, n, c,
-                          hw, momentum, eps);
-    }
+    for (int j = 0; j < c; j++)
+        normalize_channel(j, stats[j] / m, stats[c + j], m, out, save_mean, save_invstd, running_mean, running_var, in,
+                          gamma, beta, n, c, hw, momentum, eps);
     return 0;
 }
 
@@ -133,20 +144,8 @@ int batchnorm_backward_sums_cpu(double *sums, nn_real *dgamma, nn_real *dbeta, c
                                 const nn_real *in, const nn_real *save_mean, const nn_real *save_invstd, int n,
                                 int c, int hw) {
 #pragma omp parallel for schedule(static)
-    for (int j = 0; j < c; j++) {
-        const nn_real mu = save_mean[j], is = save_invstd[j];
-        double sdy = 0, sdyx = 0;
-        for (int i = 0; i < n; i++) {
-            size_t base = ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) {
-                sdy += dout[base + k];
-                sdyx += (double)dout[base + k] * ((in[base + k] - mu) * is);
-            }
-        }
-        sums[j] = sdy, sums[c + j] = sdyx;
-        if (dbeta) dbeta[j] += (nn_real)sdy;
-        if (dgamma) dgamma[j] += (nn_real)sdyx;
-    }
+    for (int j = 0; j < c; j++)
+        channel_grad_sums(dout, in, save_mean, save_invstd, dgamma, dbeta, n, c, hw, j, &sums[j], &sums[c + j]);
     return 0;
 }
 
@@ -154,16 +153,8 @@ int batchnorm_backward_apply_cpu(nn_real *din, const nn_real *dout, const nn_rea
                                  const nn_real *save_mean, const nn_real *save_invstd, const double *sums,
                                  double m, int n, int c, int hw) {
 #pragma omp parallel for schedule(static)
-    for (int j = 0; j < c; j++) {
-        const nn_real mu = save_mean[j], is = save_invstd[j];
-        /* the one-process kernel's coefficients, from the whole batch's sums */
-        const double k0 = (double)gamma[j] * is;
-        const nn_real a = (nn_real)k0, b = (nn_real)(-k0 * sums[c + j] / m), c0 = (nn_real)(-k0 * sums[j] / m);
-        for (int i = 0; i < n; i++) {
-            size_t base = ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++) din[base + k] += a * dout[base + k] + b * ((in[base + k] - mu) * is) + c0;
-        }
-    }
+    for (int j = 0; j < c; j++)
+        channel_input_grad(din, dout, in, gamma, save_mean, save_invstd, sums[j], sums[c + j], m, n, c, hw, j);
     return 0;
 }
 
