@@ -237,15 +237,6 @@ Test(image_budget, pixel_limit_is_checked_before_decoding) {
 
 #define RUN(r, ...) tc_run((r), root, (const char *const[]){__VA_ARGS__, NULL})
 
-/* A tiny model: released, 64x32, width_div 16, D = 9 from -4. */
-static void write_tiny_model(const char *path) {
-    deep3d_config cfg = deep3d_default_config();
-    cfg.width = 64, cfg.height = 32, cfg.disparities = 9, cfg.dmin = -4, cfg.width_div = 16;
-    deep3d_model m;
-    cr_assert_eq(deep3d_model_init(&m, &cfg, NN_CPU, 1), 0, "%s", nn_last_error());
-    cr_assert_eq(deep3d_model_save(&m, path, 1), 0, "%s", nn_last_error());
-    deep3d_model_free(&m);
-}
 
 /* The binary's own footprint (peak KiB of `deep3d infer --help`): the libraries it maps
  * (CUDA's among them) are most of it. */
@@ -274,7 +265,7 @@ static int count_entries(const char *dir) {
  * naming the file, its peak memory stays within 64 MiB of its own footprint, and the
  * output folder stays empty (no output under a final name, no temporary). */
 Test(hostile_cli, infer_refuses_hostile_images_with_bounded_memory) {
-    write_tiny_model(P("m.d3w"));
+    tc_write_tiny_model(P("m.d3w"));
     char ppm[83];
     int n = snprintf(ppm, sizeof ppm, "P6\n20000 20000\n255\n");
     memset(ppm + n, 1, sizeof ppm - (size_t)n);
@@ -313,7 +304,7 @@ Test(hostile_cli, infer_refuses_hostile_images_with_bounded_memory) {
  * train skips an 80x40 pair under 3000 with a warning and trains on the 64x32 one;
  * eval under 1000 fails naming the option. */
 Test(hostile_cli, max_pixels_option_in_every_command) {
-    write_tiny_model(P("m.d3w"));
+    tc_write_tiny_model(P("m.d3w"));
     unsigned char *px = noise_rgb(64, 32, 2);
     cr_assert(stbi_write_png(P("img.png"), 40, 30, 3, px, 120));
     cr_assert_eq(mkdir(P("d"), 0755), 0);
@@ -342,7 +333,7 @@ Test(hostile_cli, max_pixels_option_in_every_command) {
 /* The exit status convention of deep3d/commands.h: 2 for usage errors (the command line
  * alone is wrong), 1 for failures found while running. */
 Test(hostile_cli, usage_errors_exit_2_and_runtime_failures_exit_1) {
-    write_tiny_model(P("m.d3w"));
+    tc_write_tiny_model(P("m.d3w"));
     char m[128], x[128], d[128], o[128], missing[128], missing_png[128], missing_d3w[128];
     snprintf(m, sizeof m, "%s", P("m.d3w")), snprintf(x, sizeof x, "%s", P("x.png"));
     snprintf(d, sizeof d, "%s", P("d")), snprintf(o, sizeof o, "%s", P("o"));
