@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "../data/files.h"
 #include "../data/gif.h"
@@ -32,6 +31,7 @@
 #include "../deep3d/commands.h"
 #include "../deep3d/model.h"
 #include "../deep3d/runtime.h"
+#include "../nn/atomic_file.h"
 #include "infer.h"
 #include "layouts.h"
 #include "render.h"
@@ -358,18 +358,6 @@ static int same_outputs(const files_list *in, int *first, int *second) {
     return found;
 }
 
-/* 0 if a file can be created in dir (a temporary probe, removed at once): a read-only
- * or full folder is found before any image is computed. -1 + nn_fail otherwise. */
-static int check_writable(const char *dir) {
-    char probe[4096];
-    files_join(probe, sizeof probe, dir, "", ".deep3d-probe-XXXXXX");
-    int fd = mkstemp(probe);
-    if (fd < 0) return nn_fail("output folder %s is not writable: %s", dir, strerror(errno));
-    close(fd);
-    unlink(probe);
-    return 0;
-}
-
 int cmd_infer(int argc, char **argv) {
     const char *model_path = NULL, *format_list = "right,sbs,anaglyph,depth", *device_name = "auto",
                *precision = "fp32", *anaglyph = "dubois", *depth_format = "png", *letterbox_mode = "detect",
@@ -440,7 +428,7 @@ int cmd_infer(int argc, char **argv) {
         files_list_free(&in);
         return 2;
     }
-    if (check_writable(o.out)) {
+    if (nn_check_writable_folder(o.out)) { /* before any image is computed */
         files_list_free(&in);
         return cli_error("infer", "%s", nn_last_error());
     }

@@ -49,6 +49,17 @@ void nn_atomic_abandon(FILE *fp, const char *tmp) {
     unlink(tmp);
 }
 
+int nn_check_writable_folder(const char *dir) {
+    char path[4096], tmp[4200];
+    if ((size_t)snprintf(path, sizeof path, "%s/x", dir) >= sizeof path)
+        return nn_fail("output folder %s is not writable: name too long", dir);
+    errno = 0;
+    FILE *probe = nn_atomic_open(path, tmp, sizeof tmp);
+    if (!probe) return nn_fail("output folder %s is not writable: %s", dir, strerror(errno ? errno : EIO));
+    nn_atomic_abandon(probe, tmp);
+    return 0;
+}
+
 int nn_atomic_commit(FILE *fp, const char *tmp, const char *path, const char *what) {
     const char *step = "writing";
     int e = 0;

@@ -32,6 +32,11 @@ int nn_atomic_commit(FILE *fp, const char *tmp, const char *path, const char *wh
 /* Closes fp and removes tmp (after a failed write); errors are ignored. */
 void nn_atomic_abandon(FILE *fp, const char *tmp);
 
+/* 0 if the folder dir takes new files: a temporary is created there (nn_atomic_open)
+ * and removed at once, so a read-only or unwritable --out is found before any work.
+ * -1 + nn_fail("output folder <dir> is not writable: <strerror>") otherwise. */
+int nn_check_writable_folder(const char *dir);
+
 /* Removes the temporaries (NN_TMP_PREFIX followed by 6 characters, regular files)
  * directly inside folder dir: those of a process killed while it wrote. Returns how
  * many were removed (0 when dir cannot be read). Only for a folder that no other live

@@ -332,11 +332,7 @@ static int same_file(const char *a, const char *b) {
 static int prepare_out(const train_opts *o) {
     char path[4096];
     if (mkdir(o->out, 0777) && errno != EEXIST) return nn_fail("cannot create output folder %s: %s", o->out, strerror(errno));
-    snprintf(path, sizeof path, "%s/x", o->out);
-    char tmp[4200];
-    FILE *probe = nn_atomic_open(path, tmp, sizeof tmp);
-    if (!probe) return nn_fail("cannot write into the output folder %s: %s", o->out, strerror(errno));
-    nn_atomic_abandon(probe, tmp);
+    if (nn_check_writable_folder(o->out)) return -1;
     int stale = nn_remove_stale_temporaries(o->out);
     if (stale) printf("removed %d temporary file%s left in %s by a run that was killed\n", stale, stale == 1 ? "" : "s", o->out);
     snprintf(path, sizeof path, "%s/checkpoint.d3w", o->out);
