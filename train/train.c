@@ -260,7 +260,8 @@ static int next_batch(loader *ld, loader_batch *b, long *warnings_seen, int tty,
  * path, or "" when there is none (dir missing or holding none). A checkpoint that does
  * not open (truncated, CRC mismatch) or has no step is named on stderr and skipped; of
  * equal steps the first name in byte order is taken. Temporary files of an interrupted
- * save ("checkpoint.d3w.tmp.<pid>") do not end in .d3w and are ignored.
+ * save (".deep3d-XXXXXX", nn/atomic_file.h) do not start with "checkpoint" and are
+ * ignored, as is any other name that does not end in .d3w.
  * 0, or -1 + nn_fail when dir cannot be read. */
 static int find_checkpoint(const char *dir, char *path, size_t size) {
     path[0] = '\0';
