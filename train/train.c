@@ -617,8 +617,11 @@ static int run(train_opts *o, dist *d) {
         if (!err) err = nn_tensor_download(photo, &photo_value) || nn_tensor_download(smooth, &smooth_value);
         nn_tensor_unref(photo), nn_tensor_unref(smooth);
         /* the whole batch's: the mean of the processes' parts */
-        double parts[2] = {(double)photo_value, (double)smooth_value};
-        if (!err) err = dist_sum_host(d, parts, 2);
+        /* with rank 0's stop signal (the others add 0), so every process stops at the
+         * same step: mpirun forwards SIGINT and SIGTERM to every rank, not necessarily
+         * within the same step */
+        double parts[3] = {(double)photo_value, (double)smooth_value, lead ? (double)stop_signal : 0};
+        if (!err) err = dist_sum_host(d, parts, 3);
         const double photo_mean = parts[0] / d->size, smooth_mean = parts[1] / d->size;
         const double loss_value = photo_mean + st.smoothness * smooth_mean;
         if (!err) err = nn_device_wait_uploads(device);
@@ -659,10 +662,7 @@ static int run(train_opts *o, dist *d) {
             }
             loss_sum = photo_sum = smooth_sum = 0, loss_count = 0, images_since_log = 0, t_log = now;
         }
-        /* every process stops at the same step: rank 0's signal decides (mpirun forwards
-         * SIGINT and SIGTERM to every rank, not necessarily within the same step) */
-        int stop = stop_signal;
-        if (d->size > 1 && dist_bcast_host(d, &stop, sizeof stop)) goto done;
+        const int stop = (int)parts[2]; /* rank 0's, summed with the losses above */
         const int stopping = stop && !last;
         snprintf(path, sizeof path, "%s/checkpoint.d3w", o->out);
         if (lead && (st.step % o->checkpoint_every == 0 || last || stopping)) {
