@@ -628,32 +628,64 @@ static void box_filter(nn_real *out, const nn_real *in, nn_real *tmp, int H, int
     for (int x = 0; x < W; x++) warp_box_line(out + x, (size_t)W, tmp + x, (size_t)W, H, r);
 }
 
-int render_guided_filter(nn_real *p, const nn_real *left, int H, int W, int r, double eps) {
+int render_guided_filter(nn_real *p, const nn_real *left, int H, int W, int r, int k, double eps) {
     if (!p || !left) return nn_fail("render_guided_filter: NULL array");
-    if (H < 1 || W < 1 || r < 1) return nn_fail("render_guided_filter: bad size %d x %d or radius %d", W, H, r);
-    const size_t n = (size_t)H * W;
+    if (H < 1 || W < 1 || r < 1 || k < 1)
+        return nn_fail("render_guided_filter: bad size %d x %d, radius %d or subsampling %d", W, H, r, k);
+    /* the coarse grid (h, w) and the radius on it */
+    const int h = (H + k - 1) / k, w = (W + k - 1) / k;
+    const long rl = lround((double)r / k);
+    const int rs = rl < 1 ? 1 : (int)rl;
+    const size_t n = (size_t)h * w, plane = (size_t)H * W;
     /* planes: guide, I*I, I*p, then their means (and those of a, b), scratch */
     nn_real *buf = malloc(8 * n * sizeof *buf);
-    if (!buf) return nn_fail("render_guided_filter: out of memory for a %d x %d frame", W, H);
+    if (!buf) return nn_fail("render_guided_filter: out of memory for a %d x %d grid", w, h);
     nn_real *I = buf, *II = buf + n, *Ip = buf + 2 * n, *mI = buf + 3 * n, *mp = buf + 4 * n, *mII = buf + 5 * n,
             *mIp = buf + 6 * n, *tmp = buf + 7 * n;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        I[i] = warp_grey(left[i], left[n + i], left[2 * n + i]);
-        II[i] = I[i] * I[i], Ip[i] = I[i] * p[i];
-    }
-    box_filter(mI, I, tmp, H, W, r);
-    box_filter(mp, p, tmp, H, W, r);
-    box_filter(mII, II, tmp, H, W, r);
-    box_filter(mIp, Ip, tmp, H, W, r);
+    for (int ys = 0; ys < h; ys++)
+        for (int xs = 0; xs < w; xs++) {
+            const size_t i = (size_t)ys * w + xs;
+            warp_guided_down(&I[i], &mp[i], left, p, plane, H, W, k, ys, xs); /* mp holds p for now */
+            II[i] = I[i] * I[i], Ip[i] = I[i] * mp[i];
+        }
+    box_filter(mI, I, tmp, h, w, rs);
+    box_filter(mp, mp, tmp, h, w, rs); /* in place: box_filter reads `in` whole before writing `out` */
+    box_filter(mII, II, tmp, h, w, rs);
+    box_filter(mIp, Ip, tmp, h, w, rs);
     nn_real *a = II, *b = Ip; /* reused */
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) warp_guided_ab(&a[i], &b[i], mI[i], mp[i], mII[i], mIp[i], (nn_real)eps);
-    box_filter(mI, a, tmp, H, W, r); /* mean a */
-    box_filter(mp, b, tmp, H, W, r); /* mean b */
+    box_filter(mI, a, tmp, h, w, rs); /* mean a */
+    box_filter(mp, b, tmp, h, w, rs); /* mean b */
+    /* the output: warp_upsample's arithmetic, with its interpolation along y done once
+     * per row (into a row of mean a and one of mean b per thread) and its x indices and
+     * weights once per frame */
+    const int nt = omp_get_max_threads();
+    int *x0 = malloc((size_t)W * 2 * sizeof *x0);
+    nn_real *tx = malloc((size_t)W * sizeof *tx), *rows = malloc((size_t)nt * 2 * w * sizeof *rows);
+    if (!x0 || !tx || !rows) {
+        free(x0), free(tx), free(rows), free(buf);
+        return nn_fail("render_guided_filter: out of memory for a %d x %d frame", W, H);
+    }
+    int *x1 = x0 + W;
+    for (int x = 0; x < W; x++) warp_upsample_axis(x, w, k, &x0[x], &x1[x], &tx[x]);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) p[i] = warp_guided_out(mI[i], mp[i], I[i]);
-    free(buf);
+    for (int y = 0; y < H; y++) {
+        nn_real *ra = rows + (size_t)omp_get_thread_num() * 2 * w, *rb = ra + w, ty;
+        int y0, y1;
+        warp_upsample_axis(y, h, k, &y0, &y1, &ty);
+        for (int xs = 0; xs < w; xs++) {
+            ra[xs] = warp_lerp(mI[(size_t)y0 * w + xs], mI[(size_t)y1 * w + xs], ty);
+            rb[xs] = warp_lerp(mp[(size_t)y0 * w + xs], mp[(size_t)y1 * w + xs], ty);
+        }
+        for (int x = 0; x < W; x++) {
+            const size_t i = (size_t)y * W + x;
+            p[i] = warp_guided_out(warp_lerp(ra[x0[x]], ra[x1[x]], tx[x]), warp_lerp(rb[x0[x]], rb[x1[x]], tx[x]),
+                                   warp_grey(left[i], left[plane + i], left[2 * plane + i]));
+        }
+    }
+    free(x0), free(tx), free(rows), free(buf);
     return 0;
 }
 
@@ -788,7 +820,9 @@ int render_disparity(nn_real *disp, render_info *info, const render_config *cfg,
     for (size_t j = 0; j < plane; j++) num[j] = (nn_real)s * (num[j] / den[j]);
     if (right_to_left_grid(disp, num, H, W, cfg->gap)) goto done;
     const int refine_r = render_radius(cfg->refine_radius, s), snap_rho = render_radius(cfg->snap_radius, s);
-    if (refine_r > 0 && render_guided_filter(disp, left, H, W, refine_r, cfg->refine_eps)) goto done;
+    if (refine_r > 0 &&
+        render_guided_filter(disp, left, H, W, refine_r, warp_guided_subsample(s, refine_r), cfg->refine_eps))
+        goto done;
     if (snap_rho > 0 && render_snap_edges(disp, left, H, W, snap_rho, cfg->snap_tau * s, cfg->snap_kappa)) goto done;
     if (info) info->n_windows = n, info->win_w = ww, info->win_h = wh, info->scale = s, info->axis = axis;
     rc = 0;

@@ -130,6 +130,7 @@ extern "C" int render_cuda_plan_make(render_cuda_plan *p, const render_config *c
     /* the warp settings as render_disparity and render_warp derive them */
     p->cfg = *cfg;
     p->refine_r = render_radius(cfg->refine_radius, s), p->snap_rho = render_radius(cfg->snap_radius, s);
+    p->refine_k = p->refine_r > 0 ? warp_guided_subsample(s, p->refine_r) : 1;
     p->snap_tau = (nn_real)(cfg->snap_tau * s);
     warp_hist_range(&p->hist_lo, &p->hist_hi, s, p->dmin, p->D);
     p->max_cover = max_cover(p);
@@ -250,11 +251,15 @@ __global__ void left_grid_kernel(float *dl, float *dr, float *key, int H, int W,
     }
 }
 
-/* Step d's inputs, one thread per pixel: the grey guide I of left (3, H, W), I*I, I*p. */
-__global__ void guide_kernel(float *I, float *II, float *Ip, const float *left, const float *p, size_t n) {
+/* Step d's inputs on the coarse (h, w) grid, one thread per coarse pixel: the block
+ * means I of the grey guide and p of the disparity (warp_guided_down; p goes into mp,
+ * filtered in place next), I*I, I*p. */
+__global__ void guide_kernel(float *I, float *II, float *Ip, float *mp, const float *left, const float *p, int H, int W,
+                             int k, int h, int w) {
+    const size_t n = (size_t)h * w, plane = (size_t)H * W;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        I[i] = warp_grey(left[i], left[n + i], left[2 * n + i]);
-        II[i] = I[i] * I[i], Ip[i] = I[i] * p[i];
+        warp_guided_down(&I[i], &mp[i], left, p, plane, H, W, k, (int)(i / w), (int)(i % w));
+        II[i] = I[i] * I[i], Ip[i] = I[i] * mp[i];
     }
 }
 
@@ -277,9 +282,16 @@ __global__ void guided_ab_kernel(float *a, float *b, const float *mI, const floa
         warp_guided_ab(&a[i], &b[i], mI[i], mp[i], mII[i], mIp[i], eps);
 }
 
-__global__ void guided_out_kernel(float *p, const float *ma, const float *mb, const float *I, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        p[i] = warp_guided_out(ma[i], mb[i], I[i]);
+/* Step d's output at full resolution, one thread per pixel: the coarse means of a and b
+ * upsampled (warp_upsample), with the full-resolution grey guide. */
+__global__ void guided_out_kernel(float *p, const float *ma, const float *mb, const float *left, int H, int W, int k,
+                                  int h, int w) {
+    const size_t plane = (size_t)H * W;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < plane; i += (size_t)gridDim.x * blockDim.x) {
+        const int y = (int)(i / W), x = (int)(i % W);
+        p[i] = warp_guided_out(warp_upsample(ma, h, w, k, y, x), warp_upsample(mb, h, w, k, y, x),
+                               warp_grey(left[i], left[plane + i], left[2 * plane + i]));
+    }
 }
 
 /* Step e, one thread per pixel: d (H, W) snapped, reading the copy `in`. */
@@ -330,22 +342,25 @@ int box_filter(float *out, const float *in, float *tmp, int H, int W, int r) {
     return 0;
 }
 
-/* Step d: p (H, W) filtered in place, render_guided_filter's steps in its order; s8:
- * 8 (H, W) planes of scratch. */
-int guided_filter(float *p, const float *left, float *s8, int H, int W, int r, float eps) {
-    const size_t n = (size_t)H * W;
+/* Step d: p (H, W) filtered in place, render_guided_filter's steps in its order, the
+ * coefficients on a grid k times coarser; s8: 8 planes of that grid (at most 8 (H, W)). */
+int guided_filter(float *p, const float *left, float *s8, int H, int W, int r, int k, float eps) {
+    const int h = (H + k - 1) / k, w = (W + k - 1) / k;
+    const long rl = lround((double)r / k);
+    const int rs = rl < 1 ? 1 : (int)rl;
+    const size_t n = (size_t)h * w;
     float *I = s8, *II = s8 + n, *Ip = s8 + 2 * n, *mI = s8 + 3 * n, *mp = s8 + 4 * n, *mII = s8 + 5 * n,
           *mIp = s8 + 6 * n, *tmp = s8 + 7 * n;
-    guide_kernel<<<nn_cuda_grid(n), NN_CUDA_BLOCK>>>(I, II, Ip, left, p, n);
+    guide_kernel<<<nn_cuda_grid(n), NN_CUDA_BLOCK>>>(I, II, Ip, mp, left, p, H, W, k, h, w);
     NN_CUDA_LAUNCHED("guide_kernel");
-    if (box_filter(mI, I, tmp, H, W, r) || box_filter(mp, p, tmp, H, W, r) || box_filter(mII, II, tmp, H, W, r) ||
-        box_filter(mIp, Ip, tmp, H, W, r))
+    if (box_filter(mI, I, tmp, h, w, rs) || box_filter(mp, mp, tmp, h, w, rs) || box_filter(mII, II, tmp, h, w, rs) ||
+        box_filter(mIp, Ip, tmp, h, w, rs))
         return -1;
     float *a = II, *b = Ip; /* reused, as render.c */
     guided_ab_kernel<<<nn_cuda_grid(n), NN_CUDA_BLOCK>>>(a, b, mI, mp, mII, mIp, n, eps);
     NN_CUDA_LAUNCHED("guided_ab_kernel");
-    if (box_filter(mI, a, tmp, H, W, r) || box_filter(mp, b, tmp, H, W, r)) return -1; /* means of a and b */
-    guided_out_kernel<<<nn_cuda_grid(n), NN_CUDA_BLOCK>>>(p, mI, mp, I, n);
+    if (box_filter(mI, a, tmp, h, w, rs) || box_filter(mp, b, tmp, h, w, rs)) return -1; /* means of a and b */
+    guided_out_kernel<<<nn_cuda_grid((size_t)H * W), NN_CUDA_BLOCK>>>(p, mI, mp, left, H, W, k, h, w);
     NN_CUDA_LAUNCHED("guided_out_kernel");
     return 0;
 }
@@ -435,7 +450,8 @@ int launch_warp(render_cuda_job *j, nn_tensor **prob) {
     NN_CUDA_LAUNCHED("source_disparity_kernel");
     left_grid_kernel<<<nn_cuda_grid((size_t)p->H), NN_CUDA_BLOCK>>>(dl, sp, sp + plane, p->H, p->W, (float)p->cfg.gap);
     NN_CUDA_LAUNCHED("left_grid_kernel");
-    if (p->refine_r > 0 && guided_filter(dl, j->dleft, sp, p->H, p->W, p->refine_r, (float)p->cfg.refine_eps))
+    if (p->refine_r > 0 &&
+        guided_filter(dl, j->dleft, sp, p->H, p->W, p->refine_r, p->refine_k, (float)p->cfg.refine_eps))
         return -1;
     if (p->snap_rho > 0) {
         NN_CUDA(cudaMemcpyAsync(sp, dl, plane * sizeof(float), cudaMemcpyDeviceToDevice, 0));

@@ -150,7 +150,7 @@ int render_plan_windows(render_window *win, int max_windows, double *scale,
  * probabilities are never stored. With convergence the frame is rendered twice (E[d]
  * first) and the network runs twice on every window.
  * Memory (warp): render_disparity's 2 H W values plus one window, then the guided
- * filter's 8 H W values (render_guided_filter).
+ * filter's 8 H W / k^2 values (render_guided_filter, k = warp_guided_subsample).
  * Errors: bad sizes or settings, NULL arguments, out of memory, a failing callback
  * ("render: network failed on window i of n (x0, y0, w x h): <callback's message>"),
  * probabilities that do not sum to a positive finite number. */
@@ -165,7 +165,8 @@ int render_image(nn_real *right, nn_real *disparity, render_info *info,
  * (render_resize convention) and blend it with the window weights (a running weighted
  * sum over the windows in order, so memory does not grow with the number of windows:
  * 2 H W values plus one window's D net_h net_w); times s; then d_R -> d_L
- * (warp_invert_row), then the guided filter (radius max(1, round(refine_radius * s))),
+ * (warp_invert_row), then the guided filter (radius max(1, round(refine_radius * s)),
+ * coefficients on a grid warp_guided_subsample(s, radius) times coarser),
  * then edge snapping (render_snap_edges).
  * Errors: as render_image; a pixel whose probabilities do not sum to a positive finite
  * number names its window and network pixel. */
@@ -191,8 +192,11 @@ double render_convergence_offset(const nn_real *disp, size_t n, double scale, co
 
 /* The guided filter of warp.h step 4 on the CPU: p (H, W) filtered in place with the
  * grey of left (3, H, W) 0..255 as the guide, box radius r pixels, eps on the 0..1
- * guide. Errors: sizes, r < 1, out of memory. */
-int render_guided_filter(nn_real *p, const nn_real *left, int H, int W, int r, double eps);
+ * guide, its coefficients on a grid k times coarser (the fast guided filter of He and
+ * Sun 2015: warp_guided_down, box radius max(1, round(r / k)) there, warp_upsample;
+ * k = 1 is the plain filter of He, Sun and Tang 2013, Algorithm 1). Memory: 8 planes of
+ * ceil(H / k) x ceil(W / k). Errors: sizes, r < 1, k < 1, out of memory. */
+int render_guided_filter(nn_real *p, const nn_real *left, int H, int W, int r, int k, double eps);
 
 /* Edge snapping of warp.h step 4b on the CPU: d (H, W) in place, img (3, H, W) 0..255,
  * window radius rho >= 1 pixels, tau in d's units, kappa 0..255. Errors: sizes, out of

@@ -14,9 +14,11 @@
  *        b. at every source pixel, the covering windows' disparities resampled and
  *           blended with the window weights, times s: d_R      kernel per source pixel
  *        c. d_R -> d_L (warp_left_grid_row)                     kernel per row
- *        d. the guided filter (refine_radius > 0): the guide, 6 box filters
- *           (warp_box_line along rows, then columns), warp_guided_ab, warp_guided_out,
- *           in render_guided_filter's order         kernels per pixel, row and column
+ *        d. the guided filter (refine_radius > 0) on a grid refine_k times coarser:
+ *           the block means (warp_guided_down), 6 box filters (warp_box_line along
+ *           rows, then columns), warp_guided_ab, then at full resolution
+ *           warp_upsample and warp_guided_out, in render_guided_filter's order
+ *                                                   kernels per pixel, row and column
  *        e. edge snapping (snap_radius > 0) from a copy of d_L  kernel per pixel
  *        f. the convergence offset (convergence >= 0): a WARP_HIST_BINS histogram of
  *           d_L (atomicAdd of integer counts: exact, independent of the order), its
@@ -116,6 +118,7 @@ typedef struct {
     double scale;                   /* s: source pixels per network pixel of disparity */
     render_config cfg;              /* the settings: mode, warp steps, comfort controls */
     int refine_r, snap_rho;         /* warp: render_radius of refine_radius, snap_radius (0: off) */
+    int refine_k;                   /* warp: the guided filter's coarse grid, warp_guided_subsample */
     nn_real snap_tau;               /* warp: snap_tau * s */
     nn_real hist_lo, hist_hi;       /* the convergence histogram's range (warp_hist_range) */
     render_window *win;             /* (n) */

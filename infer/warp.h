@@ -16,8 +16,10 @@
  *      LEFT-view pixel shows (the grid of the image a viewer sees, and of depth maps);
  *   4. the guided filter (warp_box_line, warp_guided_ab, warp_guided_out; He, Sun and
  *      Tang, "Guided Image Filtering", TPAMI 2013, Algorithm 1) of d_L with the grey
- *      left view as the guide: depth edges move onto image edges, the network's block
- *      pattern is smoothed away; then edge snapping (warp_snap_pixel) makes the depth
+ *      left view as the guide, its coefficients on a grid of about the network's
+ *      resolution (warp_guided_down, warp_upsample: the fast guided filter of He and
+ *      Sun 2015): depth edges move onto image edges, the network's block pattern is
+ *      smoothed away; then edge snapping (warp_snap_pixel) makes the depth
  *      edges that the image shows steps instead of ramps;
  *   5. comfort controls: d' = strength * d_L - q, q = strength * the convergence
  *      quantile of d_L (warp_hist_bin, a 4096-bin histogram over the model's range);
@@ -281,6 +283,61 @@ RENDER_HD nn_real warp_guided_out(nn_real mean_a, nn_real mean_b, nn_real guide)
 /* The guide: BT.601 luma of an RGB pixel, scaled to 0..1. */
 RENDER_HD nn_real warp_grey(nn_real r, nn_real g, nn_real b) {
     return (0.299f * r + 0.587f * g + 0.114f * b) * (1.0f / 255.0f);
+}
+
+/* Step 4 at a reduced resolution, the fast guided filter (He and Sun, "Fast Guided
+ * Filter", arXiv:1505.00996, 2015, Algorithm 2): the coefficients a, b are computed on
+ * a grid k times coarser and the output q = mean(a) I + mean(b) uses the full-resolution
+ * guide I, so the depth edges still follow the image's edges pixel for pixel. The
+ * disparity being refined comes from the network's grid, s >= k source pixels per
+ * network pixel, so the coarse grid loses nothing of it. k = 1 is the plain filter.
+ *
+ * warp_guided_down: the mean of the grey guide (warp_grey of left (3, H, W) 0..255,
+ * channels `plane` apart) and of p (H, W) over the k x k block of coarse pixel (ys, xs)
+ * (blocks at the bottom and right edges clipped to the frame). */
+RENDER_HD void warp_guided_down(nn_real *mean_i, nn_real *mean_p, const nn_real *left, const nn_real *p, size_t plane,
+                                int H, int W, int k, int ys, int xs) {
+    const int y0 = ys * k, x0 = xs * k, y1 = y0 + k < H ? y0 + k : H, x1 = x0 + k < W ? x0 + k : W;
+    nn_real si = 0, sp = 0;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) {
+            const size_t i = (size_t)y * W + x;
+            si += warp_grey(left[i], left[plane + i], left[2 * plane + i]), sp += p[i];
+        }
+    const nn_real n = (nn_real)((y1 - y0) * (x1 - x0));
+    *mean_i = si / n, *mean_p = sp / n;
+}
+
+/* The bilinear upsampling of the fast guided filter, along one axis: full-resolution
+ * index i reads coarse indices *i0, *i1 (of n) with weight *t on *i1; coarse pixel j is
+ * the block of k pixels centred on j k + (k - 1) / 2; clamped at the ends. k = 1 gives
+ * i0 = i1 = i, t = 0. */
+RENDER_HD void warp_upsample_axis(int i, int n, int k, int *i0, int *i1, nn_real *t) {
+    nn_real f = ((nn_real)i + 0.5f) * (1.0f / (nn_real)k) - 0.5f;
+    f = f < 0 ? 0 : f > (nn_real)(n - 1) ? (nn_real)(n - 1) : f;
+    *i0 = (int)f, *i1 = *i0 + 1 < n ? *i0 + 1 : *i0, *t = f - (nn_real)*i0;
+}
+
+/* Linear interpolation from a (t = 0) to b (t = 1). */
+RENDER_HD nn_real warp_lerp(nn_real a, nn_real b, nn_real t) { return a * (1 - t) + b * t; }
+
+/* The value at full-resolution pixel (y, x) of a coarse (h, w) plane, bilinear
+ * (warp_upsample_axis along y, then x: first the two columns interpolated along y,
+ * then along x). k = 1 returns a[y w + x] exactly. */
+RENDER_HD nn_real warp_upsample(const nn_real *a, int h, int w, int k, int y, int x) {
+    int y0, y1, x0, x1;
+    nn_real ty, tx;
+    warp_upsample_axis(y, h, k, &y0, &y1, &ty);
+    warp_upsample_axis(x, w, k, &x0, &x1, &tx);
+    return warp_lerp(warp_lerp(a[(size_t)y0 * w + x0], a[(size_t)y1 * w + x0], ty),
+                     warp_lerp(a[(size_t)y0 * w + x1], a[(size_t)y1 * w + x1], ty), tx);
+}
+
+/* The fast guided filter's coarse grid factor at s source pixels per network pixel and a
+ * box radius of r source pixels: floor(s), at least 1 and at most r. */
+RENDER_HD int warp_guided_subsample(double s, int r) {
+    int k = s >= 1 ? (int)s : 1;
+    return k > r ? (r > 1 ? r : 1) : k;
 }
 
 /* The second half of warp_snap_pixel (below): given lo and hi, the least and greatest d

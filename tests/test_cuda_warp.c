@@ -99,20 +99,26 @@ static void emulate_box(nn_real *out, const nn_real *in, nn_real *tmp, int H, in
     for (int x = 0; x < W; x++) warp_box_line(out + x, (size_t)W, tmp + x, (size_t)W, H, r);
 }
 
-/* guided_filter of infer/render.cu: its kernels in its order, on its 8 scratch planes. */
-static void emulate_guided(nn_real *p, const nn_real *left, nn_real *s8, int H, int W, int r, nn_real eps) {
-    const size_t n = (size_t)H * W;
+/* guided_filter of infer/render.cu: its kernels in its order, on its 8 scratch planes of
+ * the coarse grid. */
+static void emulate_guided(nn_real *p, const nn_real *left, nn_real *s8, int H, int W, int r, int k, nn_real eps) {
+    const int h = (H + k - 1) / k, w = (W + k - 1) / k, rs = (int)fmax(1, lround((double)r / k));
+    const size_t n = (size_t)h * w, plane = (size_t)H * W;
     nn_real *I = s8, *II = s8 + n, *Ip = s8 + 2 * n, *mI = s8 + 3 * n, *mp = s8 + 4 * n, *mII = s8 + 5 * n,
             *mIp = s8 + 6 * n, *tmp = s8 + 7 * n;
-    for (size_t i = 0; i < n; i++) {
-        I[i] = warp_grey(left[i], left[n + i], left[2 * n + i]);
-        II[i] = I[i] * I[i], Ip[i] = I[i] * p[i];
+    for (size_t i = 0; i < n; i++) { /* guide_kernel */
+        warp_guided_down(&I[i], &mp[i], left, p, plane, H, W, k, (int)(i / w), (int)(i % w));
+        II[i] = I[i] * I[i], Ip[i] = I[i] * mp[i];
     }
-    emulate_box(mI, I, tmp, H, W, r), emulate_box(mp, p, tmp, H, W, r);
-    emulate_box(mII, II, tmp, H, W, r), emulate_box(mIp, Ip, tmp, H, W, r);
+    emulate_box(mI, I, tmp, h, w, rs), emulate_box(mp, mp, tmp, h, w, rs);
+    emulate_box(mII, II, tmp, h, w, rs), emulate_box(mIp, Ip, tmp, h, w, rs);
     for (size_t i = 0; i < n; i++) warp_guided_ab(&II[i], &Ip[i], mI[i], mp[i], mII[i], mIp[i], eps);
-    emulate_box(mI, II, tmp, H, W, r), emulate_box(mp, Ip, tmp, H, W, r);
-    for (size_t i = 0; i < n; i++) p[i] = warp_guided_out(mI[i], mp[i], I[i]);
+    emulate_box(mI, II, tmp, h, w, rs), emulate_box(mp, Ip, tmp, h, w, rs);
+    for (size_t i = 0; i < plane; i++) { /* guided_out_kernel */
+        const int y = (int)(i / W), x = (int)(i % W);
+        p[i] = warp_guided_out(warp_upsample(mI, h, w, k, y, x), warp_upsample(mp, h, w, k, y, x),
+                               warp_grey(left[i], left[plane + i], left[2 * plane + i]));
+    }
 }
 
 /* hist_kernel and convergence_kernel: the offset q of d (H, W). */
@@ -143,7 +149,7 @@ static unsigned long long emulate_warp(nn_real *right, nn_real *dl, const render
         const size_t row = (size_t)y * W;
         warp_left_grid_row(dl + row, sp + row, sp + plane + row, sp + row, W, (nn_real)p->cfg.gap);
     }
-    if (p->refine_r > 0) emulate_guided(dl, left, sp, H, W, p->refine_r, (nn_real)p->cfg.refine_eps);
+    if (p->refine_r > 0) emulate_guided(dl, left, sp, H, W, p->refine_r, p->refine_k, (nn_real)p->cfg.refine_eps);
     if (p->snap_rho > 0) {
         memcpy(sp, dl, plane * sizeof *sp);
         for (size_t q = 0; q < plane; q++)
@@ -216,6 +222,7 @@ Test(cuda_warp_host, plan_carries_the_warp_settings_in_source_pixels) {
         cr_assert(!memcmp(&p.cfg, &cfg, sizeof cfg));
         cr_assert_eq(p.refine_r, (int)fmax(1, lround(2.5 * s)), "refine radius %d at s %g", p.refine_r, s);
         cr_assert_eq(p.snap_rho, (int)fmax(1, lround(0.3 * s)), "snap radius %d at s %g", p.snap_rho, s);
+        cr_assert_eq(p.refine_k, warp_guided_subsample(s, p.refine_r), "coarse grid %d at s %g", p.refine_k, s);
         cr_assert_eq(p.snap_tau, (nn_real)(1.5 * s));
         cr_assert(p.hist_lo == (nn_real)(s * -3) && p.hist_hi == (nn_real)(s * 3), "range [%g, %g] at s %g",
                   (double)p.hist_lo, (double)p.hist_hi, s);
