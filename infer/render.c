@@ -699,26 +699,44 @@ int render_snap_edges(nn_real *d, const nn_real *img, int H, int W, int rho, dou
     nn_real *in = malloc(3 * plane * sizeof *in), *rlo = in + plane, *rhi = rlo + plane;
     if (!in) return nn_fail("render_snap_edges: out of memory for a %d x %d frame", W, H);
     memcpy(in, d, plane * sizeof *in);
+    /* each pass runs over the offsets, then along the row, so its inner loop is a
+     * contiguous min / max the compiler vectorises (min and max are exact: any order
+     * gives warp_snap_pixel's values) */
 #pragma omp parallel for schedule(static)
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            const nn_real *row = in + (size_t)y * W;
-            nn_real lo = INFINITY, hi = -INFINITY;
-            for (int u = x - rho < 0 ? 0 : x - rho, u1 = x + rho > W - 1 ? W - 1 : x + rho; u <= u1; u++)
-                lo = row[u] < lo ? row[u] : lo, hi = row[u] > hi ? row[u] : hi;
-            rlo[(size_t)y * W + x] = lo, rhi[(size_t)y * W + x] = hi;
-        }
-#pragma omp parallel for schedule(static)
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            nn_real lo = INFINITY, hi = -INFINITY;
-            for (int v = y - rho < 0 ? 0 : y - rho, v1 = y + rho > H - 1 ? H - 1 : y + rho; v <= v1; v++) {
-                const size_t i = (size_t)v * W + x;
-                lo = rlo[i] < lo ? rlo[i] : lo, hi = rhi[i] > hi ? rhi[i] : hi;
+    for (int y = 0; y < H; y++) {
+        const nn_real *row = in + (size_t)y * W;
+        nn_real *lo = rlo + (size_t)y * W, *hi = rhi + (size_t)y * W;
+        memcpy(lo, row, (size_t)W * sizeof *lo), memcpy(hi, row, (size_t)W * sizeof *hi);
+        for (int u = 1; u <= rho && u < W; u++) {
+            for (int x = 0; x + u < W; x++) { /* x + u, the right neighbour */
+                lo[x] = row[x + u] < lo[x] ? row[x + u] : lo[x];
+                hi[x] = row[x + u] > hi[x] ? row[x + u] : hi[x];
             }
-            d[(size_t)y * W + x] = warp_snap_decide(in, img, H, W, y, x, rho, (nn_real)tau, (nn_real)kappa, lo, hi);
+            for (int x = u; x < W; x++) { /* x - u, the left one */
+                lo[x] = row[x - u] < lo[x] ? row[x - u] : lo[x];
+                hi[x] = row[x - u] > hi[x] ? row[x - u] : hi[x];
+            }
         }
-    free(in);
+    }
+    const int nt = omp_get_max_threads();
+    nn_real *cols = malloc((size_t)nt * 2 * W * sizeof *cols);
+    if (!cols) {
+        free(in);
+        return nn_fail("render_snap_edges: out of memory for %d threads x 2 rows of %d", nt, W);
+    }
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < H; y++) {
+        nn_real *lo = cols + (size_t)omp_get_thread_num() * 2 * W, *hi = lo + W;
+        const int v0 = y - rho < 0 ? 0 : y - rho, v1 = y + rho > H - 1 ? H - 1 : y + rho;
+        memcpy(lo, rlo + (size_t)v0 * W, (size_t)W * sizeof *lo), memcpy(hi, rhi + (size_t)v0 * W, (size_t)W * sizeof *hi);
+        for (int v = v0 + 1; v <= v1; v++) {
+            const nn_real *a = rlo + (size_t)v * W, *b = rhi + (size_t)v * W;
+            for (int x = 0; x < W; x++) lo[x] = a[x] < lo[x] ? a[x] : lo[x], hi[x] = b[x] > hi[x] ? b[x] : hi[x];
+        }
+        for (int x = 0; x < W; x++)
+            d[(size_t)y * W + x] = warp_snap_decide(in, img, H, W, y, x, rho, (nn_real)tau, (nn_real)kappa, lo[x], hi[x]);
+    }
+    free(cols), free(in);
     return 0;
 }
 
@@ -759,6 +777,32 @@ static int right_to_left_grid(nn_real *dl, const nn_real *dr, int H, int W, doub
     return 0;
 }
 
+/* warp_disparity_of(prob + j, n, D, dmin, WARP_DISP_MEAN) for every pixel j of a (D, n)
+ * window, the same double sums in the same order per pixel, blocks of pixels at a time
+ * so that the loop over pixels is the inner one (contiguous, vectorised) instead of a
+ * chain of D dependent additions per pixel. */
+#define MEAN_BLOCK 256
+static void disparity_means(nn_real *dnet, const nn_real *prob, size_t n, int D, int dmin) {
+    const size_t blocks = (n + MEAN_BLOCK - 1) / MEAN_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < blocks; b++) {
+        const size_t j0 = b * MEAN_BLOCK, m = n - j0 < MEAN_BLOCK ? n - j0 : MEAN_BLOCK;
+        double sum[MEAN_BLOCK], e[MEAN_BLOCK];
+        for (size_t j = 0; j < m; j++) sum[j] = 0, e[j] = 0;
+        for (int k = 0; k < D; k++) {
+            const nn_real *p = prob + (size_t)k * n + j0;
+            const double dk = (double)(dmin + k);
+            for (size_t j = 0; j < m; j++) {
+                const double v = (double)p[j];
+                sum[j] = sum[j] + v;
+                e[j] = e[j] + v * dk;
+            }
+        }
+        for (size_t j = 0; j < m; j++)
+            dnet[j0 + j] = !(sum[j] > 0) || !(sum[j] <= DBL_MAX) ? (nn_real)NAN : (nn_real)(e[j] / sum[j]);
+    }
+}
+
 int render_disparity(nn_real *disp, render_info *info, const render_config *cfg, render_net_fn net, void *ctx,
                      const nn_real *left, int H, int W) {
     if (check_config(cfg, "render_disparity")) return -1;
@@ -793,10 +837,17 @@ int render_disparity(nn_real *disp, render_info *info, const render_config *cfg,
             goto done;
         }
         size_t bad = net_plane;
+        if (cfg->disparity == WARP_DISP_MEAN) {
+            disparity_means(dnet, prob, net_plane, D, cfg->dmin);
 #pragma omp parallel for schedule(static) reduction(min : bad)
-        for (size_t j = 0; j < net_plane; j++) {
-            dnet[j] = warp_disparity_of(prob + j, net_plane, D, cfg->dmin, cfg->disparity);
-            if (isnan(dnet[j]) && j < bad) bad = j;
+            for (size_t j = 0; j < net_plane; j++)
+                if (isnan(dnet[j]) && j < bad) bad = j;
+        } else {
+#pragma omp parallel for schedule(static) reduction(min : bad)
+            for (size_t j = 0; j < net_plane; j++) {
+                dnet[j] = warp_disparity_of(prob + j, net_plane, D, cfg->dmin, cfg->disparity);
+                if (isnan(dnet[j]) && j < bad) bad = j;
+            }
         }
         if (bad < net_plane) {
             nn_fail("render_disparity: probabilities of window %d at network pixel (y %zu, x %zu) do not sum to a "

@@ -211,33 +211,68 @@ RENDER_HD void warp_left_grid_row(nn_real *dl, nn_real *shift, nn_real *key, con
     for (int x = 0; x < n; x++) dl[x] = -dl[x];
 }
 
-/* Step 6's sampling: row (n values, 0..255) at the fractional column u, indices clamped
- * to the row, result clamped to 0..255 (cubic and Lanczos overshoot at edges). At an
- * integer u every kind returns row[u] exactly. */
-RENDER_HD nn_real warp_sample(const nn_real *row, int n, nn_real u, int interp) {
+/* Step 6's sampling, in two parts so that the 3 channels of a pixel share one set of
+ * weights: warp_taps_at computes the taps at the fractional column u of a row of n
+ * values (indices clamped to the row), warp_taps_apply reads a row with them (result
+ * clamped to 0..255: cubic and Lanczos overshoot at edges). At an integer u every kind
+ * returns row[u] exactly. */
+typedef struct {
+    int idx[6];   /* clamped column of each tap */
+    nn_real w[6]; /* its weight */
+    nn_real t;    /* u - floor(u): 0 reads idx[0] alone */
+    nn_real wsum; /* Lanczos: the weights' sum, divided out */
+} warp_taps;
+
+RENDER_HD void warp_taps_at(warp_taps *tp, int n, nn_real u, int interp) {
     const nn_real f0 = floorf(u), t = u - f0;
     const int i = (int)f0;
-#define WARP_AT(k) row[(k) < 0 ? 0 : (k) > n - 1 ? n - 1 : (k)]
-    if (t == 0) return WARP_AT(i);
-    nn_real v;
+#define WARP_CLAMP(k) ((k) < 0 ? 0 : (k) > n - 1 ? n - 1 : (k))
+    tp->t = t;
+    if (t == 0) {
+        tp->idx[0] = WARP_CLAMP(i);
+        return;
+    }
     if (interp == WARP_INTERP_LINEAR) {
-        v = WARP_AT(i) + t * (WARP_AT(i + 1) - WARP_AT(i));
+        tp->idx[0] = WARP_CLAMP(i), tp->idx[1] = WARP_CLAMP(i + 1);
     } else if (interp == WARP_INTERP_CUBIC) {
         const nn_real t2 = t * t, t3 = t2 * t;
-        const nn_real w0 = -0.5f * t3 + t2 - 0.5f * t, w1 = 1.5f * t3 - 2.5f * t2 + 1.0f;
-        const nn_real w2 = -1.5f * t3 + 2.0f * t2 + 0.5f * t, w3 = 0.5f * t3 - 0.5f * t2;
-        v = w0 * WARP_AT(i - 1) + w1 * WARP_AT(i) + w2 * WARP_AT(i + 1) + w3 * WARP_AT(i + 2);
+        tp->w[0] = -0.5f * t3 + t2 - 0.5f * t, tp->w[1] = 1.5f * t3 - 2.5f * t2 + 1.0f;
+        tp->w[2] = -1.5f * t3 + 2.0f * t2 + 0.5f * t, tp->w[3] = 0.5f * t3 - 0.5f * t2;
+        for (int k = 0; k < 4; k++) tp->idx[k] = WARP_CLAMP(i - 1 + k);
     } else {
-        nn_real wsum = 0, acc = 0;
+        nn_real wsum = 0;
         for (int k = -2; k <= 3; k++) {
             const double x = (double)k - (double)t, px = 3.14159265358979323846 * x;
             const nn_real w = (nn_real)(3.0 * sin(px) * sin(px / 3.0) / (px * px));
-            wsum += w, acc += w * WARP_AT(i + k);
+            tp->w[k + 2] = w, tp->idx[k + 2] = WARP_CLAMP(i + k);
+            wsum += w;
         }
-        v = acc / wsum;
+        tp->wsum = wsum;
     }
-#undef WARP_AT
+#undef WARP_CLAMP
+}
+
+RENDER_HD nn_real warp_taps_apply(const nn_real *row, const warp_taps *tp, int interp) {
+    const int *j = tp->idx;
+    if (tp->t == 0) return row[j[0]];
+    nn_real v;
+    if (interp == WARP_INTERP_LINEAR) {
+        v = row[j[0]] + tp->t * (row[j[1]] - row[j[0]]);
+    } else if (interp == WARP_INTERP_CUBIC) {
+        v = tp->w[0] * row[j[0]] + tp->w[1] * row[j[1]] + tp->w[2] * row[j[2]] + tp->w[3] * row[j[3]];
+    } else {
+        nn_real acc = 0;
+        for (int k = 0; k < 6; k++) acc += tp->w[k] * row[j[k]];
+        v = acc / tp->wsum;
+    }
     return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/* One sample: warp_taps_at, then warp_taps_apply. */
+RENDER_HD nn_real warp_sample(const nn_real *row, int n, nn_real u, int interp) {
+    warp_taps tp;
+    warp_taps_at(&tp, n, u, interp);
+    return warp_taps_apply(row, &tp, interp);
 }
 
 /* Steps 5-6 on one row: the row of the right view from the left view's row and its
@@ -249,8 +284,11 @@ RENDER_HD void warp_render_row(nn_real *right, const nn_real *left, size_t plane
                                nn_real gap, int interp) {
     for (int x = 0; x < n; x++) shift[x] = strength * d[x] - q;
     warp_invert_row(src, out, key, shift, n, -1, gap);
-    for (int c = 0; c < 3; c++)
-        for (int x = 0; x < n; x++) right[c * plane + x] = warp_sample(left + c * plane, n, src[x], interp);
+    for (int x = 0; x < n; x++) {
+        warp_taps tp;
+        warp_taps_at(&tp, n, src[x], interp);
+        for (int c = 0; c < 3; c++) right[c * plane + x] = warp_taps_apply(left + c * plane, &tp, interp);
+    }
 }
 
 /* Step 4's box filter along one line: out[i * so] = the mean of in[j * si] over
