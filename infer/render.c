@@ -818,6 +818,7 @@ int render_disparity(nn_real *disp, render_info *info, const render_config *cfg,
     render_window *win = malloc((size_t)n * sizeof *win);
     nn_real *prob = malloc((size_t)D * net_plane * sizeof *prob), *input = malloc(3 * net_plane * sizeof *input);
     nn_real *dnet = malloc(net_plane * sizeof *dnet), *num = calloc(plane, sizeof *num), *den = calloc(plane, sizeof *den);
+    nn_real *gx = NULL, *cols = NULL; /* (window width) horizontal ramp, (threads, nw) rows */
     axis_filter in_x = {0}, in_y = {0}, out_x = {0}, out_y = {0};
     if (!win || !prob || !input || !dnet || !num || !den) {
         nn_fail("render_disparity: out of memory for a %d x %d frame (%d windows)", W, H, n);
@@ -825,6 +826,11 @@ int render_disparity(nn_real *disp, render_info *info, const render_config *cfg,
     }
     if (render_plan_windows(win, n, NULL, cfg, H, W) != n) goto done;
     const int ww = win[0].w, wh = win[0].h;
+    gx = malloc((size_t)ww * sizeof *gx), cols = malloc((size_t)omp_get_max_threads() * nw * sizeof *cols);
+    if (!gx || !cols) {
+        nn_fail("render_disparity: out of memory for a %d x %d frame (%d windows)", W, H, n);
+        goto done;
+    }
     if (axis_filter_init(&in_x, ww, nw) || axis_filter_init(&in_y, wh, nh) || axis_filter_init(&out_x, nw, ww) ||
         axis_filter_init(&out_y, nh, wh))
         goto done;
@@ -854,14 +860,26 @@ int render_disparity(nn_real *disp, render_info *info, const render_config *cfg,
                     "positive finite number", i, bad / nw, bad % nw);
             goto done;
         }
-        /* the running weighted sum, in window order */
+        /* the running weighted sum, in window order; warp_resampled's arithmetic with
+         * its vertical taps summed once per row (into a row of nw values per thread)
+         * and the horizontal ramp once per window */
+        for (int tx = 0; tx < r->w; tx++) gx[tx] = (nn_real)ramp(tx, r->w, r->ramp_left, r->ramp_right);
 #pragma omp parallel for schedule(static)
         for (int ty = 0; ty < r->h; ty++) {
             const nn_real wy = (nn_real)ramp(ty, r->h, r->ramp_top, r->ramp_bottom);
+            const nn_real *ty_w = out_y.w + (size_t)ty * out_y.max_taps, *src = dnet + (size_t)out_y.first[ty] * nw;
+            nn_real *col = cols + (size_t)omp_get_thread_num() * nw;
+            for (int xs = 0; xs < nw; xs++) {
+                nn_real v = 0;
+                for (int jy = 0; jy < out_y.count[ty]; jy++) v = v + ty_w[jy] * src[(size_t)jy * nw + xs];
+                col[xs] = v;
+            }
             for (int tx = 0; tx < r->w; tx++) {
-                const nn_real g = wy * (nn_real)ramp(tx, r->w, r->ramp_left, r->ramp_right);
+                const nn_real g = wy * gx[tx], *wx = out_x.w + (size_t)tx * out_x.max_taps, *c = col + out_x.first[tx];
+                nn_real acc = 0;
+                for (int jx = 0; jx < out_x.count[tx]; jx++) acc = acc + wx[jx] * c[jx];
                 const size_t at = (size_t)(r->y0 + ty) * W + r->x0 + tx;
-                num[at] += g * warp_resampled(&out_y, &out_x, dnet, nw, ty, tx);
+                num[at] += g * acc;
                 den[at] += g;
             }
         }
@@ -879,6 +897,6 @@ int render_disparity(nn_real *disp, render_info *info, const render_config *cfg,
     rc = 0;
 done:
     axis_filter_free(&in_x), axis_filter_free(&in_y), axis_filter_free(&out_x), axis_filter_free(&out_y);
-    free(win), free(prob), free(input), free(dnet), free(num), free(den);
+    free(win), free(prob), free(input), free(dnet), free(num), free(den), free(gx), free(cols);
     return rc;
 }
