@@ -221,11 +221,40 @@ Test(warp, convergence_puts_the_chosen_quantile_at_zero_shift) {
 
 /* ---------------------------------------------------------------- guided filter */
 
+/* He et al. 2013, Algorithm 1, by direct sums in double over the clipped (2r+1)^2
+ * window of an (h, w) plane: ma, mb = the box means of the coefficients a, b of the
+ * guide I and the input p. */
+static void direct_guided_means(double *ma, double *mb, const double *I, const double *p, int h, int w, int r,
+                                double eps) {
+    double *a = malloc(sizeof(double) * h * w), *b = malloc(sizeof(double) * h * w);
+    cr_assert(a && b);
+    for (int pass = 0; pass < 2; pass++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                double n = 0, s1 = 0, s2 = 0, s11 = 0, s12 = 0;
+                for (int v = y - r; v <= y + r; v++)
+                    for (int u = x - r; u <= x + r; u++) {
+                        if (v < 0 || v >= h || u < 0 || u >= w) continue;
+                        const double c1 = pass ? a[v * w + u] : I[v * w + u], c2 = pass ? b[v * w + u] : p[v * w + u];
+                        n++, s1 += c1, s2 += c2, s11 += c1 * c1, s12 += c1 * c2;
+                    }
+                const int i = y * w + x;
+                if (pass) { /* the means of a and b */
+                    ma[i] = s1 / n, mb[i] = s2 / n;
+                    continue;
+                }
+                const double mi = s1 / n, mp = s2 / n, var = s11 / n - mi * mi;
+                a[i] = (s12 / n - mi * mp) / ((var > 0 ? var : 0) + eps);
+                b[i] = mp - a[i] * mi;
+            }
+    free(a), free(b);
+}
+
 Test(warp, guided_filter_matches_direct_box_sums) {
     const int H = 23, W = 31, r = 3;
     const double eps = 0.01;
     nn_real *left = texture(H, W, 100, 80, 8), *p = alloc_real((size_t)H * W);
-    double *I = malloc(sizeof(double) * H * W), *a = malloc(sizeof(double) * H * W), *b = malloc(sizeof(double) * H * W);
+    double *I = malloc(sizeof(double) * H * W), *ma = malloc(sizeof(double) * H * W), *mb = malloc(sizeof(double) * H * W);
     double *pin = malloc(sizeof(double) * H * W);
     for (int i = 0; i < H * W; i++) {
         p[i] = (nn_real)(-10 + 8 * nn_hash_uniform(4, (uint64_t)i));
@@ -233,33 +262,13 @@ Test(warp, guided_filter_matches_direct_box_sums) {
         I[i] = (0.299 * left[i] + 0.587 * left[H * W + i] + 0.114 * left[2 * H * W + i]) / 255;
     }
     OK(render_guided_filter(p, left, H, W, r, 1, eps));
-    /* He et al. 2013, Algorithm 1, with box means over the clipped (2r+1)^2 window */
+    direct_guided_means(ma, mb, I, pin, H, W, r, eps);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
-            double n = 0, mi = 0, mp = 0, mii = 0, mip = 0;
-            for (int v = y - r; v <= y + r; v++)
-                for (int u = x - r; u <= x + r; u++) {
-                    if (v < 0 || v >= H || u < 0 || u >= W) continue;
-                    double iv = I[v * W + u], pv = pin[v * W + u];
-                    n++, mi += iv, mp += pv, mii += iv * iv, mip += iv * pv;
-                }
-            mi /= n, mp /= n, mii /= n, mip /= n;
-            double var = mii - mi * mi;
-            a[y * W + x] = (mip - mi * mp) / ((var > 0 ? var : 0) + eps);
-            b[y * W + x] = mp - a[y * W + x] * mi;
-        }
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            double n = 0, ma = 0, mb = 0;
-            for (int v = y - r; v <= y + r; v++)
-                for (int u = x - r; u <= x + r; u++) {
-                    if (v < 0 || v >= H || u < 0 || u >= W) continue;
-                    n++, ma += a[v * W + u], mb += b[v * W + u];
-                }
-            double want = ma / n * I[y * W + x] + mb / n;
+            double want = ma[y * W + x] * I[y * W + x] + mb[y * W + x];
             cr_assert(fabs(p[y * W + x] - want) <= 1e-3, "(%d, %d): %.6f, direct %.6f", y, x, (double)p[y * W + x], want);
         }
-    free(left), free(p), free(I), free(a), free(b), free(pin);
+    free(left), free(p), free(I), free(ma), free(mb), free(pin);
 }
 
 /* The fast guided filter (k > 1) against its definition computed directly in double
@@ -274,9 +283,8 @@ Test(warp, fast_guided_filter_matches_its_definition) {
     const double eps = 0.01;
     nn_real *left = texture(H, W, 100, 80, 8), *p = alloc_real((size_t)H * W);
     double *I = malloc(sizeof(double) * H * W), *Is = calloc((size_t)h * w, sizeof(double)),
-           *ps = calloc((size_t)h * w, sizeof(double)), *a = malloc(sizeof(double) * h * w),
-           *b = malloc(sizeof(double) * h * w), *ma = malloc(sizeof(double) * h * w), *mb = malloc(sizeof(double) * h * w);
-    double *cnt = calloc((size_t)h * w, sizeof(double));
+           *ps = calloc((size_t)h * w, sizeof(double)), *cnt = calloc((size_t)h * w, sizeof(double)),
+           *ma = malloc(sizeof(double) * h * w), *mb = malloc(sizeof(double) * h * w);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             const int i = y * W + x, c = (y / k) * w + x / k;
@@ -286,30 +294,7 @@ Test(warp, fast_guided_filter_matches_its_definition) {
         }
     for (int c = 0; c < h * w; c++) Is[c] /= cnt[c], ps[c] /= cnt[c];
     OK(render_guided_filter(p, left, H, W, r, k, eps));
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            double n = 0, mi = 0, mp = 0, mii = 0, mip = 0;
-            for (int v = y - rs; v <= y + rs; v++)
-                for (int u = x - rs; u <= x + rs; u++) {
-                    if (v < 0 || v >= h || u < 0 || u >= w) continue;
-                    double iv = Is[v * w + u], pv = ps[v * w + u];
-                    n++, mi += iv, mp += pv, mii += iv * iv, mip += iv * pv;
-                }
-            mi /= n, mp /= n, mii /= n, mip /= n;
-            double var = mii - mi * mi;
-            a[y * w + x] = (mip - mi * mp) / ((var > 0 ? var : 0) + eps);
-            b[y * w + x] = mp - a[y * w + x] * mi;
-        }
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            double n = 0, sa = 0, sb = 0;
-            for (int v = y - rs; v <= y + rs; v++)
-                for (int u = x - rs; u <= x + rs; u++) {
-                    if (v < 0 || v >= h || u < 0 || u >= w) continue;
-                    n++, sa += a[v * w + u], sb += b[v * w + u];
-                }
-            ma[y * w + x] = sa / n, mb[y * w + x] = sb / n;
-        }
+    direct_guided_means(ma, mb, Is, ps, h, w, rs, eps);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             const double fy = fmin(fmax((y + 0.5) / k - 0.5, 0), h - 1), fx = fmin(fmax((x + 0.5) / k - 0.5, 0), w - 1);
@@ -324,7 +309,7 @@ Test(warp, fast_guided_filter_matches_its_definition) {
             const double want = up[0] * I[y * W + x] + up[1];
             cr_assert(fabs(p[y * W + x] - want) <= 1e-3, "(%d, %d): %.6f, direct %.6f", y, x, (double)p[y * W + x], want);
         }
-    free(left), free(p), free(I), free(Is), free(ps), free(a), free(b), free(ma), free(mb), free(cnt);
+    free(left), free(p), free(I), free(Is), free(ps), free(cnt), free(ma), free(mb);
 }
 
 /* The coarse grid: floor(s), at least 1, at most the radius. */
