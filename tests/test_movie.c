@@ -140,26 +140,11 @@ static void make_clip(const char *name, const image *l, const image *r, int ou, 
                  0, "making the clip %s failed", name);
 }
 
-/* Every frame of a clip as rgb24, fw x fh each. */
-static uint8_t *decode(const char *file, int fw, int fh, int *n) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -v error -i '%s' -f rawvideo -pix_fmt rgb24 -", file);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    const size_t fb = (size_t)3 * fw * fh;
-    uint8_t *buf = malloc(64 * fb);
-    int got = 0;
-    while (got < 64 && fread(buf + got * fb, 1, fb, p) == fb) got++;
-    cr_assert_eq(pclose(p), 0, "decoding %s failed", file);
-    *n = got;
-    return buf;
-}
-
 /* Mean |decoded - source| over both views' windows of every frame: the codec's error. */
 static double codec_error(const char *clip, const image *l, const image *r, int ou, const int *frames, int n) {
     const int fw = ou ? VW : 2 * VW, fh = ou ? 2 * VH : VH;
     int got;
-    uint8_t *dec = decode(clip, fw, fh, &got);
+    uint8_t *dec = tc_decode_frames(clip, fw, fh, &got);
     cr_assert_eq(got, n);
     double s = 0;
     long cnt = 0;

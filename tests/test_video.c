@@ -95,25 +95,6 @@ static void make_clip(const char *name, double seconds, const char *extra_video_
     free(err);
 }
 
-/* Every video frame of file as rgb24 (w x h each) into *n frames. */
-static uint8_t *decode(const char *file, int w, int h, int *n) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "ffmpeg -v error -i '%s' -map 0:v:0 -fps_mode passthrough -f rawvideo -pix_fmt rgb24 -", file);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    const size_t fb = (size_t)3 * w * h;
-    size_t cap = 64, got = 0;
-    uint8_t *buf = malloc(cap * fb);
-    while (1) {
-        if (got == cap) buf = realloc(buf, (cap *= 2) * fb);
-        if (fread(buf + got * fb, 1, fb, p) != fb) break;
-        got++;
-    }
-    cr_assert_eq(pclose(p), 0, "decoding %s failed", file);
-    *n = (int)got;
-    return buf;
-}
-
 /* Mean |a - b| over the w x h rectangle at (ax, ay) of frames a (aw wide) and the whole
  * of frames b (w x h), channel c only (c < 0: all three). */
 static double region_mad(const uint8_t *a, int aw, int ax, int ay, const uint8_t *b, int w, int h, int c) {
@@ -138,7 +119,7 @@ static double codec_error_fmt(const char *clip, uint8_t *src, int n, const char 
     cr_assert_eq(rc, 0, "%s", err);
     free(err);
     int m;
-    uint8_t *again = decode(P("reference.mkv"), 128, 64, &m);
+    uint8_t *again = tc_decode_frames(P("reference.mkv"), 128, 64, &m);
     cr_assert_eq(m, n);
     double e = 0;
     for (int i = 0; i < n; i++) e += region_mad(again + (size_t)i * 3 * 128 * 64, 128, 0, 0, src + (size_t)i * 3 * 128 * 64, 128, 64, -1);
@@ -294,7 +275,7 @@ static void convert_and_check(const layout_check *c, const char *const *extra) {
     else expect_same_packets(P("clip.mkv"), P(out), "-map 0:a -map 0:s");
     /* frames back: the left view against the source frame */
     int ns, no;
-    uint8_t *src = decode(P("clip.mkv"), 128, 64, &ns), *got = decode(P(out), c->out_w, c->out_h, &no);
+    uint8_t *src = tc_decode_frames(P("clip.mkv"), 128, 64, &ns), *got = tc_decode_frames(P(out), c->out_w, c->out_h, &no);
     cr_assert(ns == 36 && no == ns, "frames: source %d, output %d", ns, no);
     if (c->full_left) {
         const double ref = codec_error(P("clip.mkv"), src, ns);
@@ -347,7 +328,7 @@ Test(video, anaglyph_color) {
     layout_check c = {"anaglyph", "mkv", 0, 0, 128, 64, "1:1", NULL, NULL, -1, 0};
     convert_and_check(&c, extra);
     int ns, no;
-    uint8_t *src = decode(P("clip.mkv"), 128, 64, &ns), *got = decode(P("out.mkv"), 128, 64, &no);
+    uint8_t *src = tc_decode_frames(P("clip.mkv"), 128, 64, &ns), *got = tc_decode_frames(P("out.mkv"), 128, 64, &no);
     const double ref = codec_error_fmt(P("clip.mkv"), src, ns, "yuv444p");
     uint8_t *shifted = malloc((size_t)3 * 128 * 64);
     for (int i = 0; i < ns; i++) {
@@ -371,7 +352,7 @@ Test(video, right) {
     layout_check c = {"right", "mkv", 0, 0, 128, 64, "1:1", NULL, NULL, -1, 0};
     convert_and_check(&c, NULL);
     int ns, no;
-    uint8_t *src = decode(P("clip.mkv"), 128, 64, &ns), *got = decode(P("out.mkv"), 128, 64, &no);
+    uint8_t *src = tc_decode_frames(P("clip.mkv"), 128, 64, &ns), *got = tc_decode_frames(P("out.mkv"), 128, 64, &no);
     const double ref = codec_error(P("clip.mkv"), src, ns);
     uint8_t *shifted = malloc((size_t)3 * 128 * 64);
     for (int i = 0; i < ns; i++) {
@@ -391,7 +372,7 @@ Test(video, depth) {
     layout_check c = {"depth", "mkv", 0, 0, 128, 64, "1:1", NULL, NULL, -1, 0};
     convert_and_check(&c, NULL);
     int n;
-    uint8_t *got = decode(P("out.mkv"), 128, 64, &n);
+    uint8_t *got = tc_decode_frames(P("out.mkv"), 128, 64, &n);
     for (size_t i = 0; i < (size_t)n * 128 * 64; i++)
         cr_assert(abs(got[3 * i] - got[3 * i + 1]) <= 2 && abs(got[3 * i + 1] - got[3 * i + 2]) <= 2,
                   "depth pixel %zu is not grey: %d %d %d", i, got[3 * i], got[3 * i + 1], got[3 * i + 2]);
@@ -635,7 +616,7 @@ Test(video, colour_signalling_is_kept) {
     cr_assert_str_eq(a, b, "colour signalling differs:\n%s\nvs\n%s", a, b);
     free(a), free(b);
     int ns, no;
-    uint8_t *src = decode(P("hd.mkv"), 128, 64, &ns), *got = decode(P("out.mkv"), 256, 64, &no);
+    uint8_t *src = tc_decode_frames(P("hd.mkv"), 128, 64, &ns), *got = tc_decode_frames(P("out.mkv"), 256, 64, &no);
     cr_assert(ns == 12 && no == ns, "frames %d, %d", ns, no);
     const double ref = codec_error(P("hd.mkv"), src, ns);
     for (int i = 0; i < ns; i++) {

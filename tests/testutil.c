@@ -428,3 +428,26 @@ unsigned char *tu_read_file(const char *path, size_t *n) {
     fclose(f);
     return b;
 }
+
+unsigned char *tc_decode_frames(const char *file, int w, int h, int *n) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -v error -i '%s' -map 0:v:0 -fps_mode passthrough -f rawvideo -pix_fmt rgb24 -", file);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    const size_t fb = (size_t)3 * w * h;
+    size_t cap = 64, got = 0;
+    unsigned char *buf = malloc(cap * fb);
+    cr_assert_not_null(buf);
+    while (1) {
+        if (got == cap) {
+            buf = realloc(buf, (cap *= 2) * fb);
+            cr_assert_not_null(buf);
+        }
+        if (fread(buf + got * fb, 1, fb, p) != fb) break;
+        got++;
+    }
+    cr_assert_eq(pclose(p), 0, "decoding %s failed", file);
+    *n = (int)got;
+    return buf;
+}

@@ -140,4 +140,9 @@ void tc_write_shifting_model(const char *path, int level);
  * starting with "deep3d " and containing every NULL-terminated substring given. */
 void tc_expect_error(const tc_result *r, const char *what, ...);
 
+/* Every frame of the first video stream of `file` as rgb24, w x h each, as ffmpeg
+ * decodes it (`-fps_mode passthrough`: no frame duplicated or dropped); *n frames.
+ * Asserts that ffmpeg succeeded. Free with free(). */
+unsigned char *tc_decode_frames(const char *file, int w, int h, int *n);
+
 #endif
