@@ -153,6 +153,21 @@ Test(dist, synchronised_batchnorm_equals_the_whole_batch) {
     nn_tensor_unref(rmean), nn_tensor_unref(rvar);
 }
 
+/* Batch norm in training mode of a (2, 2, 3, 3) input in graph g, whose collective is
+ * co: the output, or NULL with nn_last_error() set. The inputs are released (the graph
+ * holds what it records). */
+static nn_tensor *batchnorm_through(nn_graph *g, nn_collective *co) {
+    nn_tensor *x = tu_uniform4(2, 2, 3, 3, -1, 1, 5), *gamma = nn_tensor_new4(NN_CPU, 2, 0, 0, 0);
+    nn_tensor *beta = nn_tensor_zeros(NN_CPU, 1, (int[]){2}), *rm = nn_tensor_zeros(NN_CPU, 1, (int[]){2});
+    nn_tensor *rv = nn_tensor_new4(NN_CPU, 2, 0, 0, 0);
+    nn_tensor_fill(gamma, 1), nn_tensor_fill(rv, 1);
+    nn_graph_init(g, 1);
+    g->collective = co;
+    nn_tensor *y = nn_batchnorm2d(g, x, gamma, beta, rm, rv, 0.1f, 1e-5f);
+    nn_tensor_unref(x), nn_tensor_unref(gamma), nn_tensor_unref(beta), nn_tensor_unref(rm), nn_tensor_unref(rv);
+    return y;
+}
+
 /* A collective of one process leaves batch norm as it was (no sums asked). */
 static int must_not_be_called(void *ctx, double *buf, size_t n, nn_device device) {
     (void)ctx, (void)buf, (void)n, (void)device;
@@ -161,34 +176,20 @@ static int must_not_be_called(void *ctx, double *buf, size_t n, nn_device device
 
 Test(dist, a_collective_of_one_is_not_used) {
     nn_collective co = {.size = 1, .sum_f64 = must_not_be_called};
-    nn_tensor *x = tu_uniform4(2, 2, 3, 3, -1, 1, 5), *gamma = nn_tensor_new4(NN_CPU, 2, 0, 0, 0);
-    nn_tensor *beta = nn_tensor_zeros(NN_CPU, 1, (int[]){2}), *rm = nn_tensor_zeros(NN_CPU, 1, (int[]){2});
-    nn_tensor *rv = nn_tensor_new4(NN_CPU, 2, 0, 0, 0);
-    nn_tensor_fill(gamma, 1), nn_tensor_fill(rv, 1);
     nn_graph g;
-    nn_graph_init(&g, 1);
-    g.collective = &co;
-    nn_tensor *y = nn_batchnorm2d(&g, x, gamma, beta, rm, rv, 0.1f, 1e-5f);
+    nn_tensor *y = batchnorm_through(&g, &co);
     cr_assert_not_null(y, "%s", nn_last_error());
     nn_tensor_unref(y), nn_graph_clear(&g), nn_graph_free(&g);
-    nn_tensor_unref(x), nn_tensor_unref(gamma), nn_tensor_unref(beta), nn_tensor_unref(rm), nn_tensor_unref(rv);
 }
 
 /* A failing collective fails the op with its message. */
 Test(dist, a_failing_collective_fails_batchnorm) {
     nn_collective co = {.size = 2, .sum_f64 = must_not_be_called};
-    nn_tensor *x = tu_uniform4(2, 2, 3, 3, -1, 1, 5), *gamma = nn_tensor_new4(NN_CPU, 2, 0, 0, 0);
-    nn_tensor *beta = nn_tensor_zeros(NN_CPU, 1, (int[]){2}), *rm = nn_tensor_zeros(NN_CPU, 1, (int[]){2});
-    nn_tensor *rv = nn_tensor_new4(NN_CPU, 2, 0, 0, 0);
-    nn_tensor_fill(gamma, 1), nn_tensor_fill(rv, 1);
     nn_graph g;
-    nn_graph_init(&g, 1);
-    g.collective = &co;
-    cr_assert_null(nn_batchnorm2d(&g, x, gamma, beta, rm, rv, 0.1f, 1e-5f));
+    cr_assert_null(batchnorm_through(&g, &co));
     cr_assert(strstr(nn_last_error(), "batchnorm2d (data-parallel)") && strstr(nn_last_error(), "called"),
               "message: %s", nn_last_error());
     nn_graph_clear(&g), nn_graph_free(&g);
-    nn_tensor_unref(x), nn_tensor_unref(gamma), nn_tensor_unref(beta), nn_tensor_unref(rm), nn_tensor_unref(rv);
 }
 
 Test(dist, dropout_parts_draw_the_whole_batch_mask) {
