@@ -634,8 +634,7 @@ int render_guided_filter(nn_real *p, const nn_real *left, int H, int W, int r, i
         return nn_fail("render_guided_filter: bad size %d x %d, radius %d or subsampling %d", W, H, r, k);
     /* the coarse grid (h, w) and the radius on it */
     const int h = (H + k - 1) / k, w = (W + k - 1) / k;
-    const long rl = lround((double)r / k);
-    const int rs = rl < 1 ? 1 : (int)rl;
+    const int rs = warp_guided_coarse_radius(r, k);
     const size_t n = (size_t)h * w, plane = (size_t)H * W;
     /* planes: guide, I*I, I*p, then their means (and those of a, b), scratch */
     nn_real *buf = malloc(8 * n * sizeof *buf);

@@ -346,8 +346,7 @@ int box_filter(float *out, const float *in, float *tmp, int H, int W, int r) {
  * coefficients on a grid k times coarser; s8: 8 planes of that grid (at most 8 (H, W)). */
 int guided_filter(float *p, const float *left, float *s8, int H, int W, int r, int k, float eps) {
     const int h = (H + k - 1) / k, w = (W + k - 1) / k;
-    const long rl = lround((double)r / k);
-    const int rs = rl < 1 ? 1 : (int)rl;
+    const int rs = warp_guided_coarse_radius(r, k);
     const size_t n = (size_t)h * w;
     float *I = s8, *II = s8 + n, *Ip = s8 + 2 * n, *mI = s8 + 3 * n, *mp = s8 + 4 * n, *mII = s8 + 5 * n,
           *mIp = s8 + 6 * n, *tmp = s8 + 7 * n;

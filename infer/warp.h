@@ -371,6 +371,13 @@ RENDER_HD nn_real warp_upsample(const nn_real *a, int h, int w, int k, int y, in
                      warp_lerp(a[(size_t)y0 * w + x1], a[(size_t)y1 * w + x1], ty), tx);
 }
 
+/* The fast guided filter's box radius on the coarse grid: max(1, round(r / k)) for a
+ * radius of r source pixels. */
+RENDER_HD int warp_guided_coarse_radius(int r, int k) {
+    const int rs = (int)lround((double)r / k);
+    return rs < 1 ? 1 : rs;
+}
+
 /* The fast guided filter's coarse grid factor at s source pixels per network pixel and a
  * box radius of r source pixels: floor(s), at least 1 and at most r. */
 RENDER_HD int warp_guided_subsample(double s, int r) {

@@ -102,7 +102,7 @@ static void emulate_box(nn_real *out, const nn_real *in, nn_real *tmp, int H, in
 /* guided_filter of infer/render.cu: its kernels in its order, on its 8 scratch planes of
  * the coarse grid. */
 static void emulate_guided(nn_real *p, const nn_real *left, nn_real *s8, int H, int W, int r, int k, nn_real eps) {
-    const int h = (H + k - 1) / k, w = (W + k - 1) / k, rs = (int)fmax(1, lround((double)r / k));
+    const int h = (H + k - 1) / k, w = (W + k - 1) / k, rs = warp_guided_coarse_radius(r, k);
     const size_t n = (size_t)h * w, plane = (size_t)H * W;
     nn_real *I = s8, *II = s8 + n, *Ip = s8 + 2 * n, *mI = s8 + 3 * n, *mp = s8 + 4 * n, *mII = s8 + 5 * n,
             *mIp = s8 + 6 * n, *tmp = s8 + 7 * n;
