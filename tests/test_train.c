@@ -24,6 +24,7 @@
 #include "../nn/nn.h"
 #include "../nn/weights.h"
 #include "../train/dist.h"
+#include "../train/train.h"
 #include "testutil.h"
 
 /* ---- fixtures ------------------------------------------------------------------- */
@@ -507,6 +508,58 @@ Test(train_cli, ssim_l1_and_smoothness_are_logged_and_kept_by_resume) {
     expect_ok(&r, "run C, resumed from a checkpoint without the loss keys");
     expect_loss_settings(P("c/checkpoint.d3w"), "l1", 0);
     cr_assert_eq(expect_loss_parts(P("c/log.csv"), 0), 1);
+}
+
+/* ---- --crop-scale ---------------------------------------------------------------- */
+
+/* The crop_scale a checkpoint holds. */
+static double checkpoint_crop_scale(const char *path) {
+    nn_weights_file *f = nn_weights_open(path);
+    cr_assert_not_null(f, "%s", nn_last_error());
+    double v = -1;
+    cr_assert_eq(nn_weights_config_double(f, "crop_scale", &v), 0, "%s", nn_last_error());
+    nn_weights_close(f);
+    return v;
+}
+
+/* --crop-scale 1 (every crop the largest of the network's aspect) reaches the loader:
+ * its losses differ from the default's (0.6..1), the checkpoint stores it, and --resume
+ * keeps it without being told: 2 steps resumed to 3 log the losses of an uninterrupted
+ * 3-step run. A checkpoint without the key (written before it existed) resumes with the
+ * crops of that time, 0.6..1: it logs the losses of the default run. */
+Test(train_cli, crop_scale_reaches_the_loader_and_is_kept_by_resume) {
+    write_dataset("d", 3, 120, 40);
+    tc_result r;
+    char la[4][64] = {{0}}, lb[4][64] = {{0}}, ld[4][64] = {{0}}, lo[4][64] = {{0}};
+    RUN(&r, "train", TINY, "--crop-scale", "1", "--data", P("d"), "--out", P("a"), "--steps", "3");
+    cr_assert(strstr(r.out, "crops 1..1"), "no crop scale in:\n%s", r.out);
+    expect_ok(&r, "run A, --crop-scale 1, 3 steps");
+    RUN(&r, "train", TINY, "--crop-scale", "1", "--data", P("d"), "--out", P("b"), "--steps", "2");
+    expect_ok(&r, "run B, --crop-scale 1, 2 steps");
+    cr_assert_eq(checkpoint_crop_scale(P("b/checkpoint.d3w")), 1.0);
+    RUN(&r, "train", TINY, "--data", P("d"), "--out", P("b"), "--steps", "3", "--resume", P("b/checkpoint.d3w"));
+    cr_assert(strstr(r.out, "crops 1..1"), "the resumed run lost the crop scale:\n%s", r.out);
+    expect_ok(&r, "run B, resumed");
+    RUN(&r, "train", TINY, "--data", P("d"), "--out", P("dflt"), "--steps", "3");
+    cr_assert(strstr(r.out, "crops 0.6..1"), "no default crop scale in:\n%s", r.out);
+    expect_ok(&r, "run D, default crops, 3 steps");
+    cr_assert_eq(checkpoint_crop_scale(P("dflt/checkpoint.d3w")), TRAIN_CROP_SCALE_BEFORE);
+    cr_assert_eq(read_log(P("a/log.csv"), la, 3), 3);
+    cr_assert_eq(read_log(P("b/log.csv"), lb, 3), 3);
+    cr_assert_eq(read_log(P("dflt/log.csv"), ld, 3), 3);
+    for (int s = 1; s <= 3; s++)
+        cr_assert_str_eq(la[s], lb[s], "step %d: loss,lr %s uninterrupted vs %s resumed", s, la[s], lb[s]);
+    cr_assert(strcmp(la[1], ld[1]), "step 1: --crop-scale 1 and 0.6 logged the same loss,lr %s", la[1]);
+
+    /* as written before the key existed: a default run's step-2 checkpoint, key removed */
+    RUN(&r, "train", TINY, "--data", P("d"), "--out", P("f"), "--steps", "2");
+    expect_ok(&r, "run F, default crops, 2 steps");
+    tu_rewrite_config(P("f/checkpoint.d3w"), P("old.d3w"), (const char *const[]){"crop_scale", NULL}, "");
+    RUN(&r, "train", TINY, "--data", P("d"), "--out", P("g"), "--steps", "3", "--resume", P("old.d3w"));
+    cr_assert(strstr(r.out, "crops 0.6..1"), "an old checkpoint did not resume with 0.6..1:\n%s", r.out);
+    expect_ok(&r, "run G, resumed from a checkpoint without crop_scale");
+    cr_assert_eq(read_log(P("g/log.csv"), lo, 3), 3);
+    cr_assert_str_eq(lo[3], ld[3], "step 3: loss,lr %s resumed from the old checkpoint vs %s", lo[3], ld[3]);
 }
 
 /* The value of "key": NUMBER in a one-line JSON object (minimal parse). */

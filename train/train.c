@@ -82,7 +82,7 @@ typedef struct train_opts {
     int deterministic, overwrite;
     long steps, batch, seed, threads, width, height, disparities, dmin, width_div;
     long lr_step, lr_steps, checkpoint_every, val_every, log_every, max_pixels;
-    double lr, weight_decay, smoothness;
+    double lr, weight_decay, smoothness, crop_scale;
     /* the command line, to tell options given explicitly from defaults */
     const struct cli_option *opts;
     int argc;
@@ -105,10 +105,10 @@ static int save_checkpoint(const char *path, const deep3d_model *m, const nn_opt
     size_t len = strlen(config);
     snprintf(config + len, sizeof config - len,
              "step=%ld\nseed=%ld\nbatch=%ld\noptimizer=%s\nlr=%.17g\nlr_schedule=%s\nlr_step=%ld\nweight_decay=%.17g\n"
-             "loss=%s\nsmoothness=%.17g\nlr_total_steps=%ld\nlr_gamma=%.17g\nlr_min_factor=%.17g\n",
+             "loss=%s\nsmoothness=%.17g\nlr_total_steps=%ld\nlr_gamma=%.17g\nlr_min_factor=%.17g\ncrop_scale=%.17g\n",
              st->step, st->seed, st->batch, st->optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st->lr,
              schedule_names[st->schedule], st->lr_step, st->weight_decay, loss_names[st->loss], st->smoothness,
-             st->lr_total_steps, st->lr_gamma, st->lr_min_factor);
+             st->lr_total_steps, st->lr_gamma, st->lr_min_factor, st->crop_scale);
     nn_tensor *tensors[3 * DEEP3D_MAX_TENSORS];
     const char *names[3 * DEEP3D_MAX_TENSORS];
     int n = 0;
@@ -137,7 +137,7 @@ static const struct {
     {"weight_decay", "weight-decay", 1}, {"loss", "loss", 0}, {"smoothness", "smoothness", 0},
     {"lr_total_steps", "lr-steps", 0}, {"variant", "variant", 1}, {"width", "width", 1},
     {"height", "height", 1},      {"disparities", "disparities", 1}, {"dmin", "dmin", 1},
-    {"width_div", "width-div", 1},
+    {"width_div", "width-div", 1}, {"crop_scale", "crop-scale", 0},
 };
 #define N_SETTING_KEYS (int)(sizeof setting_keys / sizeof setting_keys[0])
 
@@ -189,9 +189,11 @@ int train_read_settings(const nn_weights_file *f, long default_total, train_stat
     st->optimizer = !strcmp(opt, "adam") ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
     st->schedule = !strcmp(sched, "cosine") ? NN_LR_COSINE : !strcmp(sched, "constant") ? NN_LR_CONSTANT : NN_LR_STEP;
     /* checkpoints written before these keys existed: l1, no smoothness, the schedule
-     * length of the resuming run's --steps, the constants of that time */
+     * length of the resuming run's --steps, the constants and the crop scale of that time */
     st->loss = loss && !strcmp(loss, "ssim-l1") ? LOSS_SSIM_L1 : LOSS_L1;
     st->smoothness = 0, st->lr_total_steps = default_total, st->lr_gamma = 0.1, st->lr_min_factor = 0.01;
+    st->crop_scale = TRAIN_CROP_SCALE_BEFORE;
+    if (nn_weights_config_get(f, "crop_scale")) nn_weights_config_double(f, "crop_scale", &st->crop_scale);
     if (nn_weights_config_get(f, "smoothness")) nn_weights_config_double(f, "smoothness", &st->smoothness);
     if (nn_weights_config_get(f, "lr_total_steps")) nn_weights_config_int(f, "lr_total_steps", &st->lr_total_steps);
     if (nn_weights_config_get(f, "lr_gamma")) nn_weights_config_double(f, "lr_gamma", &st->lr_gamma);
@@ -473,6 +475,7 @@ static int run(train_opts *o, dist *d) {
         st.seed = o->seed, st.batch = o->batch * d->size, st.lr = o->lr, st.lr_step = o->lr_step, st.weight_decay = o->weight_decay;
         st.lr_total_steps = o->lr_steps ? o->lr_steps : o->steps, st.lr_gamma = 0.1, st.lr_min_factor = 0.01;
         st.loss = !strcmp(o->loss, "ssim-l1") ? LOSS_SSIM_L1 : LOSS_L1, st.smoothness = o->smoothness;
+        st.crop_scale = o->crop_scale;
         st.optimizer = !strcmp(o->optimizer, "adam") ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
         st.schedule = !strcmp(o->schedule, "cosine") ? NN_LR_COSINE : !strcmp(o->schedule, "constant") ? NN_LR_CONSTANT : NN_LR_STEP;
         if (deep3d_model_init(&m, &cfg, device, (uint64_t)st.seed)) goto done;
@@ -532,6 +535,7 @@ static int run(train_opts *o, dist *d) {
     lc.batch = (int)part, lc.width = m.cfg.width, lc.height = m.cfg.height;
     lc.global_batch = (int)st.batch, lc.first_sample = (int)(d->rank * part);
     lc.seed = (uint64_t)st.seed, lc.start_step = st.step;
+    lc.aug.scale_min = st.crop_scale, lc.aug.scale_max = 1;
     lc.cache_bytes = ((size_t)2 << 30) / (size_t)d->local_size; /* the machine's 2 GiB shared */
     if (d->local_size > 1) { /* the machine's cores shared among its processes, at most 8 each */
         const long cores = sysconf(_SC_NPROCESSORS_ONLN) / d->local_size;
@@ -545,10 +549,10 @@ static int run(train_opts *o, dist *d) {
     snprintf(log_path, sizeof log_path, "%s/log.csv", o->out);
     if (lead && !(csv = open_log(log_path, resume[0] != 0, st.step))) goto done;
     printf("training %s (width/%d, %dx%d, D=%d from %d, %.2f M parameters) on %d pairs, batch %ld, %s lr %g, "
-           "loss %s + %g x smoothness, %s, steps %ld..%ld\n",
+           "loss %s + %g x smoothness, crops %g..1, %s, steps %ld..%ld\n",
            m.cfg.variant, m.cfg.width_div, m.cfg.width, m.cfg.height, m.cfg.disparities, m.cfg.dmin,
            (double)deep3d_model_param_count(&m) / 1e6, train_ds->n, st.batch, st.optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st.lr,
-           loss_names[st.loss], st.smoothness, nn_device_name(device), st.step, o->steps);
+           loss_names[st.loss], st.smoothness, st.crop_scale, nn_device_name(device), st.step, o->steps);
     if (val_ds)
         printf("validation: %d pairs every %ld steps%s\n", val_ds->n, o->val_every,
                val_skipped ? " (unreadable ones skipped, above)" : "");
@@ -714,7 +718,7 @@ static int build_options(train_opts *o, cli_option *opts) {
     *o = (train_opts){.out = NULL, .variant = "released", .optimizer = "sgd", .schedule = "step", .layout = "pairs", .loss = "l1",
                     .device = "auto", .precision = "fp32", .steps = 1000, .batch = 4, .seed = 1, .width = 384, .height = 160,
                     .disparities = 33, .dmin = -15, .width_div = 1, .lr_step = 20000, .checkpoint_every = 500,
-                    .val_every = 100, .log_every = 10, .lr = 0.002, .max_pixels = IMAGE_DEFAULT_MAX_PIXELS};
+                    .val_every = 100, .log_every = 10, .lr = 0.002, .crop_scale = TRAIN_CROP_SCALE_BEFORE, .max_pixels = IMAGE_DEFAULT_MAX_PIXELS};
     const cli_option table[] = {
         {"data", CLI_LIST, &o->data, "DIR", "training pairs (repeatable; layouts in data/README.md)", 0, 0, NULL},
         {"out", CLI_STRING, &o->out, "DIR", "output folder: log.csv, checkpoint.d3w, model.d3w", 0, 0, NULL},
@@ -728,6 +732,7 @@ static int build_options(train_opts *o, cli_option *opts) {
         {"weight-decay", CLI_DOUBLE, &o->weight_decay, "X", "L2 weight decay (default: 0)", 0, 1, NULL},
         {"loss", CLI_STRING, &o->loss, "NAME", "l1 (the paper's, default) or ssim-l1 (0.85 SSIM + 0.15 L1, Godard et al. 2017)", 0, 0, "l1|ssim-l1"},
         {"smoothness", CLI_DOUBLE, &o->smoothness, "W", "weight of the edge-aware disparity smoothness (Godard et al. 2017; default: 0, off)", 0, 1000, NULL},
+        {"crop-scale", CLI_DOUBLE, &o->crop_scale, "X", "random crops of X..1 times the largest crop of the network's aspect (zoom 1..1/X; default: 0.6)", 0.05, 1, NULL},
         {"variant", CLI_STRING, &o->variant, "NAME", "released (default) or vgg16", 0, 0, "released|vgg16"},
         {"width", CLI_INT, &o->width, "PX", "network width, multiple of 32 (default: 384)", 32, 8192, NULL},
         {"height", CLI_INT, &o->height, "PX", "network height, multiple of 32 (default: 160)", 32, 8192, NULL},
