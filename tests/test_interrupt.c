@@ -321,8 +321,8 @@ Test(train_run_folder, checkpoint_settings_are_validated_and_explicit_options_co
     expect_ok(&r, "train");
     const char *bad[][3] = {{"lr", "-0.5", "--lr must be"}, {"optimizer", "rmsprop", "--optimizer must be one of"},
                             {"batch", "0", "--batch must be"},  {"lr_schedule", "linear", "--lr-schedule"},
-                            {"step", "-3", "step=-3"}};
-    for (int i = 0; i < 5; i++) {
+                            {"step", "-3", "step=-3"},  {"crop_scale", "0", "--crop-scale must be"}};
+    for (int i = 0; i < 6; i++) {
         char kv[64];
         snprintf(kv, sizeof kv, "%s=%s\n", bad[i][0], bad[i][1]);
         tu_rewrite_config(P("a/checkpoint.d3w"), P("x.d3w"), (const char *const[]){bad[i][0], NULL}, kv);
@@ -338,6 +338,10 @@ Test(train_run_folder, checkpoint_settings_are_validated_and_explicit_options_co
     RUN(&r, "train", "--threads", "1", "--device", "cpu", "--optimizer", "adam", "--data", P("d"), "--out", P("a"),
         "--steps", "2", "--resume", P("a/checkpoint.d3w"));
     tc_expect_error(&r, "--optimizer adam against sgd", "--optimizer adam", "optimizer=sgd", NULL);
+    tc_free(&r);
+    RUN(&r, "train", TINY, "--crop-scale", "1", "--data", P("d"), "--out", P("a"), "--steps", "2", "--resume",
+        P("a/checkpoint.d3w"));
+    tc_expect_error(&r, "--crop-scale 1 against 0.6", "--crop-scale 1", "crop_scale=0.6", NULL);
     tc_free(&r);
     RUN(&r, "train", TINY, "--data", P("d"), "--out", P("a"), "--steps", "2", "--resume", P("a/checkpoint.d3w"));
     expect_ok(&r, "resume with the same explicit values");

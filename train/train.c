@@ -96,6 +96,15 @@ static const char *loss_names[] = {"l1", "ssim-l1"};
 
 static const char *schedule_names[] = {"constant", "step", "cosine"};
 
+/* The shortest decimal that strtod reads back as v exactly: crop_scale 0.6 is written
+ * "0.6", not "0.59999999999999998" (what %.17g gives), and still resumes bit for bit. */
+static void format_exact(char *buf, size_t n, double v) {
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, n, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
 /* Checkpoint = model tensors + optimizer state ("optim.velocity.<p>", "optim.m.<p>",
  * "optim.v.<p>") + the training state in the config text (weights/FORMAT.md). */
 static int save_checkpoint(const char *path, const deep3d_model *m, const nn_optimizer *opt,
@@ -103,12 +112,14 @@ static int save_checkpoint(const char *path, const deep3d_model *m, const nn_opt
     char config[2048], names_buf[3 * DEEP3D_MAX_TENSORS][96];
     deep3d_config_format(&m->cfg, config, sizeof config);
     size_t len = strlen(config);
+    char crop_scale[32];
+    format_exact(crop_scale, sizeof crop_scale, st->crop_scale);
     snprintf(config + len, sizeof config - len,
              "step=%ld\nseed=%ld\nbatch=%ld\noptimizer=%s\nlr=%.17g\nlr_schedule=%s\nlr_step=%ld\nweight_decay=%.17g\n"
-             "loss=%s\nsmoothness=%.17g\nlr_total_steps=%ld\nlr_gamma=%.17g\nlr_min_factor=%.17g\ncrop_scale=%.17g\n",
+             "loss=%s\nsmoothness=%.17g\nlr_total_steps=%ld\nlr_gamma=%.17g\nlr_min_factor=%.17g\ncrop_scale=%s\n",
              st->step, st->seed, st->batch, st->optimizer == NN_OPTIM_ADAM ? "adam" : "sgd", st->lr,
              schedule_names[st->schedule], st->lr_step, st->weight_decay, loss_names[st->loss], st->smoothness,
-             st->lr_total_steps, st->lr_gamma, st->lr_min_factor, st->crop_scale);
+             st->lr_total_steps, st->lr_gamma, st->lr_min_factor, crop_scale);
     nn_tensor *tensors[3 * DEEP3D_MAX_TENSORS];
     const char *names[3 * DEEP3D_MAX_TENSORS];
     int n = 0;
