@@ -546,7 +546,7 @@ static int run(train_opts *o, dist *d) {
     lc.batch = (int)part, lc.width = m.cfg.width, lc.height = m.cfg.height;
     lc.global_batch = (int)st.batch, lc.first_sample = (int)(d->rank * part);
     lc.seed = (uint64_t)st.seed, lc.start_step = st.step;
-    lc.aug.scale_min = st.crop_scale, lc.aug.scale_max = 1;
+    lc.aug.scale_min = st.crop_scale; /* up to 1, augment_defaults()'s scale_max */
     lc.cache_bytes = ((size_t)2 << 30) / (size_t)d->local_size; /* the machine's 2 GiB shared */
     if (d->local_size > 1) { /* the machine's cores shared among its processes, at most 8 each */
         const long cores = sysconf(_SC_NPROCESSORS_ONLN) / d->local_size;
@@ -729,7 +729,7 @@ static int build_options(train_opts *o, cli_option *opts) {
     *o = (train_opts){.out = NULL, .variant = "released", .optimizer = "sgd", .schedule = "step", .layout = "pairs", .loss = "l1",
                     .device = "auto", .precision = "fp32", .steps = 1000, .batch = 4, .seed = 1, .width = 384, .height = 160,
                     .disparities = 33, .dmin = -15, .width_div = 1, .lr_step = 20000, .checkpoint_every = 500,
-                    .val_every = 100, .log_every = 10, .lr = 0.002, .crop_scale = TRAIN_CROP_SCALE_BEFORE, .max_pixels = IMAGE_DEFAULT_MAX_PIXELS};
+                    .val_every = 100, .log_every = 10, .lr = 0.002, .crop_scale = augment_defaults().scale_min, .max_pixels = IMAGE_DEFAULT_MAX_PIXELS};
     const cli_option table[] = {
         {"data", CLI_LIST, &o->data, "DIR", "training pairs (repeatable; layouts in data/README.md)", 0, 0, NULL},
         {"out", CLI_STRING, &o->out, "DIR", "output folder: log.csv, checkpoint.d3w, model.d3w", 0, 0, NULL},
